@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from agrl.data.io import DataError, read_predictions, read_records, write_json, write_jsonl
+from agrl.data.io import DataError, read_predictions, read_records, write_jsonl
 from agrl.rules import RulebookError, load_rulebook
 
 

@@ -26,6 +26,11 @@ OUTCOME_WEIGHTS: dict[str, float] = {"label": 1.0}
 
 
 @lru_cache(maxsize=8192)
+def _annotations(text: str) -> dict:
+    return json.loads(text)
+
+
+@lru_cache(maxsize=8192)
 def _parse(text: str, fmt: str) -> ParseResult:
     return parse_reasoning(text, fmt)
 
@@ -64,6 +69,8 @@ def score_components(
 ) -> dict[str, float | None]:
     """All components for one completion; None where the example lacks that ground truth."""
     rulebook = rulebook or default_rulebook()
+    if isinstance(annotations, str):  # datasets columns carry annotations as JSON (keys vary per row)
+        annotations = _annotations(annotations) if annotations else {}
     annotations = annotations or {}
     partial = bool(annotations.get("partial"))
     gold = {part: annotations.get(part) for part in ("query", "product", "checks")}

@@ -292,3 +292,27 @@ class Product:
         if self.bullets:
             out["bullets"] = list(self.bullets)
         return out
+
+
+def catalog_corpus() -> list[str]:
+    """Every surface form the catalogue can produce, for building a closed word-level vocabulary."""
+    texts: list[str] = []
+    for t in TYPES:
+        texts += [*t.surfaces, t.top, f"{t.top} > {t.name}"]
+    for brand_list in BRANDS.values():
+        texts += brand_list
+    for alias_list in BRAND_ALIASES.values():
+        texts += alias_list
+    for model, (_, _, aliases) in MODELS.items():
+        texts += [model, *aliases]
+    for names in COLORS.values():
+        texts += names
+    for names in GENDERS.values():
+        texts += names
+    texts += ["unisex", "has", "no", "for", "size", "us", "max", "$"]
+    for info in FEATURES.values():
+        texts += [info["attr"], info["yes"], info["no"], *info["query"], *info["title_yes"], *info["title_no"]]
+    for spellings in UNIT_SURFACE.values():
+        texts += [s.format(v="1") for s in spellings]
+    texts += [p.format(v="50") for p in PRICE_PHRASES]
+    return texts

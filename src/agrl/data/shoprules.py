@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import random
-from string import capwords
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from string import capwords
 
 from agrl.baselines import overlap_label
 from agrl.data.catalog import (

@@ -1,0 +1,107 @@
+"""Torch-backed commands (`train`, `predict`, `serve`, `demo`, `reproduce`), imported lazily by the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+# transformers 5 renames gradient_checkpointing; TRL still sets it. Not actionable for users.
+warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated.*")
+
+METHODS = ("sft", "dpo", "grpo", "agrl")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from agrl.train.config import AGRLConfig, AgrlDPOConfig, AgrlSFTConfig, load_config
+
+    if args.method == "sft":
+        from agrl.train.sft import run_sft
+
+        out = run_sft(load_config(AgrlSFTConfig, args.config, args.overrides))
+    elif args.method == "dpo":
+        from agrl.train.dpo import run_dpo
+
+        out = run_dpo(load_config(AgrlDPOConfig, args.config, args.overrides))
+    else:
+        from agrl.train.grpo import run_grpo
+
+        # `grpo` defaults to plain GRPO (outcome reward, no replay); `agrl` to the full method.
+        defaults = {"reward_mode": "outcome", "replay": False} if args.method == "grpo" else {}
+        out = run_grpo(load_config(AGRLConfig, args.config, args.overrides, **defaults))
+    print(json.dumps({"method": args.method, "output_dir": out}))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from agrl.data.io import read_records, write_jsonl
+    from agrl.models import load_model
+    from agrl.models.generate import generate_completions
+
+    records = read_records(args.data, require_label=False)
+    model, tokenizer = load_model(args.model)
+    texts = generate_completions(model, tokenizer, records, batch_size=args.batch_size,
+                                 max_new_tokens=args.max_new_tokens, system_prompt=args.system_prompt, desc="predict")
+    n = write_jsonl(args.out, ({"id": r["id"], "completion": t[0]} for r, t in zip(records, texts)))
+    print(json.dumps({"out": str(args.out), "predictions": n}))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from agrl.serve import create_app
+
+    app = create_app(args.model, max_batch=args.max_batch, system_prompt=args.system_prompt)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agrl.pipeline import run_demo
+
+    run_demo(Path(args.out), seed=args.seed, overrides=args.overrides)
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from agrl.pipeline import run_reproduce
+
+    run_reproduce(Path(args.out), seeds=args.seeds, scale=args.scale, overrides=args.overrides)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a judge: sft | dpo | grpo | agrl (TRL config fields as --key value)")
+    p.add_argument("method", choices=METHODS)
+    p.add_argument("--config", type=Path, help="YAML config (fields of the TRL config plus agrl's)")
+    p.set_defaults(func=cmd_train, accepts_overrides=True)
+
+    p = sub.add_parser("predict", help="judge records with a model: JSONL/CSV/Parquet in, JSONL out")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--batch-size", "--batch_size", type=int, default=64)
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128)
+    p.add_argument("--system-prompt", "--system_prompt", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("serve", help="HTTP judge (FastAPI)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch", "--max_batch", type=int, default=64)
+    p.add_argument("--system-prompt", "--system_prompt", action="store_true")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="the embedded default: data, tiny model, SFT, GRPO, AGRL, report")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo, accepts_overrides=True)
+
+    p = sub.add_parser("reproduce", help="the paper's comparison table over seeds")
+    p.add_argument("--out", default="results/reproduce")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--scale", default="default", choices=("tiny", "small", "default"))
+    p.set_defaults(func=cmd_reproduce, accepts_overrides=True)

@@ -1,0 +1,76 @@
+"""Batched generation of judgements: the one path used by evaluation, predict, serve and DPO sampling."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from tqdm import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from agrl.prompts import build_messages
+from agrl.rules import Rulebook
+
+
+def encode_prompts(
+    tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping], system_prompt: bool = False,
+    rulebook: Rulebook | None = None,
+) -> list[list[int]]:
+    return [
+        tokenizer.apply_chat_template(
+            build_messages(r, rulebook=rulebook, system=system_prompt), add_generation_prompt=True,
+            return_dict=True,
+        )["input_ids"]
+        for r in records
+    ]
+
+
+@torch.no_grad()
+def generate_ids(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Sequence[int]],
+    max_new_tokens: int = 96, do_sample: bool = False, temperature: float = 1.0, num_return_sequences: int = 1,
+    eos_token_ids: Sequence[int] | None = None,
+) -> list[list[int]]:
+    """Completion ids for left-padded prompts, cut after the first eos."""
+    pad = tokenizer.pad_token_id
+    width = max(len(p) for p in prompts)
+    input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts])
+    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    eos = list(eos_token_ids) if eos_token_ids else [tokenizer.eos_token_id]
+    out = model.generate(
+        input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+        max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature if do_sample else None,
+        top_p=None, top_k=None, num_return_sequences=num_return_sequences, eos_token_id=eos, pad_token_id=pad,
+    )
+    completions = []
+    for row in out[:, width:].tolist():
+        cut = next((i for i, t in enumerate(row) if t in eos), None)
+        completions.append(row[: cut + 1] if cut is not None else row)
+    return completions
+
+
+def generate_completions(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping],
+    batch_size: int = 64, max_new_tokens: int = 96, system_prompt: bool = False, do_sample: bool = False,
+    temperature: float = 1.0, num_return_sequences: int = 1, progress: bool = True, desc: str = "generate",
+    rulebook: Rulebook | None = None,
+) -> list[list[str]]:
+    """For each record, `num_return_sequences` completions (decoded text, special tokens dropped)."""
+    was_training = model.training
+    model.eval()
+    prompts = encode_prompts(tokenizer, records, system_prompt, rulebook)
+    # Similar lengths in a batch waste less padding; results go back in input order.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    results: list[list[str]] = [[] for _ in records]
+    bar = tqdm(total=len(records), desc=desc, disable=not progress, leave=False)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        ids = generate_ids(model, tokenizer, [prompts[i] for i in chunk], max_new_tokens, do_sample, temperature,
+                           num_return_sequences)
+        texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
+        for j, i in enumerate(chunk):
+            results[i] = texts[j * num_return_sequences : (j + 1) * num_return_sequences]
+        bar.update(len(chunk))
+    bar.close()
+    model.train(was_training)
+    return results

@@ -1,0 +1,186 @@
+"""Adaptive Guided Replay: the algorithmic core, as pure functions and a small state object.
+
+A prompt group is *stagnant* when its label accuracy is at most tau (default: no rollout right):
+all its rewards agree on the outcome, so plain GRPO learns nothing from it. Replay regenerates k
+of its rollouts with ground-truth guidance at the example's current level, and the trainer takes
+the loss on the unguided prompt. Levels rise while an example stays stagnant and fall as its
+unguided accuracy recovers; stagnant examples wait in a priority queue to be served again.
+
+Nothing here touches a model: `agrl.train.agrl_trainer` wires these functions into TRL.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from agrl.reasoning import THINK_FIRST, render_prefix, render_sections
+from agrl.rules import Rulebook
+
+MAX_LEVEL = 3
+GUIDANCE_MODES = ("prefix", "hint")
+
+
+def group_accuracy(correct: Sequence[bool], group_size: int) -> list[float]:
+    """Label accuracy of each consecutive group of `group_size` rollouts."""
+    if group_size < 1 or len(correct) % group_size:
+        raise ValueError(f"{len(correct)} rollouts do not split into groups of {group_size}")
+    return [sum(correct[i : i + group_size]) / group_size for i in range(0, len(correct), group_size)]
+
+
+def is_stagnant(accuracy: float, tau: float = 0.0) -> bool:
+    """Triggered on label accuracy, not reward std: dense rewards almost never tie exactly."""
+    return accuracy <= tau + 1e-9
+
+
+def zero_std_groups(rewards: Sequence[float], group_size: int, eps: float = 1e-6) -> list[bool]:
+    """Which groups have (numerically) identical rewards, i.e. zero advantage everywhere."""
+    out = []
+    for i in range(0, len(rewards), group_size):
+        chunk = rewards[i : i + group_size]
+        out.append(max(chunk) - min(chunk) <= eps)
+    return out
+
+
+def select_replaced(rewards: Sequence[float], k: int, rng: random.Random) -> list[int]:
+    """Indices (within a group) of the k lowest-reward rollouts; ties broken at random."""
+    k = max(0, min(k, len(rewards)))
+    keys = [(r, rng.random(), i) for i, r in enumerate(rewards)]
+    return sorted(i for _, _, i in sorted(keys)[:k])
+
+
+def default_k(group_size: int) -> int:
+    return max(1, group_size // 4)
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """What one guided rollout is given: a prompt hint and/or a forced completion prefix."""
+
+    level: int
+    hint: str | None
+    prefix: str
+
+    @property
+    def has_prefix(self) -> bool:
+        return bool(self.prefix)
+
+
+def build_guidance(
+    annotations: Mapping, rule_id: str | None, label: int | None, level: int, mode: str, rulebook: Rulebook,
+) -> Guidance | None:
+    """Guidance for one example at `level`, or None where the example lacks the ground truth.
+
+    hint mode:   1 = hint naming the deciding rule; 2 = + the gold checks; 3 = + the gold reasoning
+                 up to the checks forced as a completion prefix.
+    prefix mode: the same information as completion prefixes (for models that never saw hints):
+                 1 = the gold query analysis; 2 = through the gold checks; 3 = through the rule.
+    """
+    if mode not in GUIDANCE_MODES:
+        raise ValueError(f"unknown guidance mode {mode!r}; expected one of {GUIDANCE_MODES}")
+    level = max(1, min(MAX_LEVEL, level))
+    rule = rulebook.get(rule_id) if rule_id else None
+    query, product, checks = (annotations or {}).get("query"), (annotations or {}).get("product"), (annotations or {}).get("checks")
+    complete = bool(query and product and checks) and not (annotations or {}).get("partial")
+    if mode == "hint":
+        if rule is None:
+            return None
+        hint = f"the deciding rule is {rule.tag}"
+        if level >= 2 and checks:
+            hint += " ; checks: " + " ; ".join(f"{k}: {v}" for k, v in checks.items())
+        prefix = render_prefix(query, product, checks, "checks") if level >= 3 and complete else ""
+        return Guidance(level, hint, prefix)
+    if not complete:
+        return None
+    if level == 1:
+        return Guidance(level, None, render_prefix(query, product, checks, "query"))
+    if level == 2:
+        return Guidance(level, None, render_prefix(query, product, checks, "checks"))
+    if rule is None or label is None:
+        return Guidance(level, None, render_prefix(query, product, checks, "checks"))
+    sections = render_sections(query, product, checks, rule.tag, int(label))
+    upto = THINK_FIRST[: THINK_FIRST.index("rule") + 1]
+    return Guidance(level, None, "\n".join(sections[n] for n in upto) + "\n")
+
+
+@dataclass
+class ExampleState:
+    level: int = 1
+    visits: int = 0
+    stagnant_streak: int = 0
+    retries: int = 0
+
+
+@dataclass
+class ReplayState:
+    """Per-example levels and the replay queue; JSON-serialisable for checkpoints."""
+
+    examples: dict[str, ExampleState] = field(default_factory=dict)
+    queue: dict[str, dict] = field(default_factory=dict)  # id -> {"row": dataset row, "since": step}
+    rng_state: object = None
+
+    def level(self, example_id: str) -> int:
+        return self.examples.get(example_id, ExampleState()).level
+
+    def to_json(self) -> dict:
+        return {
+            "examples": {k: vars(v) for k, v in self.examples.items()},
+            "queue": self.queue,
+            "rng_state": self.rng_state,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> ReplayState:
+        return cls(
+            examples={k: ExampleState(**v) for k, v in data.get("examples", {}).items()},
+            queue=dict(data.get("queue", {})),
+            rng_state=data.get("rng_state"),
+        )
+
+
+def update_example(
+    state: ExampleState, accuracy: float, tau: float = 0.0, recover: float = 0.5, max_level: int = MAX_LEVEL,
+) -> ExampleState:
+    """The example's state after a visit with this *unguided* group accuracy.
+
+    A stagnant visit after an earlier stagnant one raises the level (the current guidance was not
+    enough); accuracy at or above `recover` lowers it (the model is learning to do without).
+    """
+    stagnant = is_stagnant(accuracy, tau)
+    level = state.level
+    if stagnant and state.stagnant_streak >= 1:
+        level = min(max_level, level + 1)
+    elif not stagnant and accuracy >= recover:
+        level = max(1, level - 1)
+    return ExampleState(
+        level=level,
+        visits=state.visits + 1,
+        stagnant_streak=state.stagnant_streak + 1 if stagnant else 0,
+        retries=state.retries,
+    )
+
+
+def enqueue(state: ReplayState, example_id: str, row: Mapping, step: int, retry_budget: int) -> bool:
+    """Queue a stagnant example for replay unless its retry budget is spent."""
+    example = state.examples.setdefault(example_id, ExampleState())
+    if example.retries >= retry_budget:
+        state.queue.pop(example_id, None)
+        return False
+    state.queue.setdefault(example_id, {"row": dict(row), "since": step})
+    return True
+
+
+def dequeue_solved(state: ReplayState, example_id: str) -> None:
+    state.queue.pop(example_id, None)
+
+
+def take_from_queue(state: ReplayState, n: int) -> list[tuple[str, dict]]:
+    """Pop up to n queued examples, highest level first, then longest waiting; counts a retry each."""
+    ranked = sorted(state.queue.items(), key=lambda kv: (-state.level(kv[0]), kv[1]["since"], kv[0]))
+    taken = []
+    for example_id, entry in ranked[: max(0, n)]:
+        del state.queue[example_id]
+        state.examples.setdefault(example_id, ExampleState()).retries += 1
+        taken.append((example_id, entry["row"]))
+    return taken

@@ -1,0 +1,302 @@
+"""AGRLTrainer: TRL's GRPOTrainer plus Adaptive Guided Replay (DESIGN §5), with the smallest override.
+
+Hook points (TRL 1.16, pinned; `tests/test_trl_contract.py` fails loudly if they move):
+
+* `_generate_and_score_completions(inputs)`: serve queued stagnant examples in place of a few
+  groups, remember `inputs` for `_generate`, and after TRL has computed advantages apply the
+  off-policy weights to guided rows and log the replay metrics.
+* `_generate(prompts)`: after TRL's rollouts, find stagnant groups (label accuracy <= tau),
+  regenerate k of their rollouts with guidance, and splice the guided completions in *with the
+  unguided prompt ids*, so rewards and advantages see them and the loss teaches the unguided
+  policy. Sampler logprobs of guided rows are NaN, which TRL's vLLM importance-sampling
+  correction and off-policy mask treat as "no correction" rather than zeroing the row.
+* `_save_checkpoint` / `_load_optimizer_and_scheduler`: the replay state (levels, queue, RNG)
+  travels with every checkpoint, one file per process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from trl import GRPOTrainer
+
+from agrl.data.io import atomic_write_text
+from agrl.replay import (
+    ExampleState,
+    ReplayState,
+    build_guidance,
+    dequeue_solved,
+    enqueue,
+    group_accuracy,
+    is_stagnant,
+    select_replaced,
+    take_from_queue,
+    update_example,
+    zero_std_groups,
+)
+from agrl.rewards import combine, label_correct, score_components
+from agrl.rules import Rulebook, load_rulebook
+from agrl.train.config import AGRLConfig
+
+STATE_FILE = "replay_state_{rank}.json"
+
+
+@dataclass
+class GuidedRow:
+    index: int  # row in the local batch
+    prefix_len: int  # forced-prefix tokens at the start of the completion
+    guided_prompt_ids: list[int] | None  # hint mode: the prompt the rollout was sampled from
+
+
+class AGRLTrainer(GRPOTrainer):
+    args: AGRLConfig
+
+    def __init__(self, *args, rulebook: Rulebook | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rulebook = rulebook or load_rulebook(self.args.rulebook)
+        self.replay_state = ReplayState()
+        self._replay_rng = random.Random(f"agrl/{self.args.seed}/{self.accelerator.process_index}")
+        self._current_inputs: list[dict] | None = None
+        self._guided: list[GuidedRow] = []
+        self._replay_counts: Counter = Counter()
+        self._rule_triggers: Counter = Counter()
+
+    # ------------------------------------------------------------------ batch assembly and scoring
+    def _generate_and_score_completions(self, inputs):
+        replaying = self.model.training and self.args.replay
+        if replaying:
+            inputs = self._serve_queue(inputs)
+        self._current_inputs = inputs
+        self._guided = []
+        self._replay_counts = Counter()
+        self._rule_triggers = Counter()
+        output = super()._generate_and_score_completions(inputs)
+        if replaying:
+            self._finish_guided_rows(output)
+            self._log_replay(output)
+        self._current_inputs = None
+        return output
+
+    def _serve_queue(self, inputs: list[dict]) -> list[dict]:
+        """Replace up to `replay_queue_fraction` of the batch's groups with queued stagnant examples."""
+        g = self.num_generations
+        n_groups = len(inputs) // g
+        room = int(n_groups * self.args.replay_queue_fraction)
+        taken = take_from_queue(self.replay_state, room) if room and self.replay_state.queue else []
+        if not taken:
+            return inputs
+        inputs = list(inputs)
+        for slot, (_, row) in enumerate(taken):
+            start = (n_groups - 1 - slot) * g  # the last groups of the batch give way
+            inputs[start : start + g] = [dict(row) for _ in range(g)]
+        self._replay_counts["from_queue"] += len(taken)
+        return inputs
+
+    # ------------------------------------------------------------------ rollouts + guided replay
+    def _generate(self, prompts):
+        result = super()._generate(prompts)
+        if not (self.model.training and self.args.replay and self._current_inputs is not None):
+            return result
+        prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images = result
+        inputs = self._current_inputs
+        g = self.num_generations
+        if len(inputs) % g or any(inputs[i]["id"] != inputs[i - i % g]["id"] for i in range(len(inputs))):
+            raise RuntimeError("AGRL needs whole prompt groups per process (consecutive rows of one example)")
+        labels = [row["label"] for row in inputs]
+        correct = label_correct(completions, labels, self.args.reasoning_format)
+        weights = self.args.component_weights()
+        rewards = [combine(score_components(c, row["label"], row.get("rule") or None, row.get("annotations"),
+                                            self.rulebook, self.args.reasoning_format), weights)
+                   for c, row in zip(completions, inputs)]
+        accuracy = group_accuracy(correct, g)
+        self._replay_counts["groups"] += len(accuracy)
+        self._replay_counts["zero_before"] += sum(zero_std_groups(rewards, g))
+        completion_ids = [list(ids) for ids in completion_ids]
+        completions = list(completions)
+        new_logprobs = None if logprobs is None else [list(lp) for lp in logprobs]
+        masks = None if tool_mask is None else [list(m) for m in tool_mask]
+        for group, acc in enumerate(accuracy):
+            start = group * g
+            row = inputs[start]
+            example_id = str(row["id"])
+            state = update_example(self.replay_state.examples.get(example_id, ExampleState()), acc,
+                                   self.args.replay_tau, self.args.guidance_recover)
+            self.replay_state.examples[example_id] = state
+            if not is_stagnant(acc, self.args.replay_tau):
+                dequeue_solved(self.replay_state, example_id)
+                continue
+            guidance = build_guidance(_annotations(row), row.get("rule") or None, row.get("label"), state.level,
+                                      self.args.guidance_mode, self.rulebook)
+            if guidance is None:
+                continue
+            self._replay_counts["triggered"] += 1
+            self._replay_counts[f"level_{guidance.level}"] += 1
+            self._rule_triggers[row.get("rule") or "unknown"] += 1
+            enqueue(self.replay_state, example_id, row, self.state.global_step, self.args.replay_retry_budget)
+            chosen = select_replaced(rewards[start : start + g], self.args.k, self._replay_rng)
+            for offset in chosen:
+                i = start + offset
+                new_ids, prefix_len, guided_prompt = self._guided_rollout(prompts[i], prompt_ids[i], guidance, row)
+                completion_ids[i] = new_ids
+                text = self.processing_class.decode(new_ids, skip_special_tokens=True)
+                completions[i] = [{"role": "assistant", "content": text}] if isinstance(completions[i], list) else text
+                if new_logprobs is not None:
+                    new_logprobs[i] = [math.nan] * len(new_ids)  # no sampler logprobs: TRL applies no IS correction
+                if masks is not None or (prefix_len and not self.args.guided_prefix_loss):
+                    if masks is None:
+                        masks = [[1] * len(ids) for ids in completion_ids]
+                    keep = 1 if self.args.guided_prefix_loss else 0
+                    masks[i] = [keep] * prefix_len + [1] * (len(new_ids) - prefix_len)
+                self._guided.append(GuidedRow(i, prefix_len, guided_prompt))
+                ok = label_correct([completions[i]], [row["label"]], self.args.reasoning_format)[0]
+                self._replay_counts["guided"] += 1
+                self._replay_counts["guided_correct"] += int(ok)
+        if masks is not None:
+            masks = [m if len(m) == len(ids) else [1] * len(ids) for m, ids in zip(masks, completion_ids)]
+        return prompt_ids, completion_ids, masks, completions, new_logprobs, extra_fields, images, tool_images
+
+    @torch.no_grad()
+    def _guided_rollout(self, prompt, prompt_ids, guidance, row) -> tuple[list[int], int, list[int] | None]:
+        """One guided completion: (completion ids incl. any forced prefix, prefix length, hinted prompt ids)."""
+        tokenizer = self.processing_class
+        prefix_ids = tokenizer(guidance.prefix, add_special_tokens=False)["input_ids"] if guidance.has_prefix else []
+        guided_prompt_ids = None
+        context = list(prompt_ids)
+        if guidance.hint:
+            messages = [dict(m) for m in prompt]
+            messages[-1] = {**messages[-1], "content": messages[-1]["content"] + f"\nhint: {guidance.hint}"}
+            guided_prompt_ids = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_dict=True, chat_template=self.chat_template
+            )["input_ids"]
+            context = list(guided_prompt_ids)
+        budget = max(1, self.max_completion_length - len(prefix_ids))
+        model = self.accelerator.unwrap_model(self.model)
+        ids = torch.tensor([context + prefix_ids], device=self.accelerator.device)
+        out = model.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=budget, do_sample=True,
+            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k if self.top_k else None,
+            eos_token_id=self.eos_token_ids, pad_token_id=tokenizer.pad_token_id,
+        )[0, ids.shape[1] :].tolist()
+        cut = next((j for j, t in enumerate(out) if t in self.eos_token_ids), None)
+        generated = out[: cut + 1] if cut is not None else out
+        return prefix_ids + generated, len(prefix_ids), guided_prompt_ids
+
+    # ------------------------------------------------------------------ off-policy weights, metrics
+    def _finish_guided_rows(self, output: dict) -> None:
+        if not self._guided:
+            return
+        rows = [r.index for r in self._guided]
+        # Guided rows must keep their weight: TRL's IS ratio (vLLM) is 1 for them by construction.
+        if "importance_sampling_ratio" in output:
+            output["importance_sampling_ratio"][rows] = 1.0
+        if self.args.offpolicy_weighting == "none":
+            return
+        weights = self._offpolicy_weights(output)
+        advantages = output["advantages"]
+        if advantages.dim() == 1:
+            advantages = advantages.unsqueeze(1).expand(-1, output["completion_ids"].shape[1]).clone()
+        advantages[rows] = advantages[rows] * weights
+        output["advantages"] = advantages
+
+    @torch.no_grad()
+    def _offpolicy_weights(self, output: dict) -> torch.Tensor:
+        """Per-token weights (stop-gradient) for guided rows: policy shaping or clipped IS ratio."""
+        rows = [r.index for r in self._guided]
+        completion_ids = output["completion_ids"][rows]
+        completion_mask = output["completion_mask"][rows]
+        logits_to_keep = completion_ids.shape[1]
+        prompt = torch.cat([output["prompt_ids"][rows], completion_ids], dim=1)
+        attention = torch.cat([output["prompt_mask"][rows], completion_mask], dim=1)
+        logp, _, _ = self._get_per_token_logps_and_entropies(self.model, prompt, attention, logits_to_keep, len(rows))
+        # Behaviour log-probs: forced prefix tokens were certain (log 1 = 0); sampled tokens came from the
+        # policy itself, on the unguided context (prefix mode) or on the hinted prompt (hint mode).
+        behaviour = logp.clone()
+        offpolicy = torch.zeros_like(logp, dtype=torch.bool)
+        for j, row in enumerate(self._guided):
+            if row.guided_prompt_ids is not None:
+                hinted = torch.tensor([row.guided_prompt_ids], device=logp.device)
+                ids = torch.cat([hinted, completion_ids[j : j + 1]], dim=1)
+                mask = torch.cat([torch.ones_like(hinted), completion_mask[j : j + 1]], dim=1)
+                hinted_logp, _, _ = self._get_per_token_logps_and_entropies(self.model, ids, mask, logits_to_keep, 1)
+                behaviour[j] = hinted_logp[0]
+                offpolicy[j] = True
+            behaviour[j, : row.prefix_len] = 0.0
+            offpolicy[j, : row.prefix_len] = True
+        pi = logp.exp()
+        if self.args.offpolicy_weighting == "shaping":
+            gamma = self.args.shaping_gamma
+            # d/dθ [π/(π+γ)] = γπ/(π+γ)² ∇log π; scaled by 4/1 so the largest weight (at π = γ) is 1.
+            shaped = 4 * gamma * pi / (pi + gamma) ** 2
+            weights = torch.where(offpolicy, shaped, torch.ones_like(pi))
+        else:
+            ratio = (logp - behaviour).exp().clamp(max=self.args.offpolicy_clip)
+            weights = torch.where(offpolicy, ratio, torch.ones_like(pi))
+        return weights * completion_mask
+
+    def _log_replay(self, output: dict) -> None:
+        g = self.num_generations
+        adv = output["advantages"]
+        per_row = adv.abs().amax(dim=1) if adv.dim() == 2 else adv.abs()
+        zero_after = int((per_row.view(-1, g).amax(dim=1) < 1e-6).sum())
+        rule_ids = list(self.rulebook.ids) + ["unknown"]
+        c = self._replay_counts
+        local = [c["groups"], c["triggered"], c["zero_before"], zero_after, c["guided"], c["guided_correct"],
+                 c["level_1"], c["level_2"], c["level_3"], c["from_queue"], len(self.replay_state.queue)]
+        local += [self._rule_triggers[r] for r in rule_ids]
+        totals = self.accelerator.gather(torch.tensor(local, dtype=torch.float64, device=self.accelerator.device))
+        totals = totals.view(-1, len(local)).sum(dim=0).tolist()
+        groups, triggered, zb, za, guided, guided_ok, l1, l2, l3, from_queue, queue = totals[:11]
+        metrics = self._metrics["train"]
+        metrics["replay/triggered_frac"].append(triggered / groups if groups else 0.0)
+        metrics["replay/zero_adv_frac_before"].append(zb / groups if groups else 0.0)
+        metrics["replay/zero_adv_frac_after"].append(za / groups if groups else 0.0)
+        metrics["replay/guided_success"].append(guided_ok / guided if guided else math.nan)
+        metrics["replay/level_mean"].append((l1 + 2 * l2 + 3 * l3) / triggered if triggered else math.nan)
+        for level, count in ((1, l1), (2, l2), (3, l3)):
+            metrics[f"replay/level_{level}_frac"].append(count / triggered if triggered else math.nan)
+        metrics["replay/from_queue"].append(from_queue)
+        metrics["replay/queue_size"].append(queue)
+        for rule_id, count in zip(rule_ids, totals[11:]):
+            metrics[f"replay/trigger_{rule_id}"].append(count)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        self.replay_state.rng_state = _rng_to_json(self._replay_rng.getstate())
+        path = os.path.join(folder, STATE_FILE.format(rank=self.accelerator.process_index))
+        atomic_write_text(path, json.dumps(self.replay_state.to_json(), sort_keys=True))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        path = os.path.join(checkpoint, STATE_FILE.format(rank=self.accelerator.process_index))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: the checkpoint has no replay state for this process")
+        with open(path, encoding="utf-8") as handle:
+            self.replay_state = ReplayState.from_json(json.load(handle))
+        if self.replay_state.rng_state is not None:
+            self._replay_rng.setstate(_rng_from_json(self.replay_state.rng_state))
+
+
+def _annotations(row: dict) -> dict:
+    notes = row.get("annotations")
+    return json.loads(notes) if isinstance(notes, str) and notes else (notes or {})
+
+
+def _rng_to_json(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_from_json(data: list) -> tuple:
+    version, internal, gauss = data
+    return version, tuple(internal), gauss

@@ -1,0 +1,151 @@
+"""Training configs: dataclasses extending TRL's, loadable from YAML, overridable from the CLI.
+
+    agrl train agrl --config configs/agrl_tiny.yaml --learning_rate 5e-5 --replay_k 2
+
+Every field of the TRL config (`output_dir`, `report_to`, `learning_rate`, ...) is accepted as is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from transformers import HfArgumentParser
+from trl import DPOConfig, GRPOConfig, SFTConfig
+
+from agrl.rewards import COMPONENTS, DEFAULT_WEIGHTS, OUTCOME_WEIGHTS
+
+# CPU-friendly defaults for TRL fields (TRL defaults to bf16 and gradient checkpointing).
+CPU_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "report_to": ["tensorboard"], "save_only_model": False}
+
+
+@dataclass
+class AgrlArguments:
+    """What every agrl training stage adds to its TRL config."""
+
+    model_name_or_path: str = field(default="tiny", metadata={"help": "model folder, hub id (offline), `smollm2`, or `tiny` (build from scratch; SFT only)"})
+    train_file: str = field(default="runs/data/sft.jsonl", metadata={"help": "JSONL/CSV/Parquet records"})
+    rulebook: str | None = field(default=None, metadata={"help": "rulebook YAML (default: the shipped one)"})
+    system_prompt: bool = field(default=False, metadata={"help": "prepend the system instruction (+ rulebook summary)"})
+    rulebook_in_prompt: bool = field(default=False, metadata={"help": "include the rulebook summary in the system prompt"})
+    reasoning_format: str = field(default="think_first", metadata={"help": "think_first | label_first"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "use the first N records"})
+    use_peft: bool = field(default=False, metadata={"help": "train LoRA adapters (PEFT)"})
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str = field(default="all-linear", metadata={"help": "comma-separated names or all-linear"})
+    eval_files: str | None = field(default=None, metadata={"help": "split=path,... evaluated greedily during training"})
+    eval_every_steps: int = field(default=0, metadata={"help": "0: no accuracy evaluation during training"})
+    eval_max_samples: int = 200
+
+
+@dataclass
+class AgrlSFTConfig(AgrlArguments, SFTConfig):
+    """SFT on the gold reasoning (completion-only loss)."""
+
+    tiny_vocab_files: str | None = field(default=None, metadata={"help": "comma-separated record files the tiny tokenizer's vocabulary is built from (default: train_file)"})
+    tiny_hidden: int = 192
+    tiny_layers: int = 4
+    tiny_heads: int = 6
+    tiny_intermediate: int = 512
+
+
+@dataclass
+class AgrlDPOConfig(AgrlArguments, DPOConfig):
+    """DPO on prompt/chosen/rejected pairs (see `agrl.train.dpo.build_pairs`)."""
+
+
+@dataclass
+class AGRLConfig(AgrlArguments, GRPOConfig):
+    """GRPO with rule-aware rewards and Adaptive Guided Replay.
+
+    `replay: false` gives GRPO-PR (rule-aware rewards, no replay); `reward_mode: outcome` with replay
+    gives the replay-only ablation; `reward_mode: outcome` without replay is plain GRPO.
+    """
+
+    reward_mode: str = field(default="rule_aware", metadata={"help": "rule_aware | outcome"})
+    reward_component_weights: str | None = field(default=None, metadata={"help": "JSON object component -> weight (default: agrl.rewards.DEFAULT_WEIGHTS)"})
+    replay: bool = field(default=True, metadata={"help": "adaptive guided replay on stagnant groups"})
+    replay_tau: float = field(default=0.0, metadata={"help": "a group is stagnant when its label accuracy <= tau"})
+    replay_k: int | None = field(default=None, metadata={"help": "guided rollouts per stagnant group (default G/4)"})
+    guidance_mode: str = field(default="prefix", metadata={"help": "prefix | hint (see agrl.replay.build_guidance)"})
+    guidance_start_level: int = 1
+    guidance_recover: float = field(default=0.5, metadata={"help": "unguided accuracy at which the level falls"})
+    guided_prefix_loss: bool = field(default=True, metadata={"help": "forced-prefix tokens carry loss"})
+    offpolicy_weighting: str = field(default="none", metadata={"help": "none | shaping (pi/(pi+gamma)) | clip"})
+    shaping_gamma: float = 0.1
+    offpolicy_clip: float = field(default=2.0, metadata={"help": "upper clip of the importance ratio (clip mode)"})
+    replay_queue_fraction: float = field(default=0.25, metadata={"help": "max share of a batch's groups served from the replay queue"})
+    replay_retry_budget: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.reward_mode not in ("rule_aware", "outcome"):
+            raise ValueError(f"reward_mode: expected rule_aware or outcome, got {self.reward_mode!r}")
+        if self.guidance_mode not in ("prefix", "hint"):
+            raise ValueError(f"guidance_mode: expected prefix or hint, got {self.guidance_mode!r}")
+        if self.offpolicy_weighting not in ("none", "shaping", "clip"):
+            raise ValueError(f"offpolicy_weighting: expected none, shaping or clip, got {self.offpolicy_weighting!r}")
+        if self.replay and self.per_device_train_batch_size % self.num_generations:
+            # Replay decides per group; a group split over processes would be judged on a fraction.
+            raise ValueError(
+                f"replay needs whole groups per process: per_device_train_batch_size "
+                f"({self.per_device_train_batch_size}) must be a multiple of num_generations ({self.num_generations})"
+            )
+        self.component_weights()  # validate early
+
+    def component_weights(self) -> dict[str, float]:
+        if self.reward_mode == "outcome":
+            return dict(OUTCOME_WEIGHTS)
+        weights = json.loads(self.reward_component_weights) if self.reward_component_weights else dict(DEFAULT_WEIGHTS)
+        unknown = set(weights) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"reward_component_weights: unknown components {sorted(unknown)}; known: {list(COMPONENTS)}")
+        return {k: float(v) for k, v in weights.items()}
+
+    @property
+    def k(self) -> int:
+        return self.replay_k if self.replay_k is not None else max(1, self.num_generations // 4)
+
+
+C = TypeVar("C")
+
+
+def _to_args(data: dict) -> list[str]:
+    args: list[str] = []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            args += [f"--{key}", str(value).lower()]
+        elif isinstance(value, list):
+            args += [f"--{key}", *[str(v) for v in value]] if value else []
+        elif isinstance(value, dict):
+            args += [f"--{key}", json.dumps(value)]
+        else:
+            args += [f"--{key}", str(value)]
+    return args
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None, **defaults) -> C:
+    """A config of type `cls` from CPU defaults, then `defaults`, then YAML `path`, then CLI `overrides`."""
+    data: dict = dict(CPU_DEFAULTS) | defaults
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: cannot read config: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of config fields")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown config field(s) {unknown} for {cls.__name__}")
+        data.update(loaded)
+    parser = HfArgumentParser(cls)
+    (config,) = parser.parse_args_into_dataclasses(args=_to_args(data) + list(overrides or []))
+    return config

@@ -1,0 +1,63 @@
+"""Records -> TRL datasets (conversational prompt/completion), shared by every training stage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from datasets import Dataset
+
+from agrl.data.io import read_records
+from agrl.prompts import build_messages
+from agrl.reasoning import render_reasoning
+from agrl.rules import Rulebook, load_rulebook
+
+
+def load_train_records(path: str, max_samples: int | None = None) -> list[dict]:
+    records = read_records(path)
+    return records[:max_samples] if max_samples else records
+
+
+def prompt_messages(record: Mapping, args) -> list[dict[str, str]]:
+    rulebook = load_rulebook(args.rulebook) if args.rulebook_in_prompt else None
+    return build_messages(record, rulebook=rulebook, system=args.system_prompt)
+
+
+def reference_text(record: Mapping, fmt: str = "think_first", rulebook: Rulebook | None = None) -> str:
+    """The gold reasoning in `fmt`, rendered from the annotations (the stored `reference` is think-first)."""
+    if fmt == "think_first" and record.get("reference"):
+        return record["reference"]
+    notes = record.get("annotations") or {}
+    if not (notes.get("query") and notes.get("product") and notes.get("checks") and record.get("rule")):
+        raise ValueError(f"record {record.get('id')!r} has no complete annotations to render a reference from")
+    rule = (rulebook or load_rulebook(None)).get(record["rule"])
+    if rule is None:
+        raise ValueError(f"record {record.get('id')!r}: rule {record['rule']!r} is not in the rulebook")
+    return render_reasoning(notes["query"], notes["product"], notes["checks"], rule.tag, int(record["label"]), fmt)
+
+
+def sft_dataset(records: Sequence[Mapping], args) -> Dataset:
+    rulebook = load_rulebook(args.rulebook)
+    return Dataset.from_list([
+        {
+            "prompt": prompt_messages(r, args),
+            "completion": [{"role": "assistant", "content": reference_text(r, args.reasoning_format, rulebook)}],
+        }
+        for r in records
+    ])
+
+
+def rl_dataset(records: Sequence[Mapping], args) -> Dataset:
+    """Prompts plus the columns reward functions and replay read (annotations as JSON: keys vary per row)."""
+    return Dataset.from_list([
+        {
+            "prompt": prompt_messages(r, args),
+            "id": str(r["id"]),
+            "label": int(r["label"]),
+            "rule": r.get("rule") or "",
+            "annotations": json.dumps(r.get("annotations") or {}, sort_keys=True),
+            "query": r["query"],
+            "product": json.dumps(r["product"], sort_keys=True),
+        }
+        for r in records
+    ])

@@ -1,0 +1,44 @@
+"""Stage 2: RL from the SFT checkpoint: GRPO, GRPO-PR, replay-only and AGRL are one runner.
+
+=============  ============  ======  ===========================
+method         reward_mode   replay  trainer
+=============  ============  ======  ===========================
+GRPO           outcome       false   trl.GRPOTrainer (unchanged)
+GRPO-PR        rule_aware    false   trl.GRPOTrainer (unchanged)
+replay-only    outcome       true    AGRLTrainer
+AGRL           rule_aware    true    AGRLTrainer
+=============  ============  ======  ===========================
+"""
+
+from __future__ import annotations
+
+from trl import GRPOTrainer
+
+from agrl.models import load_model
+from agrl.rewards import make_reward_functions
+from agrl.rules import load_rulebook
+from agrl.train.agrl_trainer import AGRLTrainer
+from agrl.train.config import AGRLConfig
+from agrl.train.data import load_train_records, rl_dataset
+from agrl.train.sft import eval_callback, peft_config, save_final
+
+
+def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=None) -> GRPOTrainer:
+    if model is None:
+        model, tokenizer = load_model(args.model_name_or_path)
+    records = records if records is not None else load_train_records(args.train_file, args.max_train_samples)
+    rulebook = load_rulebook(args.rulebook)
+    funcs, weights = make_reward_functions(args.component_weights(), rulebook, args.reasoning_format)
+    args.reward_weights = weights
+    kwargs = dict(model=model, reward_funcs=funcs, args=args, train_dataset=rl_dataset(records, args),
+                  processing_class=tokenizer, peft_config=peft_config(args), callbacks=eval_callback(args, tokenizer))
+    if args.replay:
+        return AGRLTrainer(rulebook=rulebook, **kwargs)
+    return GRPOTrainer(**kwargs)
+
+
+def run_grpo(args: AGRLConfig) -> str:
+    trainer = build_grpo_trainer(args)
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    save_final(trainer, trainer.processing_class, args.output_dir)
+    return args.output_dir

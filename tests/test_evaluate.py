@@ -1,0 +1,187 @@
+"""Evaluation metrics on ShopRules predictions, and CumPT tiering."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agrl.baselines import overlap_completion
+from agrl.evaluate import cumpt, evaluate, predicted_label, render_report, write_evaluation
+from agrl.reasoning import render_reasoning
+from agrl.rules import GRADES, default_rulebook
+
+
+@pytest.fixture(scope="module")
+def b_eval(shoprules) -> list[dict]:
+    return shoprules["b_eval"]
+
+
+def confusion_total(metrics: dict) -> int:
+    return sum(sum(row.values()) for row in metrics["confusion"].values())
+
+
+def test_gold_references_score_perfectly(b_eval):
+    metrics = evaluate(b_eval, {r["id"]: r["reference"] for r in b_eval})
+    assert metrics["n"] == len(b_eval) and metrics["missing"] == 0
+    for key in ("accuracy", "rule_adherence", "format_valid", "macro_f1", "rule_accuracy", "rule_adherence_valid"):
+        assert metrics[key] == 1.0, key
+    for g in GRADES:
+        assert metrics["per_class"][str(g)]["f1"] == 1.0
+        assert metrics["confusion"][str(g)][str(g)] == metrics["per_class"][str(g)]["support"]
+    assert confusion_total(metrics) == len(b_eval)
+    assert all(row["accuracy"] == 1.0 and row["rule_accuracy"] == 1.0 for row in metrics["per_rule"].values())
+
+
+def test_constant_label_4_predictor(b_eval):
+    metrics = evaluate(b_eval, {r["id"]: "<answer> 4 </answer>" for r in b_eval})
+    share = sum(r["label"] == 4 for r in b_eval) / len(b_eval)
+    assert 0 < share < 1
+    assert metrics["accuracy"] == share
+    assert metrics["format_valid"] == 0.0
+    assert metrics["rule_adherence"] == 0.0
+    assert metrics["rule_accuracy"] == 0.0
+    assert metrics["per_class"]["4"]["recall"] == 1.0
+    assert metrics["per_class"]["4"]["precision"] == share
+    assert metrics["per_class"]["1"]["recall"] == 0.0
+    for g in GRADES:
+        assert metrics["confusion"][str(g)]["4"] == sum(r["label"] == g for r in b_eval)
+    assert confusion_total(metrics) == len(b_eval)
+
+
+def test_missing_predictions_are_counted(b_eval):
+    predictions = {r["id"]: r["reference"] for r in b_eval[::2]}
+    metrics = evaluate(b_eval, predictions)
+    missing = len(b_eval) - len(predictions)
+    assert metrics["missing"] == missing
+    assert metrics["accuracy"] == len(predictions) / len(b_eval)
+    assert metrics["format_valid"] == len(predictions) / len(b_eval)
+    assert sum(row["none"] for row in metrics["confusion"].values()) == missing
+    assert confusion_total(metrics) == len(b_eval)
+    # predictions for ids that are not in the records are ignored
+    metrics = evaluate(b_eval, {**predictions, "no-such-id": "<answer> 4 </answer>"})
+    assert metrics["n"] == len(b_eval) and metrics["missing"] == missing
+
+
+def test_wrong_but_consistent_and_inconsistent_predictions(b_eval):
+    rulebook = default_rulebook()
+    predictions = {}
+    for r in b_eval:
+        notes = r["annotations"]
+        wrong = (r["label"] % 4) + 1  # gold reasoning, label changed: not adherent
+        predictions[r["id"]] = render_reasoning(
+            notes["query"], notes["product"], notes["checks"], rulebook.get(r["rule"]).tag, wrong
+        )
+    metrics = evaluate(b_eval, predictions)
+    assert metrics["accuracy"] == 0.0
+    assert metrics["format_valid"] == 1.0
+    assert metrics["rule_adherence"] == 0.0
+    assert metrics["rule_accuracy"] == 1.0
+    assert metrics["macro_f1"] == 0.0
+    assert confusion_total(metrics) == len(b_eval)
+    assert all(row["none"] == 0 for row in metrics["confusion"].values())
+
+
+def test_per_rule_keys_are_rule_ids_in_rulebook_order(shoprules):
+    rulebook = default_rulebook()
+    for split in ("b_eval", "w_eval", "hard"):
+        records = shoprules[split]
+        metrics = evaluate(records, {r["id"]: overlap_completion(r["query"], r["product"]["title"]) for r in records})
+        keys = list(metrics["per_rule"])
+        assert set(keys) == {r["rule"] for r in records}
+        assert keys == [i for i in rulebook.ids if i in keys]
+        assert sum(row["n"] for row in metrics["per_rule"].values()) == len(records)
+        assert confusion_total(metrics) == len(records)
+        assert metrics["format_valid"] == 0.0
+        assert all(0.0 <= row["accuracy"] <= 1.0 for row in metrics["per_rule"].values())
+
+
+def test_confusion_matrix_sums_to_n_for_mixed_predictions(b_eval):
+    kinds = [lambda r: r["reference"], lambda r: "<answer> 2 </answer>", lambda r: "junk", lambda r: None]
+    predictions = {r["id"]: kinds[i % 4](r) for i, r in enumerate(b_eval) if kinds[i % 4](r) is not None}
+    metrics = evaluate(b_eval, predictions)
+    assert confusion_total(metrics) == metrics["n"] == len(b_eval)
+    assert metrics["missing"] == len(b_eval) - len(predictions)
+    assert sum(row["support"] for row in metrics["per_class"].values()) == len(b_eval)
+
+
+def test_predicted_label():
+    assert predicted_label(None) is None
+    assert predicted_label("<answer> 3 </answer>") == 3
+    assert predicted_label("<answer> 3 </answer><answer> 3 </answer>") is None
+    assert predicted_label("nothing") is None
+
+
+def test_report_and_files(b_eval, tmp_path):
+    metrics = evaluate(b_eval, {r["id"]: r["reference"] for r in b_eval[:10]})
+    report = render_report(metrics, "Tiny")
+    assert report.startswith("# Tiny")
+    assert "| accuracy |" in report and "R01" in report
+    write_evaluation(metrics, tmp_path / "eval", "Tiny")
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    assert (tmp_path / "eval" / "report.md").read_text() == report
+
+
+# --- CumPT ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grade", GRADES)
+@pytest.mark.parametrize("threshold", [0.01, 0.5, 0.99, 1.0])
+def test_cumpt_one_hot(grade, threshold):
+    score, tier = cumpt({grade: 1.0}, threshold)
+    assert tier == grade
+    assert score == pytest.approx((grade - 1) / 3)
+
+
+def test_cumpt_examples():
+    probs = {4: 0.3, 3: 0.3, 2: 0.2, 1: 0.2}
+    assert cumpt(probs, 0.25)[1] == 4
+    assert cumpt(probs, 0.5)[1] == 3
+    assert cumpt(probs, 0.8)[1] == 2
+    assert cumpt(probs, 0.95)[1] == 1
+    assert cumpt(probs)[0] == pytest.approx((0.3 * 3 + 0.3 * 2 + 0.2 * 1) / 3)
+    # unnormalised weights are normalised; negative ones count as zero
+    assert cumpt({4: 3.0, 1: 1.0}) == cumpt({4: 0.75, 1: 0.25})
+    assert cumpt({4: 1.0, 2: -5.0}) == cumpt({4: 1.0})
+
+
+@pytest.mark.parametrize("probs", [{}, {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0}, {4: -1.0}, {5: 1.0}])
+def test_cumpt_rejects_distributions_without_mass(probs):
+    with pytest.raises(ValueError):
+        cumpt(probs)
+
+
+def test_cumpt_non_finite_mass_is_rejected_or_handled():
+    # an infinite weight on grade 4 must not produce a NaN score and the lowest tier
+    try:
+        score, tier = cumpt({4: math.inf, 1: 1.0})
+    except ValueError:
+        return
+    assert 0.0 <= score <= 1.0
+    assert tier == 4
+
+
+PROBS = st.fixed_dictionaries({g: st.floats(0.0, 1e6, allow_nan=False) for g in GRADES}).filter(
+    lambda p: sum(p.values()) > 0
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(PROBS, st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_cumpt_properties(probs, t1, t2):
+    low, high = sorted((t1, t2))
+    score, tier_low = cumpt(probs, low)
+    score_high, tier_high = cumpt(probs, high)
+    assert 0.0 <= score <= 1.0
+    assert score == score_high  # the score does not depend on the threshold
+    assert tier_low in GRADES and tier_high in GRADES
+    assert tier_high <= tier_low  # a stricter threshold never gives a higher tier
+    # the tier's cumulative probability reaches the threshold
+    total = sum(probs.values())
+    assert sum(probs[g] for g in GRADES if g >= tier_high) / total >= high - 1e-9
+    # ... and it is the highest grade that does
+    if tier_high < max(GRADES):
+        assert sum(probs[g] for g in GRADES if g > tier_high) / total < high + 1e-9

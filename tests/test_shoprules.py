@@ -1,0 +1,134 @@
+"""ShopRules: determinism, labels from the rulebook, split properties."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from agrl.baselines import overlap_label
+from agrl.data.shoprules import SCALES, SPLITS, TAIL, generate, generate_split
+from agrl.reasoning import parse_reasoning
+from agrl.rules import default_rulebook
+
+FILES = [f"{split}.jsonl" for split in SPLITS] + ["stats.json"]
+TAIL_RULES = ("R01", "R03", "R09", "R10", "R11")
+
+
+def test_six_files_are_written(shoprules_dir, shoprules):
+    assert sorted(p.name for p in shoprules_dir.iterdir()) == sorted(FILES)
+    for split in SPLITS:
+        assert len(shoprules[split]) == SCALES["tiny"][split]
+    stats = json.loads((shoprules_dir / "stats.json").read_text())
+    assert stats["seed"] == 0 and stats["scale"] == "tiny"
+    for split in SPLITS:
+        assert stats["splits"][split]["n"] == len(shoprules[split])
+        assert stats["splits"][split]["rule"] == dict(sorted(Counter(r["rule"] for r in shoprules[split]).items()))
+
+
+def test_same_seed_same_bytes(shoprules_dir, tmp_path):
+    generate(tmp_path, seed=0, scale="tiny", progress=False)
+    for name in FILES:
+        assert (tmp_path / name).read_bytes() == (shoprules_dir / name).read_bytes(), name
+
+
+def test_different_seed_different_data(shoprules_dir, tmp_path):
+    generate(tmp_path, seed=1, scale="tiny", progress=False)
+    for split in SPLITS:
+        assert (tmp_path / f"{split}.jsonl").read_bytes() != (shoprules_dir / f"{split}.jsonl").read_bytes(), split
+    ours = {(r["query"], r["product"]["title"]) for r in map(json.loads, (tmp_path / "b_eval.jsonl").open())}
+    theirs = {(r["query"], r["product"]["title"]) for r in map(json.loads, (shoprules_dir / "b_eval.jsonl").open())}
+    assert len(ours & theirs) < len(ours) / 2
+
+
+def test_generate_split_is_deterministic_on_its_own():
+    first = list(generate_split("rl", 50, seed=3))
+    second = list(generate_split("rl", 50, seed=3))
+    assert first == second
+    assert first != list(generate_split("rl", 50, seed=4))
+
+
+def test_labels_and_rules_are_the_rulebook_decision(shoprules):
+    rulebook = default_rulebook()
+    for split, records in shoprules.items():
+        ids = [r["id"] for r in records]
+        assert len(set(ids)) == len(ids), split
+        for record in records:
+            rule = rulebook.decide(record["annotations"]["checks"])
+            assert record["label"] == rule.grade, (split, record["id"])
+            assert record["rule"] == rule.id, (split, record["id"])
+
+
+def test_reference_parses_and_agrees_with_the_record(shoprules):
+    for split, records in shoprules.items():
+        for record in records:
+            parsed = parse_reasoning(record["reference"])
+            assert parsed.ok, (split, record["id"], parsed)
+            assert parsed.label == record["label"]
+            assert parsed.rule_id == record["rule"]
+            assert parsed.checks == record["annotations"]["checks"]
+            assert parsed.query == record["annotations"]["query"]
+            assert parsed.product == record["annotations"]["product"]
+
+
+def overlap_accuracy(records: list[dict]) -> float:
+    return sum(overlap_label(r["query"], r["product"]["title"]) == r["label"] for r in records) / len(records)
+
+
+def test_hard_split_defeats_word_overlap(shoprules):
+    hard = overlap_accuracy(shoprules["hard"])
+    natural = overlap_accuracy(shoprules["w_eval"])
+    assert hard <= 0.40
+    assert natural >= 0.45
+    assert natural - hard >= 0.2
+
+
+def test_hard_split_holds_tail_rules_only(shoprules):
+    rules = Counter(r["rule"] for r in shoprules["hard"])
+    assert set(rules) == set(TAIL_RULES)
+    assert {r["scenario"] for r in shoprules["hard"]} == set(TAIL)
+    assert min(rules.values()) >= len(shoprules["hard"]) / len(TAIL_RULES) * 0.5
+
+
+@pytest.mark.parametrize("split", ["b_eval", "w_eval", "rl"])
+def test_every_rule_appears(shoprules, split):
+    assert {r["rule"] for r in shoprules[split]} == set(default_rulebook().ids)
+
+
+def test_b_eval_is_balanced_over_labels(shoprules):
+    labels = Counter(r["label"] for r in shoprules["b_eval"])
+    n = len(shoprules["b_eval"])
+    assert set(labels) == {1, 2, 3, 4}
+    assert all(0.15 * n <= c <= 0.35 * n for c in labels.values()), labels
+
+
+def test_tail_rules_are_rare_in_sft(shoprules):
+    sft = shoprules["sft"]
+    rules = Counter(r["rule"] for r in sft)
+    for rule in TAIL_RULES:
+        assert 0 < rules[rule] <= 0.01 * len(sft), (rule, rules[rule])
+    # ... and common in rl, which is rich in hard cases
+    rl = Counter(r["rule"] for r in shoprules["rl"])
+    assert all(rl[rule] >= 0.05 * len(shoprules["rl"]) for rule in TAIL_RULES)
+
+
+def test_splits_are_disjoint_on_query_and_title(shoprules):
+    owner: dict[tuple[str, str], str] = {}
+    for split, records in shoprules.items():
+        for record in records:
+            key = (record["query"].lower(), record["product"]["title"].lower())
+            assert key not in owner, (split, owner.get(key), key)
+            owner[key] = split
+
+
+def test_default_scale_generates_at_least_50k_records(tmp_path):
+    started = time.perf_counter()
+    stats = generate(tmp_path, seed=0, scale="default", progress=False)
+    elapsed = time.perf_counter() - started
+    total = sum(stats["splits"][s]["n"] for s in SPLITS)
+    assert total >= 50_000
+    lines = sum(sum(1 for _ in (tmp_path / f"{s}.jsonl").open()) for s in SPLITS)
+    assert lines == total
+    assert elapsed < 120
