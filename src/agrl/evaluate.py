@@ -8,6 +8,7 @@ full structured reasoning.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -95,7 +96,10 @@ def cumpt(probs: Mapping[int, float], threshold: float = 0.5) -> tuple[float, in
     one threshold trades precision for recall across all tiers at once. The score is the expected
     grade rescaled to [0, 1], a ranking signal finer than the tier.
     """
-    total = sum(max(0.0, float(probs.get(g, 0.0))) for g in GRADES)
+    values = [float(probs.get(g, 0.0)) for g in GRADES]
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"cumpt needs finite probabilities, got {dict(zip(GRADES, values))}")
+    total = sum(max(0.0, v) for v in values)
     if total <= 0:
         raise ValueError("cumpt needs a non-zero probability for at least one grade")
     p = {g: max(0.0, float(probs.get(g, 0.0))) / total for g in GRADES}

@@ -104,6 +104,8 @@ def render_prefix(
 
     Guidance level 3 forces this text as the start of a completion; the model writes the rest.
     """
+    if upto not in ("query", "product", "checks"):
+        raise ValueError(f"render_prefix renders the analysis sections only (query, product, checks), not {upto!r}")
     sections = render_sections(query, product, checks, "", 0)
     names = THINK_FIRST[: THINK_FIRST.index(upto) + 1]
     return "\n".join(sections[n] for n in names) + "\n"
@@ -207,7 +209,7 @@ def parse_reasoning(text: object, fmt: str = "think_first") -> ParseResult:
     rule_body, rule_at = split["rule"]
     rule = _RULE.match(" ".join(rule_body.split()))
     if not rule:
-        return ParseError(f"<rule>: expected `ID name`, got {rule_body.strip()[:40]!r}", rule_at)
+        return ParseError(f"<rule>: expected `ID name`, got {rule_body.strip()[:40]!r}", rule_at, _lenient_label(text))
     answer_body, answer_at = split["answer"]
     answer = answer_body.strip()
     if answer not in {"1", "2", "3", "4"}:

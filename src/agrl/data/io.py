@@ -38,6 +38,10 @@ class DataError(ValueError):
         self.path, self.line, self.field = str(path), line, field
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write via a temp file in the same folder and rename, so readers never see half a file."""
     path = Path(path)
@@ -46,6 +50,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -101,7 +106,7 @@ def validate_record(row: object, path: str | Path, line: int | None, require_lab
     else:
         try:
             grade = int(label)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise DataError(path, line, "label", f"expected a grade 1-4, got {label!r}") from None
         if grade not in (1, 2, 3, 4) or isinstance(label, bool) or (isinstance(label, float) and label != grade):
             raise DataError(path, line, "label", f"expected a grade 1-4, got {label!r}")
@@ -118,24 +123,33 @@ def validate_record(row: object, path: str | Path, line: int | None, require_lab
     return out
 
 
-def _flat_to_record(row: dict) -> dict:
-    """CSV/Parquet rows carry product fields as `product_<field>` columns."""
+def _json_cell(value: str, path: str | Path, line: int, field: str) -> object:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, line, field, f"invalid JSON: {exc.msg}") from None
+
+
+def _flat_to_record(row: dict, path: str | Path = "<rows>", line: int = 0) -> dict:
+    """CSV/Parquet rows carry product fields as `product_<field>` columns; empty cells are missing values."""
     record: dict = {}
     product: dict = {}
     for key, value in row.items():
         if value is None or (isinstance(value, float) and value != value):  # NaN from pandas
             continue
+        if isinstance(value, str) and not value.strip() and key != "query":
+            continue
         if key.startswith("product_"):
             field = key[len("product_") :]
-            if field in ("attributes", "annotations") and isinstance(value, str):
-                value = json.loads(value)
+            if field == "attributes" and isinstance(value, str):
+                value = _json_cell(value, path, line, key)
             if field == "bullets" and isinstance(value, str):
                 value = [value]
             product[field] = value
         elif key == "product" and isinstance(value, dict):
             product.update(value)
-        elif key == "annotations" and isinstance(value, str) and value.strip():
-            record[key] = json.loads(value)
+        elif key == "annotations" and isinstance(value, str):
+            record[key] = _json_cell(value, path, line, key)
         else:
             record[key] = value
     if product:
@@ -169,12 +183,18 @@ def read_rows(path: str | Path) -> list[tuple[int, object]]:
         return list(iter_jsonl(path))
     if suffix == ".csv":
         with open(path, encoding="utf-8", newline="") as handle:
-            return [(i + 2, _flat_to_record(dict(r))) for i, r in enumerate(csv.DictReader(handle))]
+            reader = csv.DictReader(handle)
+            rows = []
+            for r in reader:
+                # The row's first physical line: quoted cells may span several lines.
+                first = reader.line_num - sum(str(v).count("\n") for v in r.values() if v)
+                rows.append((first, _flat_to_record(dict(r), path, first)))
+            return rows
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         rows = pq.read_table(path).to_pylist()
-        return [(i + 1, _flat_to_record(r)) for i, r in enumerate(rows)]
+        return [(i + 1, _flat_to_record(r, path, i + 1)) for i, r in enumerate(rows)]
     raise DataError(path, None, None, f"unsupported file type {suffix!r} (use .jsonl, .csv or .parquet)")
 
 

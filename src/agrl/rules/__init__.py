@@ -140,7 +140,13 @@ def parse_rulebook(data: object, source: str = "<memory>") -> Rulebook:
         if not rule.when:
             raise _fail(source, f"rule {rule.id} field `when`", "only the last rule may be a catch-all")
     grades_raw = data.get("grades") or {}
-    grade_names = {int(k): str(v) for k, v in grades_raw.items()} if isinstance(grades_raw, Mapping) else {}
+    if not isinstance(grades_raw, Mapping):
+        raise _fail(source, "field `grades`", "expected a mapping grade -> name")
+    grade_names = {}
+    for key, value in grades_raw.items():
+        if isinstance(key, bool) or key not in GRADES and str(key) not in {str(g) for g in GRADES}:
+            raise _fail(source, f"field `grades.{key}`", f"expected one of {list(GRADES)} as key")
+        grade_names[int(key)] = str(value)
     return Rulebook(str(data.get("name", "rulebook")), tuple(rules), grade_names, source)
 
 
