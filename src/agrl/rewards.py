@@ -120,17 +120,35 @@ def score_completion(
 RewardFunc = Callable[..., list[float | None]]
 
 
-def _component_func(name: str, rulebook: Rulebook, fmt: str) -> RewardFunc:
+class _BatchScores:
+    """Scores one batch once for all component functions: TRL calls them in turn on the same lists."""
+
+    def __init__(self, rulebook: Rulebook, fmt: str):
+        self.rulebook, self.fmt = rulebook, fmt
+        self._key: tuple | None = None
+        self._scores: list[dict[str, float | None]] = []
+
+    def __call__(self, completions: list, label: list | None, rule: list | None,
+                 annotations: list | None) -> list[dict[str, float | None]]:
+        # Equality, not identity: a new batch may reuse a freed list's id.
+        key = (list(completions), label, rule, annotations)
+        if key != self._key:
+            n = len(completions)
+            labels = label if label is not None else [None] * n
+            rules = rule if rule is not None else [None] * n
+            notes = annotations if annotations is not None else [None] * n
+            self._scores = [
+                score_components(c, lab, r, a, self.rulebook, self.fmt)
+                for c, lab, r, a in zip(completions, labels, rules, notes)
+            ]
+            self._key = key
+        return self._scores
+
+
+def _component_func(name: str, scores: _BatchScores) -> RewardFunc:
     def reward(completions: list, label: list | None = None, rule: list | None = None,
                annotations: list | None = None, **_: object) -> list[float | None]:
-        n = len(completions)
-        labels = label if label is not None else [None] * n
-        rules = rule if rule is not None else [None] * n
-        notes = annotations if annotations is not None else [None] * n
-        return [
-            score_components(c, lab, r, a, rulebook, fmt)[name]
-            for c, lab, r, a in zip(completions, labels, rules, notes)
-        ]
+        return [row[name] for row in scores(completions, label, rule, annotations)]
 
     reward.__name__ = reward.__qualname__ = f"{name}_reward"
     return reward
@@ -150,7 +168,8 @@ def make_reward_functions(
         raise ValueError(f"unknown reward components {sorted(unknown)}; known: {list(COMPONENTS)}")
     rulebook = rulebook or default_rulebook()
     names = [k for k in COMPONENTS if weights.get(k)]
-    return [_component_func(k, rulebook, fmt) for k in names], [float(weights[k]) for k in names]
+    scores = _BatchScores(rulebook, fmt)
+    return [_component_func(k, scores) for k in names], [float(weights[k]) for k in names]
 
 
 def label_correct(completions: list, label: list, fmt: str = "think_first") -> list[bool]:

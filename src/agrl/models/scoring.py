@@ -1,0 +1,252 @@
+"""Grade probabilities and batched judging: the label-token distribution behind CumPT and serving.
+
+The model states its grade as the first token it writes after the ``<answer>`` tag (after any
+whitespace-only tokens a BPE tokenizer puts in between: SmolLM2 writes ``<answer> 3`` as
+``< answer > Ġ 3``; the tiny word-level tokenizer as ``<answer> ▁3``). Its next-token distribution at
+that position, renormalised over the four grade tokens, is the grade distribution that
+:func:`agrl.evaluate.cumpt` turns into a graded score and a tier.
+
+:func:`judge` runs the whole serving path on a batch of records:
+
+* ``early_stop=False``: greedy generation of the full completion (batched, left padding), then one
+  forward pass over prompt + completion to read the grade distribution where the completion writes
+  its answer; the label is the one the completion states, the reasoning is parsed strictly.
+* ``early_stop=True`` (label-first serving): nothing is generated. The ``<answer>`` tag (plus the
+  whitespace token(s) the tokenizer puts before a grade) is forced as the start of the completion
+  and one forward pass reads the grade distribution at the next position. The label is the most
+  likely of the four grades; there is no reasoning. This is what a label-first model would write
+  first, so it is meant for models trained with ``fmt="label_first"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from agrl.evaluate import cumpt
+from agrl.models.generate import encode_prompts, generate_ids
+from agrl.reasoning import FORMATS, parse_reasoning
+from agrl.rules import GRADES, Rulebook
+
+ANSWER_TAG = "<answer>"
+
+
+def _suffix_after_tag(tokenizer: PreTrainedTokenizerBase, grade: int) -> list[int]:
+    base = tokenizer(ANSWER_TAG, add_special_tokens=False)["input_ids"]
+    full = tokenizer(f"{ANSWER_TAG} {grade}", add_special_tokens=False)["input_ids"]
+    if full[: len(base)] != base:
+        raise ValueError(
+            f"the tokenizer splits {ANSWER_TAG!r} differently when a grade follows it "
+            f"({base} vs {full}); cannot locate the grade token"
+        )
+    return full[len(base) :]
+
+
+def _grade_layout(tokenizer: PreTrainedTokenizerBase) -> tuple[dict[int, int], list[int]]:
+    """({grade: token id}, whitespace lead ids between the tag and the grade)."""
+    ids: dict[int, int] = {}
+    leads: list[list[int]] = []
+    for g in GRADES:
+        suffix = _suffix_after_tag(tokenizer, g)
+        if not suffix:
+            raise ValueError(f"the tokenizer writes nothing for grade {g} after {ANSWER_TAG!r}")
+        token, lead = suffix[-1], suffix[:-1]
+        decoded = tokenizer.decode([token]).strip()
+        if decoded != str(g):
+            raise ValueError(
+                f"grade {g} is not a single token after {ANSWER_TAG!r}: its tokens {suffix} decode to "
+                f"{tokenizer.decode(suffix)!r} (last token alone: {decoded!r})"
+            )
+        if lead and tokenizer.decode(lead).strip():
+            raise ValueError(f"grade {g} is preceded by non-whitespace tokens {lead} after {ANSWER_TAG!r}")
+        ids[g] = token
+        leads.append(lead)
+    if len(set(ids.values())) != len(GRADES):
+        raise ValueError(f"the grades do not map to distinct tokens: {ids}")
+    if any(lead != leads[0] for lead in leads):
+        raise ValueError(f"the tokens between {ANSWER_TAG!r} and a grade differ by grade: {leads}")
+    return ids, leads[0]
+
+
+def grade_token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[int, int]:
+    """The token id of each grade 1-4 as the model writes it right after ``<answer>``.
+
+    Derived by tokenizing ``"<answer> {g}"`` against ``"<answer>"``, so it works for the tiny
+    word-level tokenizer (grade token ``▁g``) and for BPE tokenizers (SmolLM2: ``Ġ`` then ``g``).
+    Raises ValueError when a grade is not one distinct token.
+    """
+    return _grade_layout(tokenizer)[0]
+
+
+def answer_prefix_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """``<answer>`` plus the whitespace token(s) before a grade: the forced prefix of early stopping."""
+    _, lead = _grade_layout(tokenizer)
+    return tokenizer(ANSWER_TAG, add_special_tokens=False)["input_ids"] + lead
+
+
+def _check_fmt(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
+
+
+def answer_position(tokenizer: PreTrainedTokenizerBase, completion_ids: Sequence[int], fmt: str) -> int | None:
+    """Index in `completion_ids` where the completion writes its grade, None without an answer tag.
+
+    The index may equal ``len(completion_ids)`` (the completion ends right after the tag): the grade is
+    then the next token. Label-first reads the first ``<answer>``, think-first the last.
+    """
+    _check_fmt(fmt)
+    ids = list(completion_ids)
+    total = tokenizer.decode(ids).count(ANSWER_TAG)
+    if total == 0:
+        return None
+    target = 1 if FORMATS[fmt][0] == "answer" else total
+    # The shortest prefix whose text holds the target tag (counts only grow with the prefix).
+    lo, hi = 1, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if tokenizer.decode(ids[:mid]).count(ANSWER_TAG) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    pos = lo
+    while pos < len(ids) and not tokenizer.decode([ids[pos]]).strip():  # whitespace before the grade
+        pos += 1
+    return pos
+
+
+def _position_ids(attention: torch.Tensor) -> torch.Tensor:
+    # As generate() does: positions count real tokens only, so left padding does not shift them.
+    return (attention.cumsum(-1) - 1).clamp(min=0)
+
+
+@torch.no_grad()
+def batch_grade_probabilities(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]], fmt: str = "think_first",
+) -> list[dict[int, float] | None]:
+    """:func:`grade_probabilities` for many (prompt, completion) pairs, in one left-padded forward pass."""
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+    grade_ids = grade_token_ids(tokenizer)
+    results: list[dict[int, float] | None] = [None] * len(prompts)
+    rows, targets = [], []  # targets: index in the row of the token whose logits predict the grade
+    for i, (prompt, completion) in enumerate(zip(prompts, completions)):
+        pos = answer_position(tokenizer, completion, fmt)
+        if pos is None:
+            continue
+        rows.append((i, list(prompt) + list(completion[:pos])))
+        targets.append(len(prompt) + pos - 1)
+    if not rows:
+        return results
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(r) for _, r in rows)
+    input_ids = torch.tensor([[pad] * (width - len(r)) + r for _, r in rows])
+    attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for _, r in rows])
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(
+            input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+            position_ids=_position_ids(attention).to(model.device),
+        ).logits
+    finally:
+        model.train(was_training)
+    order = [grade_ids[g] for g in GRADES]
+    for k, ((i, row), target) in enumerate(zip(rows, targets)):
+        at = width - len(row) + target
+        probs = torch.softmax(logits[k, at, order].float(), dim=-1).tolist()
+        results[i] = dict(zip(GRADES, probs))
+    return results
+
+
+def grade_probabilities(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: Sequence[int],
+    completion_ids: Sequence[int], fmt: str = "think_first",
+) -> dict[int, float] | None:
+    """The model's distribution over the grades where the completion writes its answer.
+
+    Renormalised over the four grade tokens; None when the completion has no ``<answer>`` tag.
+    """
+    return batch_grade_probabilities(model, tokenizer, [prompt_ids], [completion_ids], fmt)[0]
+
+
+class PromptTooLong(ValueError):
+    """A record's prompt leaves no room for the completion within the model's context."""
+
+    def __init__(self, index: int, tokens: int, limit: int):
+        super().__init__(f"record {index}: prompt of {tokens} tokens leaves no room within the model's {limit} positions")
+        self.index, self.tokens, self.limit = index, tokens, limit
+
+
+def _context_limit(model: PreTrainedModel) -> int | None:
+    return getattr(model.config, "max_position_embeddings", None)
+
+
+def _result(text: str, probs: dict[int, float] | None, label: int | None, threshold: float) -> dict:
+    score, tier = cumpt(probs, threshold) if probs is not None else (None, None)
+    return {
+        "label": label, "grade_probs": probs, "cumpt_score": score, "tier": tier, "rule": None,
+        "reasoning": None, "parse_error": None, "text": text,
+    }
+
+
+def judge(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping],
+    fmt: str = "think_first", early_stop: bool = False, max_new_tokens: int = 128, system_prompt: bool = False,
+    threshold: float = 0.5, batch_size: int = 64, rulebook: Rulebook | None = None,
+) -> list[dict]:
+    """Judge records (each with `query` and `product`); one result dict per record, in order.
+
+    Each result: ``label`` (int or None), ``grade_probs`` ({grade: p} or None), ``cumpt_score`` and
+    ``tier`` (CumPT at `threshold`, None without probabilities), ``rule`` ({"id", "name"} or None),
+    ``reasoning`` ({"query", "product", "checks"} slot dicts or None), ``parse_error`` (str or None) and
+    ``text`` (the completion as decoded text). See the module docstring for `early_stop`.
+    """
+    _check_fmt(fmt)
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if not records:
+        return []
+    prompts = encode_prompts(tokenizer, records, system_prompt, rulebook)
+    prefix = answer_prefix_ids(tokenizer) if early_stop else []
+    needed = len(prefix) + 1 if early_stop else max_new_tokens
+    limit = _context_limit(model)
+    if limit is not None:
+        for i, p in enumerate(prompts):
+            if len(p) + needed > limit:
+                raise PromptTooLong(i, len(p), limit)
+    grade_ids = grade_token_ids(tokenizer)
+    was_training = model.training
+    model.eval()
+    results: list[dict] = [{} for _ in records]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            chunk_prompts = [prompts[i] for i in chunk]
+            if early_stop:
+                completions = [list(prefix)] * len(chunk)
+            else:
+                completions = generate_ids(model, tokenizer, chunk_prompts, max_new_tokens)
+            all_probs = batch_grade_probabilities(model, tokenizer, chunk_prompts, completions, fmt)
+            for i, completion, probs in zip(chunk, completions, all_probs):
+                if early_stop:
+                    label = max(probs, key=probs.get)
+                    text = tokenizer.decode(list(completion) + [grade_ids[label]], skip_special_tokens=True)
+                    results[i] = _result(text, probs, label, threshold)
+                    continue
+                text = tokenizer.decode(completion, skip_special_tokens=True)
+                parsed = parse_reasoning(text, fmt)
+                result = _result(text, probs, parsed.label, threshold)
+                if parsed.ok:
+                    result["rule"] = {"id": parsed.rule_id, "name": parsed.rule_name}
+                    result["reasoning"] = {"query": parsed.query, "product": parsed.product, "checks": parsed.checks}
+                else:
+                    result["parse_error"] = str(parsed)
+                results[i] = result
+    finally:
+        model.train(was_training)
+    return results

@@ -1,0 +1,234 @@
+"""`agrl serve`: an HTTP relevance judge (FastAPI).
+
+Endpoints
+---------
+``GET /health`` -> ``{"status": "ok", "model": str, "format": str, "max_batch": int}``
+
+``POST /judge`` with a JSON body::
+
+    {
+      "query": "red running shoes",               # required, non-empty
+      "products": [{"title": "...", ...}],        # 1..max_batch products (or one "product": {...})
+      "early_stop": false,                        # label-first early stop: grade only, no reasoning
+      "threshold": 0.5                            # CumPT threshold in (0, 1]
+    }
+
+A product has a required non-empty ``title`` and optional ``category``, ``brand``, ``model``,
+``color``, ``gender``, ``size`` (strings), ``price`` (number), ``attributes`` (object of scalars) and
+``bullets`` (list of strings); other keys are ignored. The answer, one result per product in order::
+
+    {"results": [{"label": 3, "grade_probs": {"1": p1, "2": p2, "3": p3, "4": p4},
+                  "cumpt_score": 0.66, "tier": 3, "rule": {"id": "R08", "name": "color_mismatch"},
+                  "reasoning": {"query": {...}, "product": {...}, "checks": {...}},
+                  "parse_error": null, "text": "<query> ..."}]}
+
+``grade_probs``, ``cumpt_score`` and ``tier`` are null when the completion states no answer; ``rule``
+and ``reasoning`` are null unless the completion parses (always null with ``early_stop``), and
+``parse_error`` then says why. See :mod:`agrl.models.scoring` for how early stopping works.
+
+Errors: bad input -> 422 whose ``detail`` names the field (``loc``, e.g. ``["body", "products", 0,
+"title"]``); more than ``max_batch`` products -> 422 on ``products``; a prompt too long for the model
+-> 422 on that product; a body over ``max_body_bytes`` -> 413. Inference runs in a worker thread, one
+batch at a time, so the event loop keeps answering (``/health`` included) while a batch runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from agrl.reasoning import FORMATS
+
+MAX_QUERY_CHARS = 1000
+MAX_FIELD_CHARS = 10_000
+
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(_not_blank)]
+Text = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS)]
+Scalar = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS)] | int | float | bool
+
+
+class Product(BaseModel):
+    """A product as the prompt shows it (the fields of agrl's record schema)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    title: Annotated[str, StringConstraints(min_length=1, max_length=MAX_FIELD_CHARS), AfterValidator(_not_blank)]
+    category: Text | None = None
+    brand: Text | None = None
+    model: Text | None = None
+    color: Text | None = None
+    gender: Text | None = None
+    size: Text | None = None
+    price: float | None = None
+    attributes: dict[str, Scalar] | None = None
+    bullets: list[Text] | None = None
+
+
+class Rule(BaseModel):
+    id: str
+    name: str
+
+
+class Result(BaseModel):
+    label: int | None
+    grade_probs: dict[str, float] | None
+    cumpt_score: float | None
+    tier: int | None
+    rule: Rule | None
+    reasoning: dict[str, dict[str, str]] | None
+    parse_error: str | None
+    text: str
+
+
+class JudgeResponse(BaseModel):
+    results: list[Result]
+
+
+def _request_model(max_batch: int) -> type[BaseModel]:
+    """The /judge body; built per app because the batch limit is a setting."""
+    return create_model(
+        "JudgeRequest",
+        __config__=ConfigDict(strict=True, extra="forbid"),
+        query=(NonEmpty, Field(description="the search query")),
+        products=(
+            list[Product] | None,
+            Field(None, min_length=1, max_length=max_batch, description=f"1 to {max_batch} products"),
+        ),
+        product=(Product | None, Field(None, description="one product (instead of `products`)")),
+        early_stop=(bool, Field(False, description="label-first early stop: the grade only, no reasoning")),
+        threshold=(float, Field(0.5, gt=0, le=1, description="CumPT threshold")),
+    )
+
+
+def _field_error(loc: tuple, msg: str, value: Any = None, kind: str = "value_error") -> RequestValidationError:
+    return RequestValidationError([{"type": kind, "loc": ("body", *loc), "msg": msg, "input": value}])
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request body over `max_bytes` (declared or streamed)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def _reject(self, send) -> None:
+        body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                if int(declared) > self.max_bytes:
+                    return await self._reject(send)
+            except ValueError:
+                pass  # the server rejects a malformed length itself
+        # Read the body up front (bounded), so a chunked upload cannot exceed the limit either.
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return await self._reject(send)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+def _model_name(model, given: str | None) -> str:
+    if given is not None:
+        return given
+    return str(getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "") or "in-memory")
+
+
+def create_app(
+    model_path_or_pair, max_batch: int = 64, system_prompt: bool = False, max_body_bytes: int = 1_000_000,
+    fmt: str = "think_first", max_new_tokens: int = 128,
+) -> FastAPI:
+    """The FastAPI app serving a judge: a model folder/id (or `smollm2`), or a `(model, tokenizer)` pair."""
+    from agrl.models.scoring import PromptTooLong, grade_token_ids, judge
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    if isinstance(model_path_or_pair, (str, Path)):
+        from agrl.models import load_model
+
+        model, tokenizer = load_model(str(model_path_or_pair))
+        name = str(model_path_or_pair)
+    else:
+        model, tokenizer = model_path_or_pair
+        name = None
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+    name = _model_name(model, name)
+    grade_token_ids(tokenizer)  # fail at start-up, not on the first request, if grades are not tokens
+    model.eval()
+
+    JudgeRequest = _request_model(max_batch)
+    lock = asyncio.Lock()
+    app = FastAPI(title="agrl judge", description=__doc__.split("\n\n")[0])
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "model": name, "format": fmt, "max_batch": max_batch}
+
+    async def judge_endpoint(request: JudgeRequest) -> JudgeResponse:  # type: ignore[valid-type]
+        if request.products is not None and request.product is not None:
+            raise _field_error(("product",), "give either `product` or `products`, not both")
+        if request.products is None and request.product is None:
+            raise _field_error(("products",), "Field required (or give one `product`)", kind="missing")
+        single = request.products is None
+        products = [request.product] if single else request.products
+        records = [{"query": request.query, "product": p.model_dump(exclude_none=True)} for p in products]
+        async with lock:  # one batch at a time; waiting requests do not hold a worker thread
+            try:
+                results = await run_in_threadpool(
+                    judge, model, tokenizer, records, fmt=fmt, early_stop=request.early_stop,
+                    max_new_tokens=max_new_tokens, system_prompt=system_prompt, threshold=request.threshold,
+                    batch_size=max_batch,
+                )
+            except PromptTooLong as exc:
+                loc = ("product",) if single else ("products", exc.index)
+                raise _field_error(loc, f"prompt of {exc.tokens} tokens is too long for the model "
+                                        f"({exc.limit} positions)") from None
+        for r in results:
+            if r["grade_probs"] is not None:
+                r["grade_probs"] = {str(g): p for g, p in r["grade_probs"].items()}
+        return JudgeResponse(results=results)
+
+    judge_endpoint.__annotations__["request"] = JudgeRequest
+    app.post("/judge", response_model=JudgeResponse)(judge_endpoint)
+    return app

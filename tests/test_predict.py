@@ -1,0 +1,96 @@
+"""`agrl predict` end to end, as a subprocess, with a tiny untrained model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from agrl.models.tiny import build_model, build_tokenizer
+
+RECORDS = [
+    {"id": 1, "query": "red running shoes", "product": {"title": "nike pegasus running shoes", "color": "blue"}},
+    {"id": "b", "query": "steel kettle 1.5 l", "product": {"title": "electric kettle", "price": 24.9}, "label": 3},
+    {"id": "c", "query": "usb cable", "product": {"title": "usb c cable 2 m", "attributes": {"length": "2 m"}}},
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny_untrained")
+    tokenizer = build_tokenizer([json.dumps(r) for r in RECORDS])
+    build_model(tokenizer, hidden=32, layers=1, heads=2, intermediate=64).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _start(*args: str) -> subprocess.Popen:
+    # One intra-op thread: on a couple of busy cores more threads make a tiny model far slower.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen([sys.executable, "-m", "agrl.cli", "predict", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    return process.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def runs(model_dir, tmp_path_factory):
+    """The three runs of this module, started together (each spends most of its time importing torch)."""
+    tmp = tmp_path_factory.mktemp("predict")
+    jsonl = tmp / "records.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    table = tmp / "records.csv"
+    with open(table, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "query", "product_title", "product_brand", "product_price"])
+        writer.writerow(["p1", "nike shoes", "nike air running shoes", "nike", "59.9"])
+        writer.writerow(["p2", "kettle", "steel kettle 1.7 l", "", ""])
+    bad = tmp / "bad.jsonl"
+    bad.write_text(json.dumps(RECORDS[0]) + "\n" + json.dumps({"id": "x", "query": "q", "product": {"title": ""}})
+                   + "\n", encoding="utf-8")
+    cases = {"jsonl": jsonl, "csv": table, "bad": bad}
+    common = ["--model", str(model_dir), "--max-new-tokens", "8", "--batch-size", "2"]
+    processes = {name: _start(*common, "--data", str(path), "--out", str(tmp / f"{name}.out.jsonl"))
+                 for name, path in cases.items()}
+    results = {name: _finish(p) for name, p in processes.items()}
+    return {name: (*results[name], cases[name], tmp / f"{name}.out.jsonl") for name in cases}
+
+
+def _rows(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_predict_jsonl(runs):
+    code, out, err, _, target = runs["jsonl"]
+    assert code == 0, err
+    rows = _rows(target)
+    assert [r["id"] for r in rows] == ["1", "b", "c"]
+    assert all(set(r) == {"id", "completion"} and isinstance(r["completion"], str) for r in rows)
+    assert json.loads(out.strip().splitlines()[-1]) == {"out": str(target), "predictions": 3}
+
+
+def test_predict_csv(runs):
+    code, _, err, _, target = runs["csv"]
+    assert code == 0, err
+    rows = _rows(target)
+    assert [r["id"] for r in rows] == ["p1", "p2"]
+    assert all(set(r) == {"id", "completion"} for r in rows)
+
+
+def test_predict_malformed_input_names_file_line_and_field(runs):
+    code, _, err, source, target = runs["bad"]
+    assert code != 0
+    assert f"{source}:2" in err and "product.title" in err
+    assert not target.exists()  # nothing half-written

@@ -1,0 +1,133 @@
+"""The replay core as pure functions: trigger, selection, guidance, levels, queue, state round trip."""
+
+import json
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agrl.reasoning import THINK_FIRST, parse_reasoning
+from agrl.replay import (
+    ExampleState,
+    ReplayState,
+    build_guidance,
+    default_k,
+    dequeue_solved,
+    enqueue,
+    group_accuracy,
+    is_stagnant,
+    select_replaced,
+    take_from_queue,
+    update_example,
+    zero_std_groups,
+)
+from agrl.rules import default_rulebook
+
+
+def test_group_accuracy_and_trigger():
+    correct = [False] * 4 + [True, False, False, False]
+    acc = group_accuracy(correct, 4)
+    assert acc == [0.0, 0.25]
+    assert is_stagnant(acc[0]) and not is_stagnant(acc[1])
+    assert is_stagnant(acc[1], tau=0.25)
+    with pytest.raises(ValueError):
+        group_accuracy([True] * 5, 4)
+
+
+def test_zero_std_groups_detects_ties_only():
+    assert zero_std_groups([0.5, 0.5, 0.5, 0.5, 0.1, 0.9, 0.5, 0.5], 4) == [True, False]
+
+
+@given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=16), st.integers(0, 20), st.integers(0, 10))
+def test_select_replaced_takes_the_lowest(rewards, k, seed):
+    chosen = select_replaced(rewards, k, random.Random(seed))
+    assert len(chosen) == min(k, len(rewards))
+    assert chosen == sorted(set(chosen))
+    rest = [r for i, r in enumerate(rewards) if i not in chosen]
+    if chosen and rest:
+        assert max(rewards[i] for i in chosen) <= min(rest)
+
+
+def test_default_k_is_a_quarter_of_the_group():
+    assert default_k(8) == 2 and default_k(4) == 1 and default_k(2) == 1
+
+
+@pytest.fixture(scope="module")
+def record(shoprules_dir):
+    rows = [json.loads(line) for line in (shoprules_dir / "hard.jsonl").read_text().splitlines()]
+    return next(r for r in rows if r["rule"] == "R03")
+
+
+def test_prefix_guidance_levels_are_growing_gold_prefixes(record):
+    book = default_rulebook()
+    notes = record["annotations"]
+    texts = [build_guidance(notes, record["rule"], record["label"], lvl, "prefix", book).prefix for lvl in (1, 2, 3)]
+    assert all(record["reference"].startswith(t.rstrip("\n")) for t in texts)
+    assert len(texts[0]) < len(texts[1]) < len(texts[2])
+    assert "<rule>" in texts[2] and "<answer>" not in texts[2]
+    # Completing the level-3 prefix with the gold answer gives the gold reasoning.
+    completed = texts[2] + f"<answer> {record['label']} </answer>"
+    assert parse_reasoning(completed).ok and parse_reasoning(completed).label == record["label"]
+
+
+def test_hint_guidance_names_rule_then_checks_then_prefix(record):
+    book = default_rulebook()
+    notes = record["annotations"]
+    g1, g2, g3 = (build_guidance(notes, record["rule"], record["label"], lvl, "hint", book) for lvl in (1, 2, 3))
+    assert record["rule"] in g1.hint and "negation_violated" in g1.hint and not g1.has_prefix
+    assert "checks:" in g2.hint and "negation: mismatch" in g2.hint and not g2.has_prefix
+    assert g3.has_prefix and g3.prefix.startswith("<query>") and "<rule>" not in g3.prefix
+
+
+def test_guidance_needs_ground_truth():
+    book = default_rulebook()
+    assert build_guidance({}, None, 4, 1, "prefix", book) is None
+    assert build_guidance({}, None, 4, 1, "hint", book) is None
+    partial = {"query": {"brand": "nike"}, "product": {"brand": "puma"}, "checks": {"brand": "mismatch"}, "partial": True}
+    assert build_guidance(partial, None, 2, 3, "prefix", book) is None
+    with pytest.raises(ValueError):
+        build_guidance({}, "R01", 1, 1, "bogus", book)
+
+
+def test_level_rises_while_stagnant_and_falls_on_recovery():
+    s = ExampleState()
+    s = update_example(s, 0.0)  # first stagnant visit keeps level 1
+    assert (s.level, s.stagnant_streak) == (1, 1)
+    s = update_example(s, 0.0)
+    assert s.level == 2
+    s = update_example(s, 0.0)
+    s = update_example(s, 0.0)
+    assert s.level == 3  # capped
+    s = update_example(s, 0.25)  # not stagnant, not recovered: level holds
+    assert (s.level, s.stagnant_streak) == (3, 0)
+    s = update_example(s, 0.75)
+    assert s.level == 2 and s.visits == 6
+
+
+def test_queue_priority_retry_budget_and_solving():
+    state = ReplayState()
+    state.examples["a"] = ExampleState(level=1)
+    state.examples["b"] = ExampleState(level=3)
+    assert enqueue(state, "a", {"id": "a"}, step=1, retry_budget=2)
+    assert enqueue(state, "b", {"id": "b"}, step=2, retry_budget=2)
+    assert [i for i, _ in take_from_queue(state, 1)] == ["b"]  # highest level first
+    assert enqueue(state, "b", {"id": "b"}, step=3, retry_budget=2)
+    assert [i for i, _ in take_from_queue(state, 5)] == ["b", "a"]  # level before waiting time
+    assert state.examples["b"].retries == 2
+    assert not enqueue(state, "b", {"id": "b"}, step=4, retry_budget=2)  # budget spent
+    assert enqueue(state, "a", {"id": "a"}, step=4, retry_budget=2)
+    dequeue_solved(state, "a")
+    assert state.queue == {}
+
+
+def test_state_json_round_trip():
+    state = ReplayState()
+    state.examples["x"] = ExampleState(level=2, visits=3, stagnant_streak=1, retries=1)
+    enqueue(state, "x", {"id": "x", "prompt": [{"role": "user", "content": "q"}]}, step=7, retry_budget=3)
+    rng = random.Random(3)
+    rng.random()
+    state.rng_state = [rng.getstate()[0], list(rng.getstate()[1]), rng.getstate()[2]]
+    again = ReplayState.from_json(json.loads(json.dumps(state.to_json())))
+    assert again.to_json() == state.to_json()
+    assert THINK_FIRST[0] == "query"

@@ -1,0 +1,347 @@
+"""Grade probabilities and the HTTP judge, against a real uvicorn server and a real (tiny) model.
+
+The tiny model is overfitted in a fraction of a second to write one fixed, well-formed judgement,
+so the full path (generation, parsing, grade distribution, CumPT) has an answer to read.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import torch
+import uvicorn
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from agrl.models import load_model
+from agrl.models.generate import encode_prompts
+from agrl.models.scoring import (
+    answer_position,
+    answer_prefix_ids,
+    batch_grade_probabilities,
+    grade_probabilities,
+    grade_token_ids,
+    judge,
+)
+from agrl.models.tiny import build_model, build_tokenizer
+from agrl.prompts import user_text
+from agrl.reasoning import render_reasoning
+from agrl.serve import create_app
+
+SLOTS = ({"type": "running shoes", "color": "red"}, {"type": "running shoes", "color": "blue"},
+         {"type": "match", "color": "mismatch"}, "R08 color_mismatch", 3)
+REFERENCE = render_reasoning(*SLOTS)
+QUERY = "red running shoes"
+PRODUCTS = [
+    {"title": "nike pegasus running shoes", "brand": "nike", "color": "blue", "price": 89.5},
+    {"title": "adidas trail boots", "category": "shoes > boots", "size": "42"},
+    {"title": "red running shoes for women", "gender": "women", "attributes": {"material": "mesh"}},
+]
+MAX_BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(folder, model, tokenizer): the tiny model trained to answer REFERENCE, saved like any HF model."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 busy cores: a second intra-op thread makes tiny models ~50x slower
+    records = [{"query": QUERY, "product": p} for p in PRODUCTS]
+    tokenizer = build_tokenizer([user_text(r["query"], r["product"]) for r in records] + [REFERENCE])
+    model = build_model(tokenizer, hidden=32, layers=1, heads=2, intermediate=64)
+    prompts = encode_prompts(tokenizer, records)
+    completion = tokenizer(REFERENCE, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    rows = [p + completion for p in prompts]
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    labels = torch.tensor([[-100] * (width - len(c)) + c for c in ([-100] * len(p) + completion for p in prompts)])
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(300):
+        loss = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if loss.item() < 0.02:
+            break
+    assert loss.item() < 0.1, f"the tiny model did not fit its one answer (loss {loss.item():.3f})"
+    model.eval()
+    folder = tmp_path_factory.mktemp("tiny_judge")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    yield folder, model, tokenizer
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    """Base URL of a uvicorn server (own thread, free port) serving the saved model folder."""
+    folder, _, _ = trained
+    app = create_app(str(folder), max_batch=MAX_BATCH)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # the port is ours from here on: no race with other processes
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert thread.is_alive(), "uvicorn exited during start-up"
+        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+    assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server, timeout=30) as c:
+        yield c
+
+
+# --- grade tokens and probabilities -------------------------------------------------------------
+
+
+def test_grade_token_ids_tiny(trained):
+    _, _, tokenizer = trained
+    ids = grade_token_ids(tokenizer)
+    assert ids == {g: tokenizer.convert_tokens_to_ids(f"▁{g}") for g in (1, 2, 3, 4)}
+    assert len(set(ids.values())) == 4
+    assert answer_prefix_ids(tokenizer) == [tokenizer.convert_tokens_to_ids("<answer>")]
+
+
+def test_grade_token_ids_bpe():
+    """A byte-level BPE tokenizer (as SmolLM2's): the tag is several tokens, digits are single tokens."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator([REFERENCE, "<answer> 1 </answer> <answer> 2 </answer> <answer> 4 </answer>"] * 5,
+                            trainer)
+    tok.decoder = decoders.ByteLevel()
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok)
+    ids = grade_token_ids(hf)
+    assert len(set(ids.values())) == 4
+    assert all(hf.decode([t]).strip() == str(g) for g, t in ids.items())
+    prefix = answer_prefix_ids(hf)
+    assert hf.decode(prefix).strip() == "<answer>"
+    completion = hf(REFERENCE)["input_ids"]
+    pos = answer_position(hf, completion, "think_first")
+    assert completion[pos] == ids[3]
+
+
+def test_grade_token_ids_error_when_grades_are_not_tokens():
+    tok = Tokenizer(models.WordLevel({"<unk>": 0, "<answer>": 1}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    with pytest.raises(ValueError, match="grade"):
+        grade_token_ids(PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>"))
+
+
+def test_grade_probabilities_on_hand_built_completion(trained):
+    _, model, tokenizer = trained
+    record = {"query": QUERY, "product": PRODUCTS[0]}
+    prompt = encode_prompts(tokenizer, [record])[0]
+    completion = tokenizer(REFERENCE, add_special_tokens=False)["input_ids"]
+    assert "<answer> 3 </answer>" in REFERENCE
+    probs = grade_probabilities(model, tokenizer, prompt, completion, "think_first")
+    assert set(probs) == {1, 2, 3, 4}
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+    assert max(probs, key=probs.get) == 3  # what the model was trained to write
+    # The same number by hand: the next-token distribution right before "▁3", restricted to the grades.
+    pos = completion.index(tokenizer.convert_tokens_to_ids("▁3"))
+    assert answer_position(tokenizer, completion, "think_first") == pos
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + completion[:pos]])).logits[0, -1]
+    ids = grade_token_ids(tokenizer)
+    manual = torch.softmax(logits[[ids[g] for g in (1, 2, 3, 4)]], -1).tolist()
+    assert [probs[g] for g in (1, 2, 3, 4)] == pytest.approx(manual, abs=1e-5)
+    # No answer tag: no distribution.
+    no_answer = tokenizer("<query> type: running shoes </query>", add_special_tokens=False)["input_ids"]
+    assert grade_probabilities(model, tokenizer, prompt, no_answer, "think_first") is None
+    # Label-first: the answer is the first section.
+    label_first = tokenizer(render_reasoning(*SLOTS, fmt="label_first"), add_special_tokens=False)["input_ids"]
+    assert answer_position(tokenizer, label_first, "label_first") == 1
+    lf = grade_probabilities(model, tokenizer, prompt, label_first, "label_first")
+    assert sum(lf.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_batched_probabilities_match_single_ones(trained):
+    """Left padding must not change the numbers (positions count real tokens only)."""
+    _, model, tokenizer = trained
+    prompts = encode_prompts(tokenizer, [{"query": QUERY, "product": p} for p in PRODUCTS])
+    assert len({len(p) for p in prompts}) > 1
+    completion = tokenizer(REFERENCE, add_special_tokens=False)["input_ids"]
+    batched = batch_grade_probabilities(model, tokenizer, prompts, [completion] * len(prompts))
+    for prompt, probs in zip(prompts, batched):
+        single = grade_probabilities(model, tokenizer, prompt, completion)
+        assert [probs[g] for g in (1, 2, 3, 4)] == pytest.approx([single[g] for g in (1, 2, 3, 4)], abs=1e-4)
+
+
+def test_judge_in_process(trained):
+    _, model, tokenizer = trained
+    records = [{"query": QUERY, "product": p} for p in PRODUCTS]
+    results = judge(model, tokenizer, records, max_new_tokens=64)
+    assert len(results) == len(records)
+    for r in results:
+        assert r["label"] == 3 and r["tier"] == 3 and r["parse_error"] is None
+        assert r["rule"] == {"id": "r08", "name": "color_mismatch"}  # the tiny tokenizer lower-cases
+        assert r["reasoning"]["checks"] == {"type": "match", "color": "mismatch"}
+    with pytest.raises(ValueError, match="threshold"):
+        judge(model, tokenizer, records, threshold=0)
+
+
+# --- the HTTP API --------------------------------------------------------------------------------
+
+
+def _check_result(r: dict) -> None:
+    assert set(r) == {"label", "grade_probs", "cumpt_score", "tier", "rule", "reasoning", "parse_error", "text"}
+    assert set(r["grade_probs"]) == {"1", "2", "3", "4"}
+    assert sum(r["grade_probs"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert 0.0 <= r["cumpt_score"] <= 1.0
+    assert r["tier"] in (1, 2, 3, 4)
+    assert r["label"] in (1, 2, 3, 4)
+
+
+def _locs(response: httpx.Response) -> list[list]:
+    return [e["loc"] for e in response.json()["detail"]]
+
+
+def test_health(client, trained):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["model"] == str(trained[0])
+
+
+def test_judge_one_product(client):
+    response = client.post("/judge", json={"query": QUERY, "product": PRODUCTS[0]})
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    _check_result(result)
+    assert result["label"] == 3 and result["rule"] == {"id": "r08", "name": "color_mismatch"}
+    assert result["reasoning"]["query"] == {"type": "running shoes", "color": "red"}
+    assert result["parse_error"] is None and "<answer> 3" in result["text"]
+
+
+def test_judge_several_products(client):
+    response = client.post("/judge", json={"query": QUERY, "products": PRODUCTS, "threshold": 0.9})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == len(PRODUCTS)
+    for r in results:
+        _check_result(r)
+
+
+def test_judge_unseen_product_gives_a_well_formed_answer(client):
+    response = client.post("/judge", json={"query": "blue kettle 1.5 l", "products": [{"title": "steel kettle"}]})
+    assert response.status_code == 200, response.text
+    (r,) = response.json()["results"]
+    assert isinstance(r["text"], str)
+    assert (r["reasoning"] is None) == (r["parse_error"] is not None)
+
+
+def test_judge_early_stop(client):
+    response = client.post("/judge", json={"query": QUERY, "products": PRODUCTS[:2], "early_stop": True})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 2
+    for r in results:
+        _check_result(r)
+        assert r["reasoning"] is None and r["rule"] is None and r["parse_error"] is None
+        assert r["text"].startswith("<answer>")
+        assert str(r["label"]) == max(r["grade_probs"], key=r["grade_probs"].get)  # the most likely grade
+
+
+def test_concurrent_requests_are_serialised_and_all_answered(client, server):
+    statuses: list[int] = []
+
+    def post():
+        with httpx.Client(base_url=server, timeout=30) as c:
+            statuses.append(c.post("/judge", json={"query": QUERY, "products": PRODUCTS}).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(3)]
+    for t in threads:
+        t.start()
+    assert client.get("/health").status_code == 200
+    for t in threads:
+        t.join(timeout=60)
+    assert statuses == [200, 200, 200]
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"products": [{"title": "x"}]}, ["body", "query"]),
+        ({"query": "", "products": [{"title": "x"}]}, ["body", "query"]),
+        ({"query": "   ", "products": [{"title": "x"}]}, ["body", "query"]),
+        ({"query": QUERY, "products": [{"title": ""}]}, ["body", "products", 0, "title"]),
+        ({"query": QUERY, "products": [{"title": "ok"}, {"brand": "nike"}]}, ["body", "products", 1, "title"]),
+        ({"query": QUERY, "products": [{"title": 5}]}, ["body", "products", 0, "title"]),
+        ({"query": QUERY, "products": [{"title": "x", "price": "cheap"}]}, ["body", "products", 0, "price"]),
+        ({"query": QUERY, "products": [{"title": "x", "bullets": "one"}]}, ["body", "products", 0, "bullets"]),
+        ({"query": 42, "products": [{"title": "x"}]}, ["body", "query"]),
+        ({"query": QUERY, "products": "x"}, ["body", "products"]),
+        ({"query": QUERY, "products": []}, ["body", "products"]),
+        ({"query": QUERY, "products": [{"title": "x"}] * (MAX_BATCH + 1)}, ["body", "products"]),
+        ({"query": QUERY}, ["body", "products"]),
+        ({"query": QUERY, "product": {"title": "x"}, "products": [{"title": "y"}]}, ["body", "product"]),
+        ({"query": QUERY, "product": {"title": "x"}, "threshold": 0}, ["body", "threshold"]),
+        ({"query": QUERY, "product": {"title": "x"}, "early_stop": "yes"}, ["body", "early_stop"]),
+        ({"query": QUERY, "product": {"title": "x"}, "prodcuts": []}, ["body", "prodcuts"]),
+    ],
+)
+def test_bad_input_is_422_naming_the_field(client, body, loc):
+    response = client.post("/judge", json=body)
+    assert response.status_code == 422, response.text
+    assert loc in _locs(response)
+
+
+def test_invalid_json_is_422(client):
+    response = client.post("/judge", content=b'{"query": ', headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_prompt_too_long_for_the_model_is_422(client):
+    products = [{"title": "ok"}, {"title": "x", **{k: " ".join(["word"] * 150) for k in ("category", "brand", "model", "color", "gender", "size")}}]
+    response = client.post("/judge", json={"query": QUERY, "products": products})
+    assert response.status_code == 422, response.text
+    assert ["body", "products", 1] in _locs(response)
+
+
+def test_huge_body_is_413(client):
+    huge = {"query": QUERY, "products": [{"title": "x" * 1_100_000}]}
+    assert client.post("/judge", json=huge).status_code == 413
+
+    def chunks():  # no content-length: the limit holds for a streamed body too
+        yield b'{"query": "q", "products": [{"title": "'
+        for _ in range(300):
+            yield b"x" * 4096
+        yield b'"}]}'
+
+    response = client.post("/judge", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert client.get("/health").status_code == 200  # the server is still fine
+
+
+def test_create_app_rejects_bad_settings(trained):
+    _, model, tokenizer = trained
+    with pytest.raises(ValueError, match="format"):
+        create_app((model, tokenizer), fmt="json")
+    with pytest.raises(ValueError, match="max_batch"):
+        create_app((model, tokenizer), max_batch=0)
+
+
+def test_load_model_round_trip(trained):
+    folder, _, tokenizer = trained
+    _, loaded = load_model(str(folder))
+    assert grade_token_ids(loaded) == grade_token_ids(tokenizer)

@@ -1,0 +1,218 @@
+"""Real TRL trainers on a tiny model: SFT, GRPO, AGRL (splice, weights, metrics, resume), DPO."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from agrl.data.io import read_records
+from agrl.replay import ReplayState
+from agrl.train.config import AGRLConfig, AgrlDPOConfig, AgrlSFTConfig, load_config
+from agrl.train.dpo import pairs_dataset, pairs_from_samples, run_dpo
+from agrl.train.grpo import build_grpo_trainer
+from agrl.train.sft import run_sft
+
+TINY = ["--tiny_hidden", "32", "--tiny_layers", "1", "--tiny_heads", "2", "--tiny_intermediate", "64"]
+
+
+def rl_args(out: Path, model: Path, data: Path, *extra: str) -> list[str]:
+    return ["--model_name_or_path", str(model), "--train_file", str(data / "rl.jsonl"), "--output_dir", str(out),
+            "--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "40",
+            "--max_train_samples", "64", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
+            "--learning_rate", "1e-3", "--disable_tqdm", "true", "--seed", "0", *extra]
+
+
+@pytest.fixture(scope="module")
+def sft_model(shoprules_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sft")
+    args = load_config(AgrlSFTConfig, None, [
+        "--train_file", str(shoprules_dir / "sft.jsonl"), "--output_dir", str(out), "--max_train_samples", "128",
+        "--per_device_train_batch_size", "16", "--max_steps", "6", "--learning_rate", "3e-3", "--logging_steps", "2",
+        "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", *TINY])
+    run_sft(args)
+    return out
+
+
+def test_sft_writes_a_hugging_face_model_folder(sft_model):
+    from agrl.models import load_model
+
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "trainer_state.json"):
+        assert (sft_model / name).exists(), name
+    history = json.loads((sft_model / "trainer_state.json").read_text())["log_history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert losses and all(math.isfinite(x) for x in losses)
+    assert losses[-1] < losses[0]  # it learns something in 6 steps
+    model, tokenizer = load_model(str(sft_model))
+    assert tokenizer.chat_template and model.config.vocab_size == len(tokenizer)
+
+
+def test_config_rejects_groups_split_across_processes(tmp_path):
+    with pytest.raises(ValueError, match="whole groups"):
+        load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--per_device_train_batch_size", "6",
+                                       "--num_generations", "4", "--generation_batch_size", "12"])
+    with pytest.raises(ValueError, match="offpolicy_weighting"):
+        load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--offpolicy_weighting", "bogus"])
+
+
+def test_yaml_config_unknown_field_names_the_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: 0.1\nnot_a_field: 3\n")
+    with pytest.raises(ValueError, match=r"c\.yaml.*not_a_field"):
+        load_config(AGRLConfig, path, [])
+
+
+def _agrl_trainer(tmp_path, sft_model, shoprules_dir, *extra):
+    args = load_config(AGRLConfig, None, rl_args(tmp_path / "agrl", sft_model, shoprules_dir, *extra))
+    trainer = build_grpo_trainer(args)
+    trainer.model.train()
+    return trainer
+
+
+def _batch(trainer, n_groups=2):
+    rows = [trainer.train_dataset[i] for i in range(n_groups)]
+    return [dict(r) for r in rows for _ in range(trainer.num_generations)]
+
+
+def test_agrl_splices_guided_completions_onto_unguided_prompts(tmp_path, sft_model, shoprules_dir):
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--guidance_mode", "prefix",
+                            "--guidance_start_level", "1", "--replay_k", "2")
+    inputs = _batch(trainer)
+    out = trainer._generate_and_score_completions(inputs)
+    guided = trainer._guided
+    assert guided, "an untrained model gets every label wrong, so every group is stagnant"
+    assert len(guided) == 2 * len({r["id"] for r in inputs})  # k per stagnant group
+    tokenizer = trainer.processing_class
+    for row in guided:
+        prompt = [t for t, m in zip(out["prompt_ids"][row.index].tolist(), out["prompt_mask"][row.index].tolist()) if m]
+        unguided = tokenizer.apply_chat_template(inputs[row.index]["prompt"], add_generation_prompt=True,
+                                                 return_dict=True)["input_ids"]
+        assert prompt == unguided  # the loss is taken on the unguided prompt
+        text = tokenizer.decode(out["completion_ids"][row.index][: row.prefix_len].tolist())
+        assert text.startswith("<query>") and row.prefix_len > 0
+    metrics = trainer._metrics["train"]
+    assert metrics["replay/triggered_frac"][-1] == 1.0
+    # An untrained model cannot finish a guided prefix in format, so the gate keeps rewards tied here;
+    # the drop in zero-advantage groups is measured on real runs (bench/, the demo report).
+    assert metrics["replay/zero_adv_frac_after"][-1] <= metrics["replay/zero_adv_frac_before"][-1]
+    assert trainer.replay_state.queue  # stagnant examples wait for replay
+
+
+@pytest.mark.parametrize("weighting", ["shaping", "clip"])
+def test_offpolicy_weights_shape_guided_advantages(tmp_path, sft_model, shoprules_dir, weighting):
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--offpolicy_weighting", weighting,
+                            "--guidance_mode", "hint", "--guidance_start_level", "1")
+    out = trainer._generate_and_score_completions(_batch(trainer))
+    adv = out["advantages"]
+    assert adv.dim() == 2 and adv.shape == out["completion_ids"].shape
+    guided = {r.index for r in trainer._guided}
+    assert guided
+    for i in range(adv.shape[0]):
+        mask = out["completion_mask"][i].bool()
+        if i in guided:
+            continue
+        assert torch.allclose(adv[i][mask], adv[i][mask][0].expand(int(mask.sum())))  # untouched rows: constant
+
+
+def test_guided_rows_survive_off_policy_mask_and_is_settings(tmp_path, sft_model, shoprules_dir):
+    """With TRL's off-policy mask at its strictest and IS correction on, guided rows still get gradient."""
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--off_policy_mask_threshold", "0.0",
+                            "--vllm_importance_sampling_correction", "true", "--guided_prefix_loss", "true",
+                            "--replay_k", "2")
+    out = trainer._generate_and_score_completions(_batch(trainer))
+    guided = [r.index for r in trainer._guided]
+    assert guided
+    keep = torch.zeros(out["advantages"].shape[0], dtype=torch.bool)
+    keep[guided] = True
+    out["advantages"] = torch.where(keep, torch.full_like(out["advantages"], -1.0), torch.zeros_like(out["advantages"]))
+    trainer.model.zero_grad()
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop; we call the loss directly
+    loss = trainer.compute_loss(trainer.model, out)
+    loss.backward()
+    grad = sum(p.grad.abs().sum() for p in trainer.model.parameters() if p.grad is not None)
+    assert float(grad) > 0
+
+
+def test_prefix_tokens_can_be_excluded_from_the_loss(tmp_path, sft_model, shoprules_dir):
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--guided_prefix_loss", "false",
+                            "--guidance_start_level", "1")
+    out = trainer._generate_and_score_completions(_batch(trainer))
+    assert "tool_mask" in out
+    for row in trainer._guided:
+        assert out["tool_mask"][row.index][: row.prefix_len].sum() == 0
+        assert out["tool_mask"][row.index][row.prefix_len :].sum() > 0
+
+
+def test_grpo_and_agrl_train_and_log(tmp_path, sft_model, shoprules_dir):
+    from agrl.train.grpo import run_grpo
+
+    for name, extra in (("grpo", ["--reward_mode", "outcome", "--replay", "false"]), ("agrl", [])):
+        out = tmp_path / name
+        run_grpo(load_config(AGRLConfig, None, rl_args(out, sft_model, shoprules_dir, "--max_steps", "2", *extra)))
+        history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+        assert any("frac_reward_zero_std" in h for h in history)
+        assert any("replay/triggered_frac" in h for h in history) == (name == "agrl")
+        assert (out / "model.safetensors").exists()
+
+
+def test_killed_agrl_run_resumes_with_its_replay_state(tmp_path, sft_model, shoprules_dir):
+    """SIGKILL a real `agrl train agrl` process after a checkpoint, resume it, and compare with a clean run."""
+    base = rl_args(tmp_path / "x", sft_model, shoprules_dir, "--max_steps", "4", "--save_strategy", "steps",
+                   "--save_steps", "1", "--lr_scheduler_type", "constant")
+    cli = [sys.executable, "-m", "agrl.cli", "train", "agrl"]
+
+    def args_for(out: Path) -> list[str]:
+        return [a if a != str(tmp_path / "x") else str(out) for a in base]
+
+    clean = tmp_path / "clean"
+    subprocess.run(cli + args_for(clean), check=True, capture_output=True, timeout=300)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cli + args_for(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "checkpoint-2" / "trainer_state.json").exists() and time.time() < deadline:
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = json.loads((killed / "checkpoint-2" / "replay_state_0.json").read_text())
+    assert ReplayState.from_json(saved).examples  # levels and visits are in the checkpoint
+    subprocess.run(cli + args_for(killed) + ["--resume_from_checkpoint", str(killed / "checkpoint-2")],
+                   check=True, capture_output=True, timeout=300)
+    a = json.loads((clean / "checkpoint-4" / "replay_state_0.json").read_text())
+    b = json.loads((killed / "checkpoint-4" / "replay_state_0.json").read_text())
+    assert a == b  # same levels, queue and RNG as the uninterrupted run
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(clean / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+def test_dpo_pairs_from_hand_made_samples():
+    records = [{"id": "a", "label": 2}, {"id": "b", "label": 4}, {"id": "c", "label": 1}]
+    good_a = "<query> type: x </query><product> type: x </product><checks> type: match </checks><rule> R03 n </rule><answer> 2 </answer>"
+    bad_a = good_a.replace("<answer> 2", "<answer> 4")
+    samples = [[good_a, bad_a, "junk"], [bad_a.replace("<answer> 4", "<answer> 4")] * 2, [bad_a, "junk"]]
+    samples[1] = [good_a.replace("<answer> 2", "<answer> 4")] * 2  # all correct for b
+    pairs, counts = pairs_from_samples(records, samples, seed=0)
+    assert counts == {"prompts": 3, "pairs": 1, "all_correct": 1, "all_wrong": 1}
+    assert pairs[0]["id"] == "a" and pairs[0]["chosen"] == good_a and pairs[0]["rejected"] in (bad_a, "junk")
+
+
+def test_dpo_trains_on_pairs(tmp_path, sft_model, shoprules_dir):
+    records = read_records(shoprules_dir / "rl.jsonl")[:8]
+    pairs = [{"id": r["id"], "chosen": r["reference"], "rejected": r["reference"].replace("match", "mismatch", 1)}
+             for r in records]
+    args = load_config(AgrlDPOConfig, None, ["--model_name_or_path", str(sft_model), "--output_dir", str(tmp_path),
+                                             "--max_steps", "2", "--per_device_train_batch_size", "4", "--logging_steps", "1",
+                                             "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true"])
+    run_dpo(args, pairs_dataset(pairs, {r["id"]: r for r in records}, args))
+    history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
+    assert any("loss" in h for h in history) and (tmp_path / "model.safetensors").exists()
