@@ -39,7 +39,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from agrl.models import load_model
     from agrl.models.generate import generate_completions
 
-    records = read_records(args.data, require_label=False)
+    records = read_records(args.data, require_label=False)  # fail on bad input before loading a model
     model, tokenizer = load_model(args.model)
     texts = generate_completions(model, tokenizer, records, batch_size=args.batch_size,
                                  max_new_tokens=args.max_new_tokens, system_prompt=args.system_prompt, desc="predict")
@@ -53,7 +53,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from agrl.serve import create_app
 
-    app = create_app(args.model, max_batch=args.max_batch, system_prompt=args.system_prompt)
+    app = create_app(args.model, max_batch=args.max_batch, system_prompt=args.system_prompt, fmt=args.format,
+                     max_new_tokens=args.max_new_tokens, max_body_bytes=args.max_body_bytes)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -92,6 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-batch", "--max_batch", type=int, default=64)
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128)
+    p.add_argument("--max-body-bytes", "--max_body_bytes", type=int, default=1_000_000)
+    p.add_argument("--format", default="think_first", choices=("think_first", "label_first"))
     p.add_argument("--system-prompt", "--system_prompt", action="store_true")
     p.set_defaults(func=cmd_serve)
 

@@ -173,9 +173,13 @@ def _model_name(model, given: str | None) -> str:
 
 def create_app(
     model_path_or_pair, max_batch: int = 64, system_prompt: bool = False, max_body_bytes: int = 1_000_000,
-    fmt: str = "think_first", max_new_tokens: int = 128,
+    fmt: str = "think_first", max_new_tokens: int = 128, device: str | None = None,
 ) -> FastAPI:
-    """The FastAPI app serving a judge: a model folder/id (or `smollm2`), or a `(model, tokenizer)` pair."""
+    """The FastAPI app serving a judge: a model folder/id (or `smollm2`), or a `(model, tokenizer)` pair.
+
+    A model loaded from a path goes to `device` (default: CUDA when available, else CPU); a given
+    model stays where it is unless `device` is set.
+    """
     from agrl.models.scoring import PromptTooLong, grade_token_ids, judge
 
     if fmt not in FORMATS:
@@ -187,12 +191,18 @@ def create_app(
 
         model, tokenizer = load_model(str(model_path_or_pair))
         name = str(model_path_or_pair)
+        if device is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
     else:
         model, tokenizer = model_path_or_pair
         name = None
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
     name = _model_name(model, name)
+    if device is not None:
+        model.to(device)
     grade_token_ids(tokenizer)  # fail at start-up, not on the first request, if grades are not tokens
     model.eval()
 

@@ -28,7 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from agrl.evaluate import cumpt
 from agrl.models.generate import encode_prompts, generate_ids
 from agrl.reasoning import FORMATS, parse_reasoning
-from agrl.rules import GRADES, Rulebook
+from agrl.rules import GRADES, Rulebook, default_rulebook
 
 ANSWER_TAG = "<answer>"
 
@@ -242,7 +242,9 @@ def judge(
                 parsed = parse_reasoning(text, fmt)
                 result = _result(text, probs, parsed.label, threshold)
                 if parsed.ok:
-                    result["rule"] = {"id": parsed.rule_id, "name": parsed.rule_name}
+                    known = (rulebook or default_rulebook()).get(parsed.rule_id)
+                    # Lower-casing tokenizers write `r08`; report the rulebook's own spelling.
+                    result["rule"] = {"id": known.id if known else parsed.rule_id, "name": parsed.rule_name}
                     result["reasoning"] = {"query": parsed.query, "product": parsed.product, "checks": parsed.checks}
                 else:
                     result["parse_error"] = str(parsed)
