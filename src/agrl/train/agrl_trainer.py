@@ -28,6 +28,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 
 from agrl.data.io import atomic_write_text
+from agrl.models.generate import generate_ids
 from agrl.replay import (
     ExampleState,
     ReplayState,
@@ -122,6 +123,7 @@ class AGRLTrainer(GRPOTrainer):
         completions = list(completions)
         new_logprobs = None if logprobs is None else [list(lp) for lp in logprobs]
         masks = None if tool_mask is None else [list(m) for m in tool_mask]
+        planned: list[tuple[int, object, dict]] = []  # (row, guidance, dataset row) to regenerate
         for group, acc in enumerate(accuracy):
             start = group * g
             row = inputs[start]
@@ -140,53 +142,58 @@ class AGRLTrainer(GRPOTrainer):
             self._replay_counts[f"level_{guidance.level}"] += 1
             self._rule_triggers[row.get("rule") or "unknown"] += 1
             enqueue(self.replay_state, example_id, row, self.state.global_step, self.args.replay_retry_budget)
-            chosen = select_replaced(rewards[start : start + g], self.args.k, self._replay_rng)
-            for offset in chosen:
-                i = start + offset
-                new_ids, prefix_len, guided_prompt = self._guided_rollout(prompts[i], prompt_ids[i], guidance, row)
-                completion_ids[i] = new_ids
-                text = self.processing_class.decode(new_ids, skip_special_tokens=True)
-                completions[i] = [{"role": "assistant", "content": text}] if isinstance(completions[i], list) else text
-                if new_logprobs is not None:
-                    new_logprobs[i] = [math.nan] * len(new_ids)  # no sampler logprobs: TRL applies no IS correction
-                if masks is not None or (prefix_len and not self.args.guided_prefix_loss):
-                    if masks is None:
-                        masks = [[1] * len(ids) for ids in completion_ids]
-                    keep = 1 if self.args.guided_prefix_loss else 0
-                    masks[i] = [keep] * prefix_len + [1] * (len(new_ids) - prefix_len)
-                self._guided.append(GuidedRow(i, prefix_len, guided_prompt))
-                ok = label_correct([completions[i]], [row["label"]], self.args.reasoning_format)[0]
-                self._replay_counts["guided"] += 1
-                self._replay_counts["guided_correct"] += int(ok)
+            for offset in select_replaced(rewards[start : start + g], self.args.k, self._replay_rng):
+                planned.append((start + offset, guidance, row))
+        rollouts = self._guided_rollouts([(prompts[i], prompt_ids[i], guidance) for i, guidance, _ in planned])
+        for (i, _, row), (new_ids, prefix_len, guided_prompt) in zip(planned, rollouts):
+            completion_ids[i] = new_ids
+            text = self.processing_class.decode(new_ids, skip_special_tokens=True)
+            completions[i] = [{"role": "assistant", "content": text}] if isinstance(completions[i], list) else text
+            if new_logprobs is not None:
+                new_logprobs[i] = [math.nan] * len(new_ids)  # no sampler logprobs: TRL applies no IS correction
+            if masks is not None or (prefix_len and not self.args.guided_prefix_loss):
+                if masks is None:
+                    masks = [[1] * len(ids) for ids in completion_ids]
+                keep = 1 if self.args.guided_prefix_loss else 0
+                masks[i] = [keep] * prefix_len + [1] * (len(new_ids) - prefix_len)
+            self._guided.append(GuidedRow(i, prefix_len, guided_prompt))
+            self._replay_counts["guided"] += 1
+            self._replay_counts["guided_correct"] += int(label_correct([completions[i]], [row["label"]],
+                                                                       self.args.reasoning_format)[0])
         if masks is not None:
             masks = [m if len(m) == len(ids) else [1] * len(ids) for m, ids in zip(masks, completion_ids)]
         return prompt_ids, completion_ids, masks, completions, new_logprobs, extra_fields, images, tool_images
 
     @torch.no_grad()
-    def _guided_rollout(self, prompt, prompt_ids, guidance, row) -> tuple[list[int], int, list[int] | None]:
-        """One guided completion: (completion ids incl. any forced prefix, prefix length, hinted prompt ids)."""
+    def _guided_rollouts(self, items: list[tuple]) -> list[tuple[list[int], int, list[int] | None]]:
+        """Guided completions in one batched generate call.
+
+        Each item is (prompt messages, unguided prompt ids, guidance); each result is (completion ids
+        including any forced prefix, prefix length, hinted prompt ids or None).
+        """
+        if not items:
+            return []
         tokenizer = self.processing_class
-        prefix_ids = tokenizer(guidance.prefix, add_special_tokens=False)["input_ids"] if guidance.has_prefix else []
-        guided_prompt_ids = None
-        context = list(prompt_ids)
-        if guidance.hint:
-            messages = [dict(m) for m in prompt]
-            messages[-1] = {**messages[-1], "content": messages[-1]["content"] + f"\nhint: {guidance.hint}"}
-            guided_prompt_ids = tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, return_dict=True, chat_template=self.chat_template
-            )["input_ids"]
-            context = list(guided_prompt_ids)
-        budget = max(1, self.max_completion_length - len(prefix_ids))
-        model = self.accelerator.unwrap_model(self.model)
-        ids = torch.tensor([context + prefix_ids], device=self.accelerator.device)
-        out = model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=budget, do_sample=True,
-            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k if self.top_k else None,
-            eos_token_id=self.eos_token_ids, pad_token_id=tokenizer.pad_token_id,
-        )[0, ids.shape[1] :].tolist()
-        cut = next((j for j, t in enumerate(out) if t in self.eos_token_ids), None)
-        generated = out[: cut + 1] if cut is not None else out
-        return prefix_ids + generated, len(prefix_ids), guided_prompt_ids
+        contexts, prefixes, hinted = [], [], []
+        for prompt, prompt_ids, guidance in items:
+            prefix = tokenizer(guidance.prefix, add_special_tokens=False)["input_ids"] if guidance.has_prefix else []
+            guided_prompt_ids = None
+            if guidance.hint:
+                messages = [dict(m) for m in prompt]
+                messages[-1] = {**messages[-1], "content": messages[-1]["content"] + f"\nhint: {guidance.hint}"}
+                guided_prompt_ids = tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=True, return_dict=True, chat_template=self.chat_template
+                )["input_ids"]
+            contexts.append(list(guided_prompt_ids or prompt_ids) + prefix)
+            prefixes.append(prefix)
+            hinted.append(guided_prompt_ids)
+        budgets = [max(1, self.max_completion_length - len(p)) for p in prefixes]
+        generated = generate_ids(
+            self.accelerator.unwrap_model(self.model), tokenizer, contexts, max_new_tokens=max(budgets),
+            do_sample=True, temperature=self.temperature, eos_token_ids=self.eos_token_ids,
+        )
+        return [(prefix + ids[:budget], len(prefix), hint)
+                for prefix, ids, budget, hint in zip(prefixes, generated, budgets, hinted)]
 
     # ------------------------------------------------------------------ off-policy weights, metrics
     def _finish_guided_rows(self, output: dict) -> None:
