@@ -4,15 +4,13 @@ Think-first (the training format)::
 
     <query> type: running shoes ; brand: nike ; negation: laces </query>
     <product> type: running shoes ; brand: nike ; negation: has laces </product>
-    <checks> type: running shoes vs running shoes -> match ; brand: nike vs nike -> match ; negation: laces vs has laces -> mismatch </checks>
+    <checks> type: match ; brand: match ; negation: mismatch </checks>
     <rule> R03 negation_violated </rule>
     <answer> 2 </answer>
 
 Label-first (serving, TaoSR1's post-CoT) puts ``<answer>`` first so decoding can stop after it.
 The three analysis sections list the same slots, in the canonical order of ``agrl.rules.SLOTS``;
-``-`` marks a slot that side does not state. Each check restates the two values it compares
-(``query value vs product value -> check``): the comparison then looks at adjacent text, which is
-what a small model can learn quickly; the parser also accepts the bare ``slot: check`` form. ``parse_reasoning`` never raises: any string yields
+``-`` marks a slot that side does not state. ``parse_reasoning`` never raises: any string yields
 either a :class:`Reasoning` or a :class:`ParseError` saying what is wrong and where.
 """
 
@@ -28,7 +26,6 @@ THINK_FIRST = ("query", "product", "checks", "rule", "answer")
 LABEL_FIRST = ("answer", "query", "product", "checks", "rule")
 FORMATS = {"think_first": THINK_FIRST, "label_first": LABEL_FIRST}
 ABSENT = "-"
-COMPARE = " -> "  # in a check: `query value vs product value -> check`
 # Longest completion the parser reads; longer ones are a format error, not a slow parse.
 MAX_CHARS = 20_000
 
@@ -72,14 +69,6 @@ def _render_slots(slots: Mapping[str, str]) -> str:
     return " ; ".join(f"{s}: {normalize_value(slots[s])}" for s in SLOTS if s in slots)
 
 
-def _render_checks(query: Mapping[str, str], product: Mapping[str, str], checks: Mapping[str, str]) -> str:
-    return " ; ".join(
-        f"{s}: {normalize_value(query.get(s, ABSENT))} vs {normalize_value(product.get(s, ABSENT))} -> {checks[s]}"
-        for s in SLOTS
-        if s in checks
-    )
-
-
 def render_sections(
     query: Mapping[str, str],
     product: Mapping[str, str],
@@ -90,7 +79,7 @@ def render_sections(
     return {
         "query": f"<query> {_render_slots(query)} </query>",
         "product": f"<product> {_render_slots(product)} </product>",
-        "checks": f"<checks> {_render_checks(query, product, checks)} </checks>",
+        "checks": f"<checks> {_render_slots(checks)} </checks>",
         "rule": f"<rule> {rule_tag} </rule>",
         "answer": f"<answer> {label} </answer>",
     }
@@ -122,10 +111,7 @@ def render_prefix(
     return "\n".join(sections[n] for n in names) + "\n"
 
 
-def _parse_slots(
-    body: str, section: str, offset: int, checks: bool, restatements: dict[str, str] | None = None,
-) -> dict[str, str] | ParseError:
-    restatements = {} if restatements is None else restatements
+def _parse_slots(body: str, section: str, offset: int, checks: bool) -> dict[str, str] | ParseError:
     items: dict[str, str] = {}
     last_index = -1
     for part in body.split(";"):
@@ -144,9 +130,6 @@ def _parse_slots(
         if index < last_index:
             return ParseError(f"<{section}>: slot {key!r} out of order", offset)
         last_index = index
-        if checks and COMPARE in value:
-            restated, value = (part.strip() for part in value.rsplit(COMPARE, 1))
-            restatements[key] = restated
         if checks and value not in CHECK_VALUES:
             return ParseError(f"<checks>: {key!r} has value {value[:40]!r}, not one of {CHECK_VALUES}", offset)
         items[key] = value
@@ -207,10 +190,9 @@ def parse_reasoning(text: object, fmt: str = "think_first") -> ParseResult:
     if isinstance(split, ParseError):
         return ParseError(split.message, split.position, _lenient_label(text))
     parsed: dict[str, dict[str, str]] = {}
-    restatements: dict[str, str] = {}
     for name in ("query", "product", "checks"):
         body, offset = split[name]
-        slots = _parse_slots(body, name, offset, checks=name == "checks", restatements=restatements)
+        slots = _parse_slots(body, name, offset, checks=name == "checks")
         if isinstance(slots, ParseError):
             return ParseError(slots.message, slots.position, _lenient_label(text))
         parsed[name] = slots
@@ -222,15 +204,6 @@ def parse_reasoning(text: object, fmt: str = "think_first") -> ParseResult:
             return ParseError(
                 f"<{name}> lists slots {list(parsed[name])}, <query> lists {keys}",
                 split[name][1],
-                _lenient_label(text),
-            )
-    for slot, restated in restatements.items():
-        # A check restates exactly the two values it compares; anything else there is not reasoning.
-        if restated != f"{parsed['query'][slot]} vs {parsed['product'][slot]}":
-            return ParseError(
-                f"<checks>: {slot!r} restates {restated[:60]!r}, not "
-                f"{parsed['query'][slot]!r} vs {parsed['product'][slot]!r}",
-                split["checks"][1],
                 _lenient_label(text),
             )
     rule_body, rule_at = split["rule"]
