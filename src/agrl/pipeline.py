@@ -47,7 +47,7 @@ def train_sft(data: Path, out: Path, seed: int, overrides: Sequence[str] = ()) -
 
     args = load_config(AgrlSFTConfig, config_path("sft_tiny.yaml"), [
         "--train_file", str(data / "sft.jsonl"), "--tiny_vocab_files", str(data / "rl.jsonl"),
-        "--output_dir", str(out), "--seed", str(seed), "--logging_dir", str(out / "logs"), *overrides])
+        "--output_dir", str(out), "--seed", str(seed), *overrides])
     return Path(run_sft(args))
 
 
@@ -60,11 +60,11 @@ def train_rl(method: str, sft: Path, data: Path, out: Path, seed: int, overrides
              "--eval_max_samples", "100"] if eval_every else []
     args = load_config(AGRLConfig, config_path(RL_METHODS[method]), [
         "--model_name_or_path", str(sft), "--train_file", str(data / "rl.jsonl"), "--output_dir", str(out),
-        "--seed", str(seed), "--logging_dir", str(out / "logs"), *extra, *overrides])
+        "--seed", str(seed), *extra, *overrides])
     return Path(run_grpo(args))
 
 
-def train_dpo(sft: Path, data: Path, out: Path, seed: int, n: int = 8, max_prompts: int = 600,
+def train_dpo(sft: Path, data: Path, out: Path, seed: int, n: int = 8, max_prompts: int = 400,
               overrides: Sequence[str] = ()) -> tuple[Path, dict]:
     from agrl.models import load_model
     from agrl.train.config import AgrlDPOConfig, load_config
@@ -76,7 +76,7 @@ def train_dpo(sft: Path, data: Path, out: Path, seed: int, n: int = 8, max_promp
     write_jsonl(out.parent / f"{out.name}_pairs.jsonl", pairs)
     args = load_config(AgrlDPOConfig, config_path("dpo_tiny.yaml"), [
         "--model_name_or_path", str(sft), "--output_dir", str(out), "--seed", str(seed),
-        "--logging_dir", str(out / "logs"), *overrides])
+        *overrides])
     by_id = {str(r["id"]): r for r in records}
     if not pairs:
         raise RuntimeError(f"DPO: no pairs from {len(records)} prompts ({counts})")
@@ -112,7 +112,7 @@ def run_demo(out: Path, seed: int = 0, overrides: Sequence[str] = ()) -> dict:
     trained = {"sft": sft}
     for method in ("grpo", "agrl"):
         _say(f"{method} from the SFT checkpoint")
-        trained[method] = train_rl(method, sft, data, models / method, seed, overrides, eval_every=20)
+        trained[method] = train_rl(method, sft, data, models / method, seed, overrides, eval_every=10)
     results = {}
     for method, path in trained.items():
         _say(f"evaluating {method}")
@@ -134,33 +134,54 @@ def _history(model_dir: Path) -> list[dict]:
 
 def run_reproduce(out: Path, seeds: Sequence[int] = (0, 1, 2), scale: str = "default",
                   overrides: Sequence[str] = (), methods: Sequence[str] = ("sft", "dpo", *RL_METHODS),
-                  eval_max_samples: int | None = 600, sft_overrides: Sequence[str] = ()) -> dict:
-    """Every method over `seeds`; models under out/runs (not committed), results beside the report."""
+                  eval_max_samples: int | None = 200, sft_overrides: Sequence[str] = ()) -> dict:
+    """The comparison table: one SFT warm-start, then every method from it over `seeds`.
+
+    As in the paper, all methods start from the same SFT checkpoint (data seed 0); the seeds vary
+    DPO's pass@N sampling and the RL runs (rollout sampling, data order). Models go under out/runs
+    (not committed); summary.json, report.md and the plots go beside them.
+    """
     started = time.perf_counter()
     results: dict = {m: {} for m in methods}
     histories: dict = {m: {} for m in methods if m in RL_METHODS}
     extra: dict = {}
+    work = out / "runs"
+    data = work / "data"
+    _say(f"generating ShopRules ({scale}, seed 0)")
+    generate(data, seed=0, scale=scale)
+    _say("SFT warm-start")
+    sft = train_sft(data, work / "models" / "sft", 0, sft_overrides)
+    results["sft"][0] = evaluate_model(sft, data, work / "eval" / "sft", eval_max_samples)
     for seed in seeds:
-        work = out / "runs" / f"seed{seed}"
-        data = work / "data"
-        _say(f"seed {seed}: generating ShopRules ({scale})")
-        generate(data, seed=seed, scale=scale)
-        sft = train_sft(data, work / "models" / "sft", seed, sft_overrides)
-        trained = {"sft": sft}
+        trained = {}
         if "dpo" in methods:
             _say(f"seed {seed}: DPO pairs + training")
-            trained["dpo"], extra[f"dpo_pairs_seed{seed}"] = train_dpo(sft, data, work / "models" / "dpo", seed)
+            trained["dpo"], extra[f"dpo_pairs_seed{seed}"] = train_dpo(sft, data, work / "models" / f"dpo_s{seed}", seed)
         for method in (m for m in methods if m in RL_METHODS):
             _say(f"seed {seed}: {method}")
-            trained[method] = train_rl(method, sft, data, work / "models" / method, seed, overrides, eval_every=20)
-            histories[method][seed] = _history(trained[method])
+            path = train_rl(method, sft, data, work / "models" / f"{method}_s{seed}", seed, overrides, eval_every=10)
+            trained[method] = path
+            histories[method][seed] = _history(path)
         for method, path in trained.items():
             _say(f"seed {seed}: evaluating {method}")
-            results[method][seed] = evaluate_model(path, data, work / "eval" / method, eval_max_samples)
+            results[method][seed] = evaluate_model(path, data, work / "eval" / f"{method}_s{seed}", eval_max_samples)
         write_json(out / "partial_results.json", results)
     summary = summarize(results)
     write_json(out / "summary.json", summary)
-    write_report(out, summary, results, histories, title=f"agrl reproduce ({scale} scale, seeds {list(seeds)})",
+    write_report(out, summary, results, histories, title=f"agrl reproduce ({scale} data, seeds {list(seeds)})",
                  command=f"agrl reproduce --scale {scale} --seeds {' '.join(map(str, seeds))}",
                  seconds=time.perf_counter() - started, extra=extra)
+    return summary
+
+
+def rebuild_demo_report(out: Path, seed: int = 0, seconds: float = 0.0) -> dict:
+    """Re-render a finished demo's report from its saved metrics and trainer states (no training)."""
+    methods = [m for m in ("sft", "grpo", "agrl") if (out / "eval" / m).exists()]
+    results = {m: {seed: {s: json.loads((out / "eval" / m / f"{s}.metrics.json").read_text()) for s in EVAL_SPLITS}}
+               for m in methods}
+    summary = summarize(results)
+    write_json(out / "summary.json", summary)
+    histories = {m: {seed: _history(out / "models" / m)} for m in methods if m != "sft"}
+    write_report(out, summary, results, histories, title="agrl demo (tiny scale)", command="make demo",
+                 seconds=seconds)
     return summary

@@ -144,17 +144,27 @@ def _plot_curves(histories: Mapping, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [("reward", "reward (mean)"), ("frac_reward_zero_std", "zero-advantage fraction"),
+    # The label reward is on the same 0-1 scale for every method (rollout label accuracy); the total
+    # reward is not (outcome vs weighted rule-aware components).
+    keys = [("rewards/label_reward/mean", "rollout label accuracy (train)"),
+            ("frac_reward_zero_std", "zero-advantage fraction"),
             ("eval_hard_accuracy", "hard accuracy (greedy, no hints)")]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, (key, title) in zip(axes, keys):
         for method, by_seed in histories.items():
+            color = f"C{list(histories).index(method)}"
             for k, (_seed, history) in enumerate(sorted(by_seed.items())):
-                points = [(h["step"], h[key]) for h in history if key in h and "step" in h]
+                points = [(h["step"], h[key]) for h in history if key in h and "step" in h and "train_runtime" not in h]
                 if points:
                     xs, ys = zip(*points)
-                    ax.plot(xs, ys, label=LABELS.get(method, method) if k == 0 else None,
-                            color=f"C{list(histories).index(method)}", alpha=0.9 if k == 0 else 0.5)
+                    ax.plot(xs, ys, marker=".", label=LABELS.get(method, method) if k == 0 else None,
+                            color=color, alpha=0.9 if k == 0 else 0.5)
+                before = [(h["step"], h["replay/zero_adv_frac_before"]) for h in history
+                          if key == "frac_reward_zero_std" and "replay/zero_adv_frac_before" in h]
+                if before:
+                    xs, ys = zip(*before)
+                    ax.plot(xs, ys, linestyle="--", color=color, alpha=0.6,
+                            label=f"{LABELS.get(method, method)} before replay" if k == 0 else None)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.legend(fontsize=8)

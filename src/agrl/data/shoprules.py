@@ -51,7 +51,7 @@ TAIL = ("accessory", "negation", "price", "unit", "implied")
 HEAD = tuple(s for s in SCENARIOS if s not in TAIL)
 SPLITS = ("sft", "rl", "b_eval", "w_eval", "hard")
 SCALES: dict[str, dict[str, int]] = {
-    "tiny": {"sft": 3000, "rl": 1000, "b_eval": 240, "w_eval": 240, "hard": 150},
+    "tiny": {"sft": 8000, "rl": 2000, "b_eval": 300, "w_eval": 300, "hard": 200},
     "small": {"sft": 8000, "rl": 3000, "b_eval": 600, "w_eval": 600, "hard": 500},
     "default": {"sft": 30000, "rl": 12000, "b_eval": 3000, "w_eval": 3000, "hard": 2500},
 }

@@ -28,7 +28,7 @@ def encode_prompts(
 @torch.no_grad()
 def generate_ids(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Sequence[int]],
-    max_new_tokens: int = 96, do_sample: bool = False, temperature: float = 1.0, num_return_sequences: int = 1,
+    max_new_tokens: int = 128, do_sample: bool = False, temperature: float = 1.0, num_return_sequences: int = 1,
     eos_token_ids: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Completion ids for left-padded prompts, cut after the first eos."""
@@ -51,7 +51,7 @@ def generate_ids(
 
 def generate_completions(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping],
-    batch_size: int = 64, max_new_tokens: int = 96, system_prompt: bool = False, do_sample: bool = False,
+    batch_size: int = 64, max_new_tokens: int = 128, system_prompt: bool = False, do_sample: bool = False,
     temperature: float = 1.0, num_return_sequences: int = 1, progress: bool = True, desc: str = "generate",
     rulebook: Rulebook | None = None,
 ) -> list[list[str]]:

@@ -16,7 +16,7 @@ from agrl.models.generate import generate_completions
 
 class AccuracyCallback(TrainerCallback):
     def __init__(self, splits: Mapping[str, Sequence[Mapping]], every_steps: int, tokenizer, system_prompt: bool = False,
-                 max_new_tokens: int = 96, fmt: str = "think_first", rulebook=None):
+                 max_new_tokens: int = 128, fmt: str = "think_first", rulebook=None):
         self.splits = splits
         self.every = every_steps
         self.tokenizer = tokenizer
