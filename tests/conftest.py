@@ -10,7 +10,6 @@ import torch
 
 from agrl.data.shoprules import SPLITS, generate
 
-
 # Tiny models gain nothing from several threads, and OpenMP spin-waiting on a busy 2-core machine
 # makes each step up to 100x slower. Child processes (CLI tests) inherit the setting.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -100,28 +100,27 @@ def evaluate_model(model_dir: Path, data: Path, out: Path, max_samples: int | No
     return results
 
 
-def run_demo(out: Path, seed: int = 0, overrides: Sequence[str] = ()) -> dict:
-    """The embedded default: tiny ShopRules, tiny model, SFT, then GRPO and AGRL from the same SFT."""
+def run_demo(out: Path, seed: int = 0, overrides: Sequence[str] = (), sft_overrides: Sequence[str] = (),
+             eval_max_samples: int | None = None, eval_every: int = 10) -> dict:
+    """The embedded default: tiny ShopRules, tiny model, SFT, then GRPO and AGRL from the same SFT.
+
+    `overrides` apply to both RL runs, `sft_overrides` to SFT (e.g. fewer steps for a smoke run).
+    """
     started = time.perf_counter()
     data = out / "data"
     _say(f"generating ShopRules (tiny scale, seed {seed}) -> {data}")
     generate(data, seed=seed, scale="tiny")
     models = out / "models"
     _say("SFT warm-start of the tiny model")
-    sft = train_sft(data, models / "sft", seed)
+    sft = train_sft(data, models / "sft", seed, sft_overrides)
     trained = {"sft": sft}
     for method in ("grpo", "agrl"):
         _say(f"{method} from the SFT checkpoint")
-        trained[method] = train_rl(method, sft, data, models / method, seed, overrides, eval_every=10)
-    results = {}
+        trained[method] = train_rl(method, sft, data, models / method, seed, overrides, eval_every=eval_every)
     for method, path in trained.items():
         _say(f"evaluating {method}")
-        results[method] = {seed: evaluate_model(path, data, out / "eval" / method)}
-    summary = summarize(results)
-    write_json(out / "summary.json", summary)
-    histories = {m: {seed: _history(p)} for m, p in trained.items() if m != "sft"}
-    write_report(out, summary, results, histories, title="agrl demo (tiny scale)",
-                 command="make demo", seconds=time.perf_counter() - started)
+        evaluate_model(path, data, out / "eval" / method, eval_max_samples)
+    summary = rebuild_demo_report(out, seed, seconds=time.perf_counter() - started)
     _say(f"done in {time.perf_counter() - started:.0f} s; report: {out / 'report.md'}")
     print((out / "table.md").read_text())
     return summary
