@@ -37,6 +37,20 @@ def config_path(name: str) -> Path:
     raise FileNotFoundError(f"config {name} not found in ./configs")
 
 
+def _commit() -> str:
+    """The code version results came from (git commit, or "unknown" outside a checkout)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return done.stdout.strip() + (" (with uncommitted changes)" if dirty else "") if done.returncode == 0 else "unknown"
+    except OSError:
+        return "unknown"
+
+
 def _say(message: str) -> None:
     print(f"[agrl {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -143,7 +157,7 @@ def run_reproduce(out: Path, seeds: Sequence[int] = (0, 1, 2), scale: str = "def
     started = time.perf_counter()
     results: dict = {m: {} for m in methods}
     histories: dict = {m: {} for m in methods if m in RL_METHODS}
-    extra: dict = {}
+    extra: dict = {"commit": _commit()}
     work = out / "runs"
     data = work / "data"
     _say(f"generating ShopRules ({scale}, seed 0)")
