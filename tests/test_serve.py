@@ -194,7 +194,7 @@ def test_judge_in_process(trained):
     assert len(results) == len(records)
     for r in results:
         assert r["label"] == 3 and r["tier"] == 3 and r["parse_error"] is None
-        assert r["rule"] == {"id": "r08", "name": "color_mismatch"}  # the tiny tokenizer lower-cases
+        assert r["rule"] == {"id": "R08", "name": "color_mismatch"}  # the tiny tokenizer lower-cases
         assert r["reasoning"]["checks"] == {"type": "match", "color": "mismatch"}
     with pytest.raises(ValueError, match="threshold"):
         judge(model, tokenizer, records, threshold=0)
@@ -228,7 +228,7 @@ def test_judge_one_product(client):
     assert response.status_code == 200, response.text
     (result,) = response.json()["results"]
     _check_result(result)
-    assert result["label"] == 3 and result["rule"] == {"id": "r08", "name": "color_mismatch"}
+    assert result["label"] == 3 and result["rule"] == {"id": "R08", "name": "color_mismatch"}
     assert result["reasoning"]["query"] == {"type": "running shoes", "color": "red"}
     assert result["parse_error"] is None and "<answer> 3" in result["text"]
 
