@@ -194,7 +194,7 @@ def test_judge_in_process(trained):
     assert len(results) == len(records)
     for r in results:
         assert r["label"] == 3 and r["tier"] == 3 and r["parse_error"] is None
-        assert r["rule"] == {"id": "R08", "name": "color_mismatch"}  # the tiny tokenizer lower-cases
+        assert r["rule"] == {"id": "R08", "name": "color_mismatch"}  # the rulebook spelling, not the lower-cased text
         assert r["reasoning"]["checks"] == {"type": "match", "color": "mismatch"}
     with pytest.raises(ValueError, match="threshold"):
         judge(model, tokenizer, records, threshold=0)
