@@ -26,8 +26,15 @@ OUTCOME_WEIGHTS: dict[str, float] = {"label": 1.0}
 
 
 @lru_cache(maxsize=8192)
-def _annotations(text: str) -> dict:
+def _annotations_json(text: str) -> dict:
     return json.loads(text)
+
+
+def parse_annotations(value: object) -> dict:
+    """Annotations as a dict: dataset columns carry them as JSON strings (keys vary per row)."""
+    if isinstance(value, str):
+        return _annotations_json(value) if value else {}
+    return dict(value) if isinstance(value, Mapping) else {}
 
 
 @lru_cache(maxsize=8192)
@@ -69,9 +76,7 @@ def score_components(
 ) -> dict[str, float | None]:
     """All components for one completion; None where the example lacks that ground truth."""
     rulebook = rulebook or default_rulebook()
-    if isinstance(annotations, str):  # datasets columns carry annotations as JSON (keys vary per row)
-        annotations = _annotations(annotations) if annotations else {}
-    annotations = annotations or {}
+    annotations = parse_annotations(annotations)
     partial = bool(annotations.get("partial"))
     gold = {part: annotations.get(part) for part in ("query", "product", "checks")}
     parsed = _parse(completion_text(completion), fmt)

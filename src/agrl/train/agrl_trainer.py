@@ -42,7 +42,7 @@ from agrl.replay import (
     update_example,
     zero_std_groups,
 )
-from agrl.rewards import combine, label_correct, score_components
+from agrl.rewards import combine, label_correct, parse_annotations, score_components
 from agrl.rules import Rulebook, load_rulebook
 from agrl.train.config import AGRLConfig
 
@@ -134,7 +134,7 @@ class AGRLTrainer(GRPOTrainer):
             if not is_stagnant(acc, self.args.replay_tau):
                 dequeue_solved(self.replay_state, example_id)
                 continue
-            guidance = build_guidance(_annotations(row), row.get("rule") or None, row.get("label"), state.level,
+            guidance = build_guidance(parse_annotations(row.get("annotations")), row.get("rule") or None, row.get("label"), state.level,
                                       self.args.guidance_mode, self.rulebook)
             if guidance is None:
                 continue
@@ -292,11 +292,6 @@ class AGRLTrainer(GRPOTrainer):
             self.replay_state = ReplayState.from_json(json.load(handle))
         if self.replay_state.rng_state is not None:
             self._replay_rng.setstate(_rng_from_json(self.replay_state.rng_state))
-
-
-def _annotations(row: dict) -> dict:
-    notes = row.get("annotations")
-    return json.loads(notes) if isinstance(notes, str) and notes else (notes or {})
 
 
 def _rng_to_json(state: tuple) -> list:

@@ -10,7 +10,7 @@ from datasets import Dataset
 from agrl.data.io import read_records
 from agrl.prompts import build_messages
 from agrl.reasoning import render_reasoning
-from agrl.rules import Rulebook, load_rulebook
+from agrl.rules import Rulebook, default_rulebook, load_rulebook
 
 
 def load_train_records(path: str, max_samples: int | None = None) -> list[dict]:
@@ -18,9 +18,11 @@ def load_train_records(path: str, max_samples: int | None = None) -> list[dict]:
     return records[:max_samples] if max_samples else records
 
 
-def prompt_messages(record: Mapping, args) -> list[dict[str, str]]:
-    rulebook = load_rulebook(args.rulebook) if args.rulebook_in_prompt else None
-    return build_messages(record, rulebook=rulebook, system=args.system_prompt)
+def prompt_messages(record: Mapping, args, rulebook: Rulebook | None = None) -> list[dict[str, str]]:
+    """The record's prompt; the rulebook summary is included when `args.rulebook_in_prompt`."""
+    if args.rulebook_in_prompt and rulebook is None:
+        rulebook = load_rulebook(args.rulebook)
+    return build_messages(record, rulebook=rulebook if args.rulebook_in_prompt else None, system=args.system_prompt)
 
 
 def reference_text(record: Mapping, fmt: str = "think_first", rulebook: Rulebook | None = None) -> str:
@@ -30,7 +32,7 @@ def reference_text(record: Mapping, fmt: str = "think_first", rulebook: Rulebook
     notes = record.get("annotations") or {}
     if not (notes.get("query") and notes.get("product") and notes.get("checks") and record.get("rule")):
         raise ValueError(f"record {record.get('id')!r} has no complete annotations to render a reference from")
-    rule = (rulebook or load_rulebook(None)).get(record["rule"])
+    rule = (rulebook or default_rulebook()).get(record["rule"])
     if rule is None:
         raise ValueError(f"record {record.get('id')!r}: rule {record['rule']!r} is not in the rulebook")
     return render_reasoning(notes["query"], notes["product"], notes["checks"], rule.tag, int(record["label"]), fmt)
@@ -40,7 +42,7 @@ def sft_dataset(records: Sequence[Mapping], args) -> Dataset:
     rulebook = load_rulebook(args.rulebook)
     return Dataset.from_list([
         {
-            "prompt": prompt_messages(r, args),
+            "prompt": prompt_messages(r, args, rulebook),
             "completion": [{"role": "assistant", "content": reference_text(r, args.reasoning_format, rulebook)}],
         }
         for r in records
@@ -49,9 +51,10 @@ def sft_dataset(records: Sequence[Mapping], args) -> Dataset:
 
 def rl_dataset(records: Sequence[Mapping], args) -> Dataset:
     """Prompts plus the columns reward functions and replay read (annotations as JSON: keys vary per row)."""
+    rulebook = load_rulebook(args.rulebook) if args.rulebook_in_prompt else None
     return Dataset.from_list([
         {
-            "prompt": prompt_messages(r, args),
+            "prompt": prompt_messages(r, args, rulebook),
             "id": str(r["id"]),
             "label": int(r["label"]),
             "rule": r.get("rule") or "",

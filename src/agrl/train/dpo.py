@@ -17,6 +17,7 @@ from agrl.data.io import DataError, iter_jsonl
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.rewards import label_correct
+from agrl.rules import load_rulebook
 from agrl.train.config import AgrlDPOConfig
 from agrl.train.data import prompt_messages
 from agrl.train.sft import peft_config, save_final
@@ -55,9 +56,10 @@ def build_pairs(model, tokenizer, records: Sequence[Mapping], n: int = 8, temper
 
 def pairs_dataset(pairs: Sequence[Mapping], records_by_id: Mapping[str, Mapping], args) -> Dataset:
     """Conversational prompt/chosen/rejected rows (the prompt rebuilt from the record)."""
+    rulebook = load_rulebook(args.rulebook) if args.rulebook_in_prompt else None
     return Dataset.from_list([
         {
-            "prompt": prompt_messages(records_by_id[p["id"]], args),
+            "prompt": prompt_messages(records_by_id[p["id"]], args, rulebook),
             "chosen": [{"role": "assistant", "content": p["chosen"]}],
             "rejected": [{"role": "assistant", "content": p["rejected"]}],
         }
