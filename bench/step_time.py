@@ -1,7 +1,10 @@
-"""Wall time per optimizer step: AGRLTrainer (replay on) vs plain TRL GRPOTrainer, same everything else.
+"""Replay overhead: AGRL (replay on) vs GRPO-PR (TRL's unchanged GRPOTrainer), same reward.
 
-Same tiny SFT model, data (`rl` split), batch, group size, completion length and seed; both runs in
-this process, one after the other, on the same machine. Prints both absolute figures and the ratio.
+Both use the rule-aware reward, so the ratio isolates what replay costs (the guided rollouts and
+the bookkeeping), not the reward. Same tiny SFT model, data (`rl` split), batch, group size,
+completion length and seed; the two run alternately (A B A B ...) in this process so that a slow
+phase of a shared machine hits both. Prints both absolute figures (median step time) and the ratio.
+Do not run it beside another job: a ratio measured under load is noise.
 The trigger rate is whatever the model produces on the `rl` split (reported): an SFT model that
 has rarely seen the tail rules gets many all-wrong groups there, as in real training.
 
@@ -21,8 +24,7 @@ from agrl.train.grpo import build_grpo_trainer
 
 
 def run(kind: str, model: str, data: str, steps: int, out: str) -> dict:
-    extra = ["--replay", "true", "--reward_mode", "rule_aware"] if kind == "agrl" else \
-        ["--replay", "false", "--reward_mode", "outcome"]
+    extra = ["--replay", "true" if kind == "agrl" else "false", "--reward_mode", "rule_aware"]
     args = load_config(AGRLConfig, None, [
         "--model_name_or_path", model, "--train_file", f"{data}/rl.jsonl", "--output_dir", out,
         "--max_steps", str(steps), "--per_device_train_batch_size", "32", "--num_generations", "8",
@@ -42,14 +44,19 @@ def main() -> None:
     parser.add_argument("--model", default="runs/demo/models/sft")
     parser.add_argument("--data", default="runs/demo/data")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each")
     args = parser.parse_args()
+    runs: dict[str, list[dict]] = {"grpo_pr": [], "agrl": []}
     with tempfile.TemporaryDirectory() as tmp:
-        grpo = run("grpo", args.model, args.data, args.steps, str(Path(tmp) / "grpo"))
-        agrl = run("agrl", args.model, args.data, args.steps, str(Path(tmp) / "agrl"))
-    print(json.dumps({"grpo": grpo, "agrl": agrl}, indent=2))
-    print(f"plain GRPO: {grpo['step_time']:.2f} s/step   AGRL: {agrl['step_time']:.2f} s/step "
-          f"(replay triggered on {100 * (agrl['triggered_frac'] or 0):.0f}% of groups)")
-    print(f"ratio AGRL / GRPO step time: {agrl['step_time'] / grpo['step_time']:.2f}")
+        for round_ in range(args.rounds):
+            for kind in runs:
+                runs[kind].append(run(kind, args.model, args.data, args.steps, str(Path(tmp) / f"{kind}{round_}")))
+    grpo = statistics.median(r["step_time"] for r in runs["grpo_pr"])
+    agrl = statistics.median(r["step_time"] for r in runs["agrl"])
+    triggered = statistics.fmean(r["triggered_frac"] or 0 for r in runs["agrl"])
+    print(json.dumps(runs, indent=2))
+    print(f"GRPO-PR: {grpo:.2f} s/step   AGRL: {agrl:.2f} s/step (replay triggered on {100 * triggered:.0f}% of groups)")
+    print(f"ratio AGRL / GRPO-PR step time (replay overhead): {agrl / grpo:.2f}")
 
 
 if __name__ == "__main__":

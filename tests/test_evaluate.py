@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agrl.baselines import overlap_completion
-from agrl.evaluate import cumpt, evaluate, predicted_label, render_report, write_evaluation
+from agrl.data.shoprules import HEAD_RULES
+from agrl.evaluate import cumpt, evaluate, luck_proof, render_report, write_evaluation
 from agrl.reasoning import render_reasoning
 from agrl.rules import GRADES, default_rulebook
 
@@ -27,8 +28,10 @@ def confusion_total(metrics: dict) -> int:
 def test_gold_references_score_perfectly(b_eval):
     metrics = evaluate(b_eval, {r["id"]: r["reference"] for r in b_eval})
     assert metrics["n"] == len(b_eval) and metrics["missing"] == 0
-    for key in ("accuracy", "rule_adherence", "format_valid", "macro_f1", "rule_accuracy", "rule_adherence_valid"):
+    for key in ("accuracy", "lenient_accuracy", "grounded_adherence", "self_consistency", "format_valid", "macro_f1",
+                "rule_accuracy", "self_consistency_valid", "tail_solved"):
         assert metrics[key] == 1.0, key
+    assert metrics["tail_n"] == sum(luck_proof(r, default_rulebook()) for r in b_eval) > 0
     for g in GRADES:
         assert metrics["per_class"][str(g)]["f1"] == 1.0
         assert metrics["confusion"][str(g)][str(g)] == metrics["per_class"][str(g)]["support"]
@@ -40,16 +43,74 @@ def test_constant_label_4_predictor(b_eval):
     metrics = evaluate(b_eval, {r["id"]: "<answer> 4 </answer>" for r in b_eval})
     share = sum(r["label"] == 4 for r in b_eval) / len(b_eval)
     assert 0 < share < 1
-    assert metrics["accuracy"] == share
+    # strict metrics give a bare label nothing; only the separately named lenient read counts it
+    assert metrics["accuracy"] == 0.0
+    assert metrics["lenient_accuracy"] == share
     assert metrics["format_valid"] == 0.0
-    assert metrics["rule_adherence"] == 0.0
+    assert metrics["self_consistency"] == 0.0 and metrics["grounded_adherence"] == 0.0
     assert metrics["rule_accuracy"] == 0.0
-    assert metrics["per_class"]["4"]["recall"] == 1.0
-    assert metrics["per_class"]["4"]["precision"] == share
-    assert metrics["per_class"]["1"]["recall"] == 0.0
-    for g in GRADES:
-        assert metrics["confusion"][str(g)]["4"] == sum(r["label"] == g for r in b_eval)
+    assert all(metrics["confusion"][str(g)]["none"] == sum(r["label"] == g for r in b_eval) for g in GRADES)
     assert confusion_total(metrics) == len(b_eval)
+
+
+@pytest.mark.parametrize("grade", GRADES)
+def test_a_constant_answer_cannot_score_tail_solved(shoprules, grade):
+    # A well-formed reasoning that states the gold checks but always answers one grade with the
+    # head rule of that grade: the label is right by luck on some tail records, tail solved stays 0.
+    rulebook = default_rulebook()
+    tail = shoprules["tail"]
+    head_rule = next(r for r in rulebook.rules if r.grade == grade and r.id in HEAD_RULES)
+    predictions = {r["id"]: render_reasoning(r["annotations"]["query"], r["annotations"]["product"],
+                                             r["annotations"]["checks"], head_rule.tag, grade) for r in tail}
+    metrics = evaluate(tail, predictions)
+    assert metrics["tail_n"] == len(tail)
+    assert metrics["tail_solved"] == 0.0
+    assert metrics["accuracy"] == sum(r["label"] == grade for r in tail) / len(tail)
+
+
+def test_a_model_blind_to_the_tail_feature_gets_every_tail_label_wrong(shoprules):
+    rulebook = default_rulebook()
+    tail = shoprules["tail"]
+    predictions = {}
+    for r in tail:
+        rule = rulebook.blind_decision(r["annotations"]["checks"])
+        predictions[r["id"]] = render_reasoning(r["annotations"]["query"], r["annotations"]["product"],
+                                                r["annotations"]["checks"], rule.tag, rule.grade)
+    metrics = evaluate(tail, predictions)
+    assert metrics["accuracy"] == 0.0 and metrics["tail_solved"] == 0.0
+    assert {r["rule"] for r in tail} == {"R03", "R09", "R10"}
+
+
+def test_grounded_adherence_needs_the_gold_checks_self_consistency_does_not(b_eval):
+    # every check flipped to "unknown" and the label the rulebook gives for that: self-consistent,
+    # but not grounded in the gold checks
+    rulebook = default_rulebook()
+    predictions = {}
+    for r in b_eval:
+        notes = r["annotations"]
+        checks = {k: "unknown" for k in notes["checks"]}
+        rule = rulebook.decide(checks)
+        predictions[r["id"]] = render_reasoning(notes["query"], notes["product"], checks, rule.tag, rule.grade)
+    metrics = evaluate(b_eval, predictions)
+    assert metrics["self_consistency"] == 1.0
+    assert metrics["grounded_adherence"] == 0.0
+
+
+def test_head_accuracy_and_outcomes(shoprules):
+    records = shoprules["w_eval"]
+    predictions = {r["id"]: r["reference"] if r["rule"] in HEAD_RULES else "junk" for r in records}
+    metrics = evaluate(records, predictions, head_rules=HEAD_RULES)
+    head = [r for r in records if r["rule"] in HEAD_RULES]
+    assert metrics["head_n"] == len(head) and metrics["head_accuracy"] == 1.0
+    # head mismatches (a brand rule, say) are luck-proof too, but tail solved counts the tail only
+    rulebook = default_rulebook()
+    assert metrics["tail_n"] == sum(luck_proof(r, rulebook) and r["rule"] not in HEAD_RULES for r in records) > 0
+    assert metrics["tail_solved"] == 0.0
+    assert evaluate(records, predictions)["tail_n"] > metrics["tail_n"]
+    assert metrics["accuracy"] == len(head) / len(records)
+    outcomes = metrics["outcomes"]
+    assert all(len(v) == len(records) for v in outcomes.values())
+    assert outcomes["correct"] == outcomes["head"] == "".join("1" if r["rule"] in HEAD_RULES else "0" for r in records)
 
 
 def test_missing_predictions_are_counted(b_eval):
@@ -78,7 +139,7 @@ def test_wrong_but_consistent_and_inconsistent_predictions(b_eval):
     metrics = evaluate(b_eval, predictions)
     assert metrics["accuracy"] == 0.0
     assert metrics["format_valid"] == 1.0
-    assert metrics["rule_adherence"] == 0.0
+    assert metrics["self_consistency"] == 0.0 and metrics["grounded_adherence"] == 0.0
     assert metrics["rule_accuracy"] == 1.0
     assert metrics["macro_f1"] == 0.0
     assert confusion_total(metrics) == len(b_eval)
@@ -87,7 +148,7 @@ def test_wrong_but_consistent_and_inconsistent_predictions(b_eval):
 
 def test_per_rule_keys_are_rule_ids_in_rulebook_order(shoprules):
     rulebook = default_rulebook()
-    for split in ("b_eval", "w_eval", "hard"):
+    for split in ("b_eval", "w_eval", "hard", "tail"):
         records = shoprules[split]
         metrics = evaluate(records, {r["id"]: overlap_completion(r["query"], r["product"]["title"]) for r in records})
         keys = list(metrics["per_rule"])
@@ -106,13 +167,6 @@ def test_confusion_matrix_sums_to_n_for_mixed_predictions(b_eval):
     assert confusion_total(metrics) == metrics["n"] == len(b_eval)
     assert metrics["missing"] == len(b_eval) - len(predictions)
     assert sum(row["support"] for row in metrics["per_class"].values()) == len(b_eval)
-
-
-def test_predicted_label():
-    assert predicted_label(None) is None
-    assert predicted_label("<answer> 3 </answer>") == 3
-    assert predicted_label("<answer> 3 </answer><answer> 3 </answer>") is None
-    assert predicted_label("nothing") is None
 
 
 def test_report_and_files(b_eval, tmp_path):

@@ -13,7 +13,7 @@ from agrl.reasoning import (
     THINK_FIRST,
     ParseError,
     Reasoning,
-    extract_label,
+    lenient_label,
     normalize_value,
     parse_reasoning,
     render_prefix,
@@ -55,7 +55,11 @@ def test_gold_example_parses():
     parsed = parse_reasoning(GOLD)
     assert parsed.ok
     assert parsed == Reasoning(GOLD_Q, GOLD_P, GOLD_C, "R03", "negation_violated", 2)
-    assert extract_label(GOLD) == 2
+    assert GOLD.splitlines()[1:4] == [
+        "type: running shoes | running shoes match",
+        "brand: nike | nike match",
+        "negation: laces | has laces mismatch",
+    ]
 
 
 @pytest.mark.parametrize("split", ["b_eval", "hard", "w_eval"])
@@ -93,32 +97,41 @@ def test_formats_are_not_interchangeable():
     assert parse_reasoning(label_first, "label_first") == parse_reasoning(GOLD)
 
 
-@pytest.mark.parametrize("upto", ["query", "product", "checks"])
-def test_render_prefix_is_a_prefix_of_the_full_reasoning(shoprules, upto):
+@pytest.mark.parametrize("lines", [0, 1, 2, None])
+def test_render_prefix_is_a_prefix_of_the_full_reasoning(shoprules, lines):
+    rulebook = default_rulebook()
     for record in shoprules["b_eval"][:60]:
         notes = record["annotations"]
-        prefix = render_prefix(notes["query"], notes["product"], notes["checks"], upto)
+        prefix = render_prefix(notes["query"], notes["product"], notes["checks"], lines)
         assert prefix.endswith("\n")
         assert record["reference"].startswith(prefix)
-        assert prefix.rstrip().endswith(f"</{upto}>")
+        n_lines = len(notes["checks"]) if lines is None else min(lines, len(notes["checks"]))
+        assert prefix.count("\n") == 1 + n_lines + (lines is None)
+        with_rule = render_prefix(notes["query"], notes["product"], notes["checks"], rule_tag=rulebook.get(record["rule"]).tag)
+        assert record["reference"].startswith(with_rule) and with_rule.rstrip().endswith("</rule>")
+        assert "<answer>" not in with_rule
 
 
-@pytest.mark.parametrize("upto", ["rule", "answer"])
-def test_render_prefix_never_returns_text_that_is_not_a_gold_prefix(upto):
-    # render_prefix cannot know the rule or the label; asked for them it must refuse, not force a
-    # malformed `<rule>  </rule>` / `<answer> 0 </answer>` into the completion.
-    try:
-        prefix = render_prefix(GOLD_Q, GOLD_P, GOLD_C, upto)
-    except ValueError:
-        return
-    assert GOLD.startswith(prefix)
+def test_render_prefix_refuses_a_rule_after_partial_checks():
+    # a rule after half the checks is not a prefix of any gold reasoning
+    with pytest.raises(ValueError, match="complete checks"):
+        render_prefix(GOLD_Q, GOLD_P, GOLD_C, 1, rule_tag=GOLD_TAG)
 
 
 def test_whitespace_between_and_inside_sections_is_tolerated():
-    text = "\n\n" + "\n\n  ".join(SECTIONS[n] for n in THINK_FIRST).replace(" ; ", " ;\n   ") + "\n\n"
+    text = "\n\n" + "\n\n  ".join(SECTIONS[n] for n in THINK_FIRST).replace(" | ", "  |   ") + "\n\n"
     assert parse_reasoning(text) == parse_reasoning(GOLD)
     shouty = GOLD.replace("nike", "  NIKE ")
     assert parse_reasoning(shouty) == parse_reasoning(GOLD)
+    # a tokenizer that eats the newline after <checks> still gives a parseable text
+    assert parse_reasoning(GOLD.replace("<checks>\n", "<checks> ").replace("\n</checks>", "</checks>")) == parse_reasoning(GOLD)
+
+
+def test_values_cannot_break_the_line_layout():
+    # `|` inside a value is normalised away, so a rendered line always splits back into its parts
+    text = render_reasoning({"type": "a | b"}, {"type": "c|d"}, {"type": "mismatch"}, "R02 category_mismatch", 1)
+    parsed = parse_reasoning(text)
+    assert parsed.ok and parsed.query == {"type": "a / b"} and parsed.product == {"type": "c/d"}
 
 
 # --- strictness -----------------------------------------------------------------------------------
@@ -128,6 +141,14 @@ def _replace_body(section: str, body: str, text: str = GOLD) -> str:
     return text.replace(SECTIONS[section], f"<{section}> {body} </{section}>")
 
 
+def _lines(*lines: str) -> str:
+    return _replace_body("checks", "\n" + "\n".join(lines) + "\n")
+
+
+NEG = "negation: laces | has laces mismatch"
+TYPE = "type: running shoes | running shoes match"
+BRAND = "brand: nike | nike match"
+
 STRICT = {
     # case: (text, fmt, words the error message must contain)
     "repeated_answer": (GOLD + "\n<answer> 2 </answer>", "think_first", ["</answer>"]),
@@ -135,61 +156,28 @@ STRICT = {
     "repeated_answer_label_first": (
         "<answer> 4 </answer>\n" + render_reasoning(GOLD_Q, GOLD_P, GOLD_C, GOLD_TAG, 2, "label_first"),
         "label_first",
-        ["<query>"],
+        ["<checks>"],
     ),
     "text_after_final": (GOLD + "\nso the answer is 4", "think_first", ["after", "</answer>"]),
-    "text_before_first": ("Sure! " + GOLD, "think_first", ["<query>"]),
-    "missing_query": (GOLD.replace(SECTIONS["query"] + "\n", ""), "think_first", ["<query>"]),
-    "missing_product": (GOLD.replace(SECTIONS["product"] + "\n", ""), "think_first", ["<product>"]),
+    "text_before_first": ("Sure! " + GOLD, "think_first", ["<checks>"]),
     "missing_checks": (GOLD.replace(SECTIONS["checks"] + "\n", ""), "think_first", ["<checks>"]),
     "missing_rule": (GOLD.replace(SECTIONS["rule"] + "\n", ""), "think_first", ["<rule>"]),
     "missing_answer": (GOLD.replace("\n" + SECTIONS["answer"], ""), "think_first", ["<answer>"]),
-    "sections_swapped": (
-        GOLD.replace(SECTIONS["product"], "@@").replace(SECTIONS["checks"], SECTIONS["product"]).replace(
-            "@@", SECTIONS["checks"]
-        ),
-        "think_first",
-        ["<product>"],
-    ),
+    "sections_swapped": (SECTIONS["rule"] + "\n" + SECTIONS["checks"] + "\n" + SECTIONS["answer"], "think_first", ["<checks>"]),
     "unclosed_section": (GOLD.replace("</checks>", ""), "think_first", ["<checks>"]),
-    "nested_tag": (_replace_body("product", "type: <answer> 4 </answer>"), "think_first", ["<product>"]),
-    "out_of_order_slot": (
-        _replace_body("query", "brand: nike ; type: running shoes ; negation: laces"),
-        "think_first",
-        ["<query>", "out of order"],
-    ),
-    "unknown_slot": (
-        _replace_body("product", "type: running shoes ; flavour: nike ; negation: has laces"),
-        "think_first",
-        ["<product>", "flavour"],
-    ),
-    "repeated_slot": (
-        _replace_body("checks", "type: match ; type: match ; negation: mismatch"),
-        "think_first",
-        ["<checks>", "repeated"],
-    ),
-    "empty_item": (_replace_body("query", "type: running shoes ; ; negation: laces"), "think_first", ["<query>"]),
-    "slot_without_value": (_replace_body("product", "type: ; brand: nike ; negation: has laces"), "think_first", ["<product>"]),
-    "bad_check_value": (
-        _replace_body("checks", "type: match ; brand: probably ; negation: mismatch"),
-        "think_first",
-        ["<checks>", "probably"],
-    ),
-    "mismatched_slot_lists": (
-        _replace_body("product", "type: running shoes ; negation: has laces"),
-        "think_first",
-        ["<product>", "<query>"],
-    ),
-    "checks_list_other_slots": (
-        _replace_body("checks", "type: match ; brand: match ; color: unknown"),
-        "think_first",
-        ["<checks>"],
-    ),
-    "query_without_type": (
-        GOLD.replace("type: running shoes ; ", "").replace("type: match ; ", ""),
-        "think_first",
-        ["<query>", "type"],
-    ),
+    "nested_tag": (_lines("type: <answer> 4 </answer> | x match"), "think_first", ["<checks>"]),
+    "empty_checks": (_lines(), "think_first", ["<checks>"]),
+    "out_of_order_slot": (_lines(BRAND, TYPE, NEG), "think_first", ["<checks>", "out of order"]),
+    "unknown_slot": (_lines(TYPE, "flavour: nike | nike match", NEG), "think_first", ["<checks>", "flavour"]),
+    "repeated_slot": (_lines(TYPE, TYPE, NEG), "think_first", ["<checks>", "repeated"]),
+    "empty_line": (_lines(TYPE, "", NEG), "think_first", ["<checks>", "empty"]),
+    "missing_product_value": (_lines(TYPE, "brand: nike | match", NEG), "think_first", ["<checks>", "line 2"]),
+    "missing_separator": (_lines(TYPE, "brand: nike nike match", NEG), "think_first", ["<checks>", "line 2"]),
+    "two_separators": (_lines(TYPE, "brand: nike | nike | nike match", NEG), "think_first", ["<checks>"]),
+    "missing_verdict": (_lines(TYPE, "brand: nike | nike", NEG), "think_first", ["<checks>"]),
+    "bad_verdict": (_lines(TYPE, "brand: nike | nike probably", NEG), "think_first", ["<checks>", "probably"]),
+    "sections_of_v1": (GOLD.replace(SECTIONS["checks"], "<checks> type: match ; brand: match </checks>"), "think_first", ["<checks>"]),
+    "without_type": (_lines(BRAND, NEG), "think_first", ["<checks>", "type"]),
     "rule_one_word": (_replace_body("rule", "R03"), "think_first", ["<rule>"]),
     "rule_three_words": (_replace_body("rule", "R03 negation violated"), "think_first", ["<rule>"]),
     "answer_5": (_replace_body("answer", "5"), "think_first", ["<answer>"]),
@@ -211,16 +199,19 @@ def test_strictness(case):
     assert_total(result, text)
     for word in words:
         assert word in result.message, (case, result.message)
-    assert extract_label(text, fmt) is None
 
 
 def test_lenient_label_only_when_exactly_one_answer():
-    # metrics may read the one well-formed answer of a malformed output, never one of several
+    # the separately named lenient metric may read the one well-formed answer of a malformed
+    # output, never one of several
     assert parse_reasoning(GOLD + " trailing").label == 2
+    assert lenient_label(GOLD + " trailing") == 2
     assert parse_reasoning("<answer> 3 </answer>").label == 3
+    assert lenient_label("<answer> 3 </answer>") == 3
     assert parse_reasoning(GOLD + "\n<answer> 2 </answer>").label is None
-    assert parse_reasoning("<answer> 3 </answer><answer> 3 </answer>").label is None
-    assert parse_reasoning("<answer> 1 2 </answer>").label is None
+    assert lenient_label("<answer> 3 </answer><answer> 3 </answer>") is None
+    assert lenient_label("<answer> 1 2 </answer>") is None
+    assert lenient_label(None) is None
 
 
 @pytest.mark.parametrize("value", [None, 4, 2.0, b"<answer> 4 </answer>", ["<answer> 4 </answer>"], {"a": 1}])
@@ -275,8 +266,8 @@ def test_total_on_megabyte_strings(seed_text, where):
 
 
 TAGS = [f"<{n}>" for n in THINK_FIRST] + [f"</{n}>" for n in THINK_FIRST] + ["<think>", "</think>", "<>", "</>"]
-PIECES = TAGS + ["type: shoes", "brand: nike", " ; ", ";", ":", "match", "mismatch", "R01 accessory_vs_main",
-                 "1", "2", "4", "5", " ", "\n", "-", "x"]
+PIECES = TAGS + ["type: shoes | shoes match", "brand: nike", " | ", "|", ":", "match", "mismatch",
+                 "R01 accessory_vs_main", "1", "2", "4", "5", " ", "\n", "-", "x"]
 
 
 @FAST

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agrl.reasoning import THINK_FIRST, parse_reasoning
+from agrl.reasoning import parse_reasoning
 from agrl.replay import (
     ExampleState,
     ReplayState,
     build_guidance,
-    default_k,
+    deciding_lines,
     dequeue_solved,
     enqueue,
     group_accuracy,
@@ -22,7 +22,7 @@ from agrl.replay import (
     update_example,
     zero_std_groups,
 )
-from agrl.rules import default_rulebook
+from agrl.rules import SLOTS, default_rulebook
 
 
 def test_group_accuracy_and_trigger():
@@ -49,10 +49,6 @@ def test_select_replaced_takes_the_lowest(rewards, k, seed):
         assert max(rewards[i] for i in chosen) <= min(rest)
 
 
-def test_default_k_is_a_quarter_of_the_group():
-    assert default_k(8) == 2 and default_k(4) == 1 and default_k(2) == 1
-
-
 @pytest.fixture(scope="module")
 def record(shoprules_dir):
     rows = [json.loads(line) for line in (shoprules_dir / "hard.jsonl").read_text().splitlines()]
@@ -63,12 +59,30 @@ def test_prefix_guidance_levels_are_growing_gold_prefixes(record):
     book = default_rulebook()
     notes = record["annotations"]
     texts = [build_guidance(notes, record["rule"], record["label"], lvl, "prefix", book).prefix for lvl in (1, 2, 3)]
-    assert all(record["reference"].startswith(t.rstrip("\n")) for t in texts)
-    assert len(texts[0]) < len(texts[1]) < len(texts[2])
+    assert all(record["reference"].startswith(t) for t in texts)
+    assert len(texts[0]) <= len(texts[1]) < len(texts[2])
+    # level 1 stops right after the deciding check's line (R03: the negation line)
+    assert texts[0].rstrip("\n").splitlines()[-1].startswith("negation:")
+    assert texts[0].rstrip("\n").endswith("mismatch")
+    assert texts[1].rstrip().endswith("</checks>") and "<rule>" not in texts[1]
     assert "<rule>" in texts[2] and "<answer>" not in texts[2]
     # Completing the level-3 prefix with the gold answer gives the gold reasoning.
     completed = texts[2] + f"<answer> {record['label']} </answer>"
     assert parse_reasoning(completed).ok and parse_reasoning(completed).label == record["label"]
+
+
+def test_level_one_reaches_the_deciding_line_for_every_rule(shoprules):
+    book = default_rulebook()
+    for record in shoprules["b_eval"]:
+        checks = record["annotations"]["checks"]
+        rule = book.get(record["rule"])
+        n = deciding_lines(checks, rule)
+        lines = [s for s in SLOTS if s in checks][:n]
+        assert 1 <= n <= len(checks)
+        if rule.when:  # the last line of the level-1 prefix holds a check the rule reads
+            assert lines[-1] in rule.when and checks[lines[-1]] in rule.when[lines[-1]]
+        else:
+            assert n == len(checks)
 
 
 def test_hint_guidance_names_rule_then_checks_then_prefix(record):
@@ -77,7 +91,7 @@ def test_hint_guidance_names_rule_then_checks_then_prefix(record):
     g1, g2, g3 = (build_guidance(notes, record["rule"], record["label"], lvl, "hint", book) for lvl in (1, 2, 3))
     assert record["rule"] in g1.hint and "negation_violated" in g1.hint and not g1.has_prefix
     assert "checks:" in g2.hint and "negation: mismatch" in g2.hint and not g2.has_prefix
-    assert g3.has_prefix and g3.prefix.startswith("<query>") and "<rule>" not in g3.prefix
+    assert g3.has_prefix and g3.prefix.startswith("<checks>") and "<rule>" not in g3.prefix
 
 
 def test_guidance_needs_ground_truth():
@@ -90,19 +104,17 @@ def test_guidance_needs_ground_truth():
         build_guidance({}, "R01", 1, 1, "bogus", book)
 
 
-def test_level_rises_while_stagnant_and_falls_on_recovery():
-    s = ExampleState()
-    s = update_example(s, 0.0)  # first stagnant visit keeps level 1
-    assert (s.level, s.stagnant_streak) == (1, 1)
-    s = update_example(s, 0.0)
-    assert s.level == 2
-    s = update_example(s, 0.0)
+def test_level_rises_on_every_stagnant_visit_and_falls_on_recovery():
+    s = ExampleState(level=2)  # the configured starting level
+    s = update_example(s, 0.0)  # every stagnant visit raises the level for the next one
+    assert (s.level, s.stagnant_streak) == (3, 1)
     s = update_example(s, 0.0)
     assert s.level == 3  # capped
     s = update_example(s, 0.25)  # not stagnant, not recovered: level holds
     assert (s.level, s.stagnant_streak) == (3, 0)
     s = update_example(s, 0.75)
-    assert s.level == 2 and s.visits == 6
+    assert s.level == 2 and s.visits == 4
+    assert update_example(ExampleState(level=1), 0.0).level == 2
 
 
 def test_queue_priority_retry_budget_and_solving():
@@ -130,4 +142,4 @@ def test_state_json_round_trip():
     state.rng_state = [rng.getstate()[0], list(rng.getstate()[1]), rng.getstate()[2]]
     again = ReplayState.from_json(json.loads(json.dumps(state.to_json())))
     assert again.to_json() == state.to_json()
-    assert THINK_FIRST[0] == "query"
+    assert again.examples["x"].level == 2 and list(again.queue) == ["x"]

@@ -93,7 +93,7 @@ def test_first_rule_that_fires_decides(rb, checks, expected):
 @pytest.mark.parametrize("checks", [{}, {s: "unknown" for s in SLOTS}, {s: "match" for s in SLOTS}])
 def test_catch_all_fires_when_nothing_else_does(rb, checks):
     assert rb.decide(checks).id == "R12"
-    assert rb.label(checks) == 4
+    assert rb.decide(checks).grade == 4
 
 
 @settings(max_examples=300, deadline=None)
@@ -177,7 +177,22 @@ INVALID = {
     "missing_catch_all": ("rules:\n" + _rule() + _rule("A2", "b_rule", "{color: mismatch}"), "A2", "when"),
     "catch_all_not_last": ("rules:\n" + CATCH_ALL + _rule() + _rule("Z8", "end", "{}", "4"), "Z9", "when"),
     "catch_all_first_only": ("rules:\n" + CATCH_ALL + _rule(), "A1", "when"),
+    "blind_not_mapping": ("rules:\n" + _rule() + "    blind: [brand]\n" + CATCH_ALL, "A1", "blind"),
+    "blind_slot_not_in_when": ("rules:\n" + _rule() + "    blind: {color: match}\n" + CATCH_ALL, "A1", "blind.color"),
+    "blind_bad_value": ("rules:\n" + _rule() + "    blind: {brand: maybe}\n" + CATCH_ALL, "A1", "blind.brand"),
 }
+
+
+def test_blind_decision_is_what_a_model_ignoring_the_deciding_feature_reaches(rb):
+    # negation missed -> the catch-all; a unit conversion missed -> a size mismatch (the rule's `blind`)
+    assert rb.blind_decision({"type": "match", "negation": "mismatch"}).id == "R12"
+    assert rb.blind_decision({"type": "match", "size": "equivalent"}).id == "R07"
+    assert rb.blind_decision({"type": "match", "price": "mismatch", "color": "match"}).id == "R12"
+    # an accessory is also another type: blind to `for`, the category rule gives the same grade
+    blind = rb.blind_decision({"type": "mismatch", "for": "mismatch"})
+    assert blind.id == "R02" and blind.grade == rb.decide({"type": "mismatch", "for": "mismatch"}).grade
+    # the catch-all has no feature to miss
+    assert rb.blind_decision({"type": "match"}).id == "R12"
 
 
 @pytest.mark.parametrize("case", sorted(INVALID))

@@ -166,7 +166,7 @@ def test_grade_probabilities_on_hand_built_completion(trained):
     manual = torch.softmax(logits[[ids[g] for g in (1, 2, 3, 4)]], -1).tolist()
     assert [probs[g] for g in (1, 2, 3, 4)] == pytest.approx(manual, abs=1e-5)
     # No answer tag: no distribution.
-    no_answer = tokenizer("<query> type: running shoes </query>", add_special_tokens=False)["input_ids"]
+    no_answer = tokenizer("<checks> type: running shoes | running shoes match </checks>", add_special_tokens=False)["input_ids"]
     assert grade_probabilities(model, tokenizer, prompt, no_answer, "think_first") is None
     # Label-first: the answer is the first section.
     label_first = tokenizer(render_reasoning(*SLOTS, fmt="label_first"), add_special_tokens=False)["input_ids"]

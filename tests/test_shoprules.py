@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from agrl.baselines import overlap_label
-from agrl.data.shoprules import SCALES, SPLITS, TAIL, generate, generate_split
+from agrl.data.shoprules import SCALES, SCENARIOS, SPLITS, TAIL, generate, generate_split, luck_proof_tail
 from agrl.reasoning import parse_reasoning
 from agrl.rules import default_rulebook
 
@@ -132,3 +132,20 @@ def test_default_scale_generates_at_least_50k_records(tmp_path):
     lines = sum(sum(1 for _ in (tmp_path / f"{s}.jsonl").open()) for s in SPLITS)
     assert lines == total
     assert elapsed < 120
+
+
+def test_tail_split_is_luck_proof_and_covers_the_qualifying_rules(shoprules):
+    rulebook = default_rulebook()
+    tail = shoprules["tail"]
+    assert luck_proof_tail(rulebook) == ("negation", "price", "unit")
+    rules = Counter(r["rule"] for r in tail)
+    assert set(rules) == {"R03", "R09", "R10"}
+    assert min(rules.values()) >= len(tail) / 3 - 1
+    # a model blind to the deciding feature gets every one of them wrong
+    assert all(rulebook.blind_decision(r["annotations"]["checks"]).grade != r["label"] for r in tail)
+
+
+def test_dev_split_is_rl_like_and_separate(shoprules):
+    dev = Counter(r["scenario"] for r in shoprules["dev"])
+    assert set(dev) == set(SCENARIOS)
+    assert sum(dev[s] for s in TAIL) >= 0.4 * len(shoprules["dev"])

@@ -97,13 +97,56 @@ def test_agrl_splices_guided_completions_onto_unguided_prompts(tmp_path, sft_mod
                                                  return_dict=True)["input_ids"]
         assert prompt == unguided  # the loss is taken on the unguided prompt
         text = tokenizer.decode(out["completion_ids"][row.index][: row.prefix_len].tolist())
-        assert text.startswith("<query>") and row.prefix_len > 0
+        assert text.startswith("<checks>") and row.prefix_len > 0
     metrics = trainer._metrics["train"]
     assert metrics["replay/triggered_frac"][-1] == 1.0
     # An untrained model cannot finish a guided prefix in format, so the gate keeps rewards tied here;
     # the drop in zero-advantage groups is measured on real runs (bench/, the demo report).
     assert metrics["replay/zero_adv_frac_after"][-1] <= metrics["replay/zero_adv_frac_before"][-1]
     assert trainer.replay_state.queue  # stagnant examples wait for replay
+
+
+def test_starting_level_is_read_and_every_trigger_raises_it(tmp_path, sft_model, shoprules_dir):
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--guidance_mode", "prefix",
+                            "--guidance_start_level", "2", "--replay_k", "1")
+    inputs = _batch(trainer)
+    out = trainer._generate_and_score_completions(inputs)
+    assert trainer._guided
+    tokenizer = trainer.processing_class
+    for row in trainer._guided:  # level 2: the forced prefix is the complete gold checks
+        prefix = tokenizer.decode(out["completion_ids"][row.index][: row.prefix_len].tolist())
+        assert prefix.rstrip().endswith("</checks>") and "<rule>" not in prefix
+    metrics = trainer._metrics["train"]
+    assert metrics["replay/level_2_frac"][-1] == 1.0
+    assert not math.isnan(metrics["replay/guided_success_level_2"][-1])
+    assert math.isnan(metrics["replay/guided_success_level_1"][-1])
+    assert {trainer.replay_state.level(r["id"]) for r in inputs} == {3}  # raised after the trigger
+
+
+def test_queued_examples_are_served_and_counted(tmp_path, sft_model, shoprules_dir):
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--replay_queue_fraction", "0.5")
+    queued = dict(trainer.train_dataset[5])
+    trainer.replay_state.queue[queued["id"]] = {"row": queued, "since": 0}
+    inputs = _batch(trainer)
+    trainer._generate_and_score_completions(inputs)
+    assert trainer._current_inputs is None
+    assert trainer._metrics["train"]["replay/from_queue"][-1] == 1
+    assert trainer.replay_state.examples[queued["id"]].retries == 1
+
+
+def test_forced_prefix_tokens_never_get_a_negative_advantage(tmp_path, sft_model, shoprules_dir):
+    from agrl.train.agrl_trainer import GuidedRow
+
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir)
+    trainer._guided = [GuidedRow(0, 3, None), GuidedRow(1, 0, None), GuidedRow(2, 2, None)]
+    output = {"advantages": torch.tensor([-1.0, -1.0, 0.5, -0.7]), "completion_ids": torch.zeros(4, 6, dtype=torch.long)}
+    trainer._finish_guided_rows(output)
+    adv = output["advantages"]
+    assert adv.shape == (4, 6)
+    assert torch.equal(adv[0], torch.tensor([0.0, 0.0, 0.0, -1.0, -1.0, -1.0]))  # prefix clamped, continuation kept
+    assert torch.equal(adv[1], torch.full((6,), -1.0))  # no forced prefix: untouched
+    assert torch.equal(adv[2], torch.full((6,), 0.5))  # positive advantages pass through
+    assert torch.equal(adv[3], torch.full((6,), -0.7))  # unguided rows untouched
 
 
 @pytest.mark.parametrize("weighting", ["shaping", "clip"])
@@ -132,6 +175,7 @@ def test_guided_rows_survive_off_policy_mask_and_is_settings(tmp_path, sft_model
     assert guided
     keep = torch.zeros(out["advantages"].shape[0], dtype=torch.bool)
     keep[guided] = True
+    keep = keep.view(-1, *[1] * (out["advantages"].dim() - 1))  # guided rows make advantages per token
     out["advantages"] = torch.where(keep, torch.full_like(out["advantages"], -1.0), torch.zeros_like(out["advantages"]))
     trainer.model.zero_grad()
     trainer.current_gradient_accumulation_steps = 1  # set by the training loop; we call the loss directly
@@ -197,7 +241,7 @@ def test_killed_agrl_run_resumes_with_its_replay_state(tmp_path, sft_model, shop
 
 def test_dpo_pairs_from_hand_made_samples():
     records = [{"id": "a", "label": 2}, {"id": "b", "label": 4}, {"id": "c", "label": 1}]
-    good_a = "<query> type: x </query><product> type: x </product><checks> type: match </checks><rule> R03 n </rule><answer> 2 </answer>"
+    good_a = "<checks>\ntype: x | x match\n</checks>\n<rule> R03 n </rule>\n<answer> 2 </answer>"
     bad_a = good_a.replace("<answer> 2", "<answer> 4")
     samples = [[good_a, bad_a, "junk"], [bad_a.replace("<answer> 4", "<answer> 4")] * 2, [bad_a, "junk"]]
     samples[1] = [good_a.replace("<answer> 2", "<answer> 4")] * 2  # all correct for b

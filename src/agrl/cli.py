@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from agrl.data.io import DataError, read_predictions, read_records, write_jsonl
+from agrl.data.shoprules import SFT_TAIL_SHARE
 from agrl.rules import RulebookError, load_rulebook
 
 
@@ -69,7 +70,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     records = read_records(args.data)
     metrics = evaluate(records, read_predictions(args.predictions), _rulebook(args), args.format)
     write_evaluation(metrics, args.out, title=f"Evaluation of {Path(args.predictions).name} on {Path(args.data).name}")
-    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "macro_f1", "format_valid", "rule_adherence", "rule_accuracy")}))
+    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "macro_f1", "format_valid", "grounded_adherence", "self_consistency", "rule_accuracy", "tail_solved", "lenient_accuracy")}))
     return 0
 
 
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", choices=("tiny", "small", "default"), default="default")
-    p.add_argument("--sft-tail-share", "--sft_tail_share", type=float, default=0.005,
+    p.add_argument("--sft-tail-share", "--sft_tail_share", type=float, default=SFT_TAIL_SHARE,
                    help="share of each tail rule in the sft split (0 allowed)")
     p.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the shipped one)")
     p.set_defaults(func=cmd_data_shoprules)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
 # transformers 5 renames gradient_checkpointing; TRL still sets it. Not actionable for users.
@@ -67,9 +68,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from agrl.pipeline import run_reproduce
+    from agrl.pipeline import Budget, run_reproduce
 
-    run_reproduce(Path(args.out), seeds=args.seeds, scale=args.scale, overrides=args.overrides)
+    budget = Budget(**{f.name: getattr(args, f.name) for f in fields(Budget)})
+    run_reproduce(Path(args.out), seeds=args.seeds, scale=args.scale, overrides=args.overrides, budget=budget)
     return 0
 
 
@@ -108,4 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="results/reproduce")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--scale", default="default", choices=("tiny", "small", "default"))
+    from agrl.pipeline import BUDGET_HELP, Budget
+
+    for f in fields(Budget):
+        p.add_argument(f"--{f.name}", type=int, default=f.default, help=BUDGET_HELP[f.name])
     p.set_defaults(func=cmd_reproduce, accepts_overrides=True)

@@ -1,17 +1,22 @@
 """The structured reasoning the policy writes: render it from annotations, parse it back strictly.
 
-Think-first (the training format)::
+Think-first (the training format), one line per slot with the query's value, the product's value
+and the verdict side by side, then the deciding rule, then the label::
 
-    <query> type: running shoes ; brand: nike ; negation: laces </query>
-    <product> type: running shoes ; brand: nike ; negation: has laces </product>
-    <checks> type: match ; brand: match ; negation: mismatch </checks>
+    <checks>
+    type: running shoes | running shoes match
+    brand: nike | nike match
+    negation: laces | has laces mismatch
+    </checks>
     <rule> R03 negation_violated </rule>
     <answer> 2 </answer>
 
+Why side by side: a small model copies values well but fails to compare two values that sit in
+separate sections; with both values on the line that states the verdict, the comparison is local.
 Label-first (serving, TaoSR1's post-CoT) puts ``<answer>`` first so decoding can stop after it.
-The three analysis sections list the same slots, in the canonical order of ``agrl.rules.SLOTS``;
-``-`` marks a slot that side does not state. ``parse_reasoning`` never raises: any string yields
-either a :class:`Reasoning` or a :class:`ParseError` saying what is wrong and where.
+Slot lines follow the canonical order of ``agrl.rules.SLOTS``; ``-`` marks a value that side does
+not state. ``parse_reasoning`` never raises: any string yields either a :class:`Reasoning` or a
+:class:`ParseError` saying what is wrong and where.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from dataclasses import dataclass, field
 
 from agrl.rules import CHECK_VALUES, SLOTS
 
-THINK_FIRST = ("query", "product", "checks", "rule", "answer")
-LABEL_FIRST = ("answer", "query", "product", "checks", "rule")
+THINK_FIRST = ("checks", "rule", "answer")
+LABEL_FIRST = ("answer", "checks", "rule")
 FORMATS = {"think_first": THINK_FIRST, "label_first": LABEL_FIRST}
 ABSENT = "-"
 # Longest completion the parser reads; longer ones are a format error, not a slow parse.
@@ -31,6 +36,7 @@ MAX_CHARS = 20_000
 
 _TAG = re.compile(r"<(/?)([a-z_]+)>")
 _RULE = re.compile(r"^(\S+) (\S+)$")
+_LINE = re.compile(r"^([^:|]+): ([^|]+?) \| ([^|]+) (\S+)$")
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class ParseError:
     position: int = 0
     ok: bool = field(default=False, init=False)
     # The answer, when one well-formed <answer> section could be read even though the rest is not.
-    # Only metrics use it (label accuracy of malformed outputs); rewards treat the output as malformed.
+    # Only the separately named lenient metrics read it; rewards and strict metrics treat it as wrong.
     label: int | None = None
 
     def __str__(self) -> str:
@@ -61,12 +67,16 @@ ParseResult = Reasoning | ParseError
 
 
 def normalize_value(value: str) -> str:
-    """Canonical slot value: lower case, single spaces."""
-    return " ".join(str(value).lower().split())
+    """Canonical slot value: lower case, single spaces, no `|` (the line's value separator)."""
+    return " ".join(str(value).lower().replace("|", "/").split())
 
 
-def _render_slots(slots: Mapping[str, str]) -> str:
-    return " ; ".join(f"{s}: {normalize_value(slots[s])}" for s in SLOTS if s in slots)
+def slot_line(slot: str, query_value: str, product_value: str, verdict: str) -> str:
+    return f"{slot}: {normalize_value(query_value)} | {normalize_value(product_value)} {verdict}"
+
+
+def _slot_lines(query: Mapping[str, str], product: Mapping[str, str], checks: Mapping[str, str]) -> list[str]:
+    return [slot_line(s, query.get(s, ABSENT), product.get(s, ABSENT), checks[s]) for s in SLOTS if s in checks]
 
 
 def render_sections(
@@ -76,10 +86,9 @@ def render_sections(
     rule_tag: str,
     label: int,
 ) -> dict[str, str]:
+    body = "\n".join(_slot_lines(query, product, checks))
     return {
-        "query": f"<query> {_render_slots(query)} </query>",
-        "product": f"<product> {_render_slots(product)} </product>",
-        "checks": f"<checks> {_render_slots(checks)} </checks>",
+        "checks": f"<checks>\n{body}\n</checks>",
         "rule": f"<rule> {rule_tag} </rule>",
         "answer": f"<answer> {label} </answer>",
     }
@@ -98,42 +107,59 @@ def render_reasoning(
 
 
 def render_prefix(
-    query: Mapping[str, str], product: Mapping[str, str], checks: Mapping[str, str], upto: str = "checks"
+    query: Mapping[str, str],
+    product: Mapping[str, str],
+    checks: Mapping[str, str],
+    lines: int | None = None,
+    rule_tag: str | None = None,
 ) -> str:
-    """The think-first reasoning up to and including section `upto`, ending in a newline.
+    """A prefix of the think-first reasoning, ending in a newline: what guided replay forces.
 
-    Guidance level 3 forces this text as the start of a completion; the model writes the rest.
+    The first `lines` slot lines (None: all of them and the closing tag); `rule_tag` adds the
+    `<rule>` section after the complete checks. Never the answer.
     """
-    if upto not in ("query", "product", "checks"):
-        raise ValueError(f"render_prefix renders the analysis sections only (query, product, checks), not {upto!r}")
-    sections = render_sections(query, product, checks, "", 0)
-    names = THINK_FIRST[: THINK_FIRST.index(upto) + 1]
-    return "\n".join(sections[n] for n in names) + "\n"
+    all_lines = _slot_lines(query, product, checks)
+    if lines is None:
+        text = render_sections(query, product, checks, "", 0)["checks"] + "\n"
+        return text + (f"<rule> {rule_tag} </rule>\n" if rule_tag else "")
+    if rule_tag:
+        raise ValueError("render_prefix: a rule follows the complete checks only")
+    return "<checks>\n" + "".join(line + "\n" for line in all_lines[: max(0, lines)])
 
 
-def _parse_slots(body: str, section: str, offset: int, checks: bool) -> dict[str, str] | ParseError:
-    items: dict[str, str] = {}
+def _parse_lines(body: str, offset: int) -> tuple[dict[str, str], dict[str, str], dict[str, str]] | ParseError:
+    query: dict[str, str] = {}
+    product: dict[str, str] = {}
+    checks: dict[str, str] = {}
     last_index = -1
-    for part in body.split(";"):
-        text = part.strip()
+    lines = body.strip().split("\n")
+    if lines == [""]:
+        return ParseError("<checks>: no slot lines", offset)
+    for number, raw in enumerate(lines, 1):
+        text = " ".join(raw.split())
+        where = f"<checks> line {number}"
         if not text:
-            return ParseError(f"<{section}>: empty item", offset)
-        key, sep, value = text.partition(":")
-        key, value = key.strip(), normalize_value(value)
-        if not sep or not key or not value:
-            return ParseError(f"<{section}>: expected `slot: value`, got {text[:40]!r}", offset)
-        if key not in SLOTS:
-            return ParseError(f"<{section}>: unknown slot {key[:40]!r}", offset)
-        if key in items:
-            return ParseError(f"<{section}>: slot {key!r} repeated", offset)
-        index = SLOTS.index(key)
+            return ParseError(f"{where}: empty line", offset)
+        found = _LINE.match(text)
+        if not found:
+            return ParseError(f"{where}: expected `slot: query value | product value verdict`, got {text[:40]!r}", offset)
+        slot, q, p, verdict = (found.group(i).strip() for i in range(1, 5))
+        if slot not in SLOTS:
+            return ParseError(f"{where}: unknown slot {slot[:40]!r}", offset)
+        if slot in checks:
+            return ParseError(f"{where}: slot {slot!r} repeated", offset)
+        index = SLOTS.index(slot)
         if index < last_index:
-            return ParseError(f"<{section}>: slot {key!r} out of order", offset)
+            return ParseError(f"{where}: slot {slot!r} out of order", offset)
         last_index = index
-        if checks and value not in CHECK_VALUES:
-            return ParseError(f"<checks>: {key!r} has value {value[:40]!r}, not one of {CHECK_VALUES}", offset)
-        items[key] = value
-    return items
+        if verdict not in CHECK_VALUES:
+            return ParseError(f"{where}: {slot!r} has verdict {verdict[:40]!r}, not one of {CHECK_VALUES}", offset)
+        if not q or not p:
+            return ParseError(f"{where}: {slot!r} needs a query value and a product value", offset)
+        query[slot], product[slot], checks[slot] = normalize_value(q), normalize_value(p), verdict
+    if "type" not in checks:
+        return ParseError("<checks>: slot 'type' is required", offset)
+    return query, product, checks
 
 
 def _split_sections(text: str, order: tuple[str, ...]) -> dict[str, tuple[str, int]] | ParseError:
@@ -169,7 +195,10 @@ def _split_sections(text: str, order: tuple[str, ...]) -> dict[str, tuple[str, i
 _ANSWER_ONLY = re.compile(r"<answer>\s*([1-4])\s*</answer>")
 
 
-def _lenient_label(text: str) -> int | None:
+def lenient_label(text: object) -> int | None:
+    """The grade of the one well-formed `<answer>` section, whatever surrounds it (a lenient read)."""
+    if not isinstance(text, str) or len(text) > MAX_CHARS:
+        return None
     found = _ANSWER_ONLY.findall(text)
     return int(found[0]) if len(found) == 1 and text.count("<answer>") == 1 else None
 
@@ -188,36 +217,17 @@ def parse_reasoning(text: object, fmt: str = "think_first") -> ParseResult:
         return ParseError("completion contains NUL bytes", text.index("\x00"))
     split = _split_sections(text, order)
     if isinstance(split, ParseError):
-        return ParseError(split.message, split.position, _lenient_label(text))
-    parsed: dict[str, dict[str, str]] = {}
-    for name in ("query", "product", "checks"):
-        body, offset = split[name]
-        slots = _parse_slots(body, name, offset, checks=name == "checks")
-        if isinstance(slots, ParseError):
-            return ParseError(slots.message, slots.position, _lenient_label(text))
-        parsed[name] = slots
-    keys = list(parsed["query"])
-    if "type" not in parsed["query"]:
-        return ParseError("<query>: slot 'type' is required", split["query"][1], _lenient_label(text))
-    for name in ("product", "checks"):
-        if list(parsed[name]) != keys:
-            return ParseError(
-                f"<{name}> lists slots {list(parsed[name])}, <query> lists {keys}",
-                split[name][1],
-                _lenient_label(text),
-            )
+        return ParseError(split.message, split.position, lenient_label(text))
+    parsed = _parse_lines(*split["checks"])
+    if isinstance(parsed, ParseError):
+        return ParseError(parsed.message, parsed.position, lenient_label(text))
     rule_body, rule_at = split["rule"]
     rule = _RULE.match(" ".join(rule_body.split()))
     if not rule:
-        return ParseError(f"<rule>: expected `ID name`, got {rule_body.strip()[:40]!r}", rule_at, _lenient_label(text))
+        return ParseError(f"<rule>: expected `ID name`, got {rule_body.strip()[:40]!r}", rule_at, lenient_label(text))
     answer_body, answer_at = split["answer"]
     answer = answer_body.strip()
     if answer not in {"1", "2", "3", "4"}:
         return ParseError(f"<answer>: expected one grade 1-4, got {answer[:40]!r}", answer_at)
-    return Reasoning(parsed["query"], parsed["product"], parsed["checks"], rule.group(1), rule.group(2), int(answer))
-
-
-def extract_label(text: object, fmt: str = "think_first") -> int | None:
-    """The stated label of a well-formed completion, else None (what rewards and metrics count)."""
-    parsed = parse_reasoning(text, fmt)
-    return parsed.label if parsed.ok else None
+    query, product, checks = parsed
+    return Reasoning(query, product, checks, rule.group(1), rule.group(2), int(answer))

@@ -15,8 +15,8 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agrl.reasoning import THINK_FIRST, render_prefix, render_sections
-from agrl.rules import Rulebook
+from agrl.reasoning import render_prefix
+from agrl.rules import SLOTS, Rule, Rulebook
 
 MAX_LEVEL = 3
 GUIDANCE_MODES = ("prefix", "hint")
@@ -50,10 +50,6 @@ def select_replaced(rewards: Sequence[float], k: int, rng: random.Random) -> lis
     return sorted(i for _, _, i in sorted(keys)[:k])
 
 
-def default_k(group_size: int) -> int:
-    return max(1, group_size // 4)
-
-
 @dataclass(frozen=True)
 class Guidance:
     """What one guided rollout is given: a prompt hint and/or a forced completion prefix."""
@@ -67,41 +63,47 @@ class Guidance:
         return bool(self.prefix)
 
 
+def deciding_lines(checks: Mapping[str, str], rule: Rule | None) -> int:
+    """How many slot lines, in reasoning order, reach the line of the rule's deciding check."""
+    shown = [s for s in SLOTS if s in checks]
+    if rule is None or not rule.when:
+        return len(shown)
+    return max((shown.index(s) + 1 for s in rule.when if s in shown), default=len(shown))
+
+
 def build_guidance(
     annotations: Mapping, rule_id: str | None, label: int | None, level: int, mode: str, rulebook: Rulebook,
 ) -> Guidance | None:
     """Guidance for one example at `level`, or None where the example lacks the ground truth.
 
-    hint mode:   1 = hint naming the deciding rule; 2 = + the gold checks; 3 = + the gold reasoning
-                 up to the checks forced as a completion prefix.
-    prefix mode: the same information as completion prefixes (for models that never saw hints):
-                 1 = the gold query analysis; 2 = through the gold checks; 3 = through the rule.
+    prefix mode (forced completion prefixes, for models that never saw hints):
+        1 = the gold slot lines up to the deciding check's line; 2 = all gold slot lines (the
+        checks); 3 = the checks and the deciding rule. The model always writes the label itself.
+    hint mode: 1 = a hint naming the deciding rule; 2 = + the gold checks; 3 = + the gold slot
+        lines forced as a completion prefix.
     """
     if mode not in GUIDANCE_MODES:
         raise ValueError(f"unknown guidance mode {mode!r}; expected one of {GUIDANCE_MODES}")
     level = max(1, min(MAX_LEVEL, level))
     rule = rulebook.get(rule_id) if rule_id else None
-    query, product, checks = (annotations or {}).get("query"), (annotations or {}).get("product"), (annotations or {}).get("checks")
-    complete = bool(query and product and checks) and not (annotations or {}).get("partial")
+    notes = annotations or {}
+    query, product, checks = notes.get("query"), notes.get("product"), notes.get("checks")
+    complete = bool(query and product and checks) and not notes.get("partial")
     if mode == "hint":
         if rule is None:
             return None
         hint = f"the deciding rule is {rule.tag}"
         if level >= 2 and checks:
             hint += " ; checks: " + " ; ".join(f"{k}: {v}" for k, v in checks.items())
-        prefix = render_prefix(query, product, checks, "checks") if level >= 3 and complete else ""
+        prefix = render_prefix(query, product, checks) if level >= 3 and complete else ""
         return Guidance(level, hint, prefix)
     if not complete:
         return None
     if level == 1:
-        return Guidance(level, None, render_prefix(query, product, checks, "query"))
-    if level == 2:
-        return Guidance(level, None, render_prefix(query, product, checks, "checks"))
-    if rule is None or label is None:
-        return Guidance(level, None, render_prefix(query, product, checks, "checks"))
-    sections = render_sections(query, product, checks, rule.tag, int(label))
-    upto = THINK_FIRST[: THINK_FIRST.index("rule") + 1]
-    return Guidance(level, None, "\n".join(sections[n] for n in upto) + "\n")
+        return Guidance(level, None, render_prefix(query, product, checks, deciding_lines(checks, rule)))
+    if level == 2 or rule is None:
+        return Guidance(level, None, render_prefix(query, product, checks))
+    return Guidance(level, None, render_prefix(query, product, checks, rule_tag=rule.tag))
 
 
 @dataclass
@@ -144,12 +146,13 @@ def update_example(
 ) -> ExampleState:
     """The example's state after a visit with this *unguided* group accuracy.
 
-    A stagnant visit after an earlier stagnant one raises the level (the current guidance was not
-    enough); accuracy at or above `recover` lowers it (the model is learning to do without).
+    Every stagnant visit raises the level for the next one (the guidance given this time, at the
+    current level, was not enough to make the unguided policy succeed); accuracy at or above
+    `recover` lowers it (the model is learning to do without).
     """
     stagnant = is_stagnant(accuracy, tau)
     level = state.level
-    if stagnant and state.stagnant_streak >= 1:
+    if stagnant:
         level = min(max_level, level + 1)
     elif not stagnant and accuracy >= recover:
         level = max(1, level - 1)

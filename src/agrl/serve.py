@@ -20,7 +20,7 @@ A product has a required non-empty ``title`` and optional ``category``, ``brand`
     {"results": [{"label": 3, "grade_probs": {"1": p1, "2": p2, "3": p3, "4": p4},
                   "cumpt_score": 0.66, "tier": 3, "rule": {"id": "R08", "name": "color_mismatch"},
                   "reasoning": {"query": {...}, "product": {...}, "checks": {...}},
-                  "parse_error": null, "text": "<query> ..."}]}
+                  "parse_error": null, "text": "<checks> ..."}]}
 
 ``grade_probs``, ``cumpt_score`` and ``tier`` are null when the completion states no answer; ``rule``
 and ``reasoning`` are null unless the completion parses (always null with ``early_stop``), and

@@ -53,8 +53,11 @@ def build_tokenizer(corpus: Iterable[str], min_count: int = 1, max_length: int =
     for text in corpus:
         for piece, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)):
             counts[piece] = counts.get(piece, 0) + 1
-            if piece.startswith("▁") and len(piece) > 1:  # the same word after a newline or a tag
-                counts[piece[1:]] = counts.get(piece[1:], 0) + 1
+            # The same word after a newline (no "▁") or right after a tag, whose rstrip eats the
+            # newline so that the word starts a segment and gets a "▁".
+            other = piece[1:] if piece.startswith("▁") else f"▁{piece}" if piece[:1].isalnum() else ""
+            if len(other) > 1 or other[:1].isalnum():
+                counts[other] = counts.get(other, 0) + 1
     vocab: dict[str, int] = {tok: i for i, tok in enumerate(SPECIAL)}
     basics = list("0123456789") + list("+-*/=()[]{}.,:;!?'\"%$#@&<>|_^~`\\") + ["▁", "\n"]
     for piece in basics + [f"▁{c}" for c in basics if c not in ("▁", "\n")]:

@@ -36,6 +36,8 @@ class Rule:
     description: str
     when: Mapping[str, tuple[str, ...]]
     grade: int
+    # What a model blind to this rule's feature states for the rule's slots (default: `match`).
+    blind: Mapping[str, str] = field(default_factory=dict)
 
     def fires(self, checks: Mapping[str, str]) -> bool:
         return all(checks.get(slot, "unknown") in accepted for slot, accepted in self.when.items())
@@ -60,8 +62,18 @@ class Rulebook:
                 return rule
         raise AssertionError("validated rulebooks end with a catch-all rule")  # pragma: no cover
 
-    def label(self, checks: Mapping[str, str]) -> int:
-        return self.decide(checks).grade
+    def blind_decision(self, checks: Mapping[str, str]) -> Rule:
+        """The rule a model blind to the deciding rule's feature would reach from these checks.
+
+        The deciding rule's slots are replaced by what such a model states (the rule's `blind`
+        values, `match` by default) and the rulebook decides again. Where the result's grade equals
+        the true one, a model ignoring the feature gets the label right by luck.
+        """
+        rule = self.decide(checks)
+        if not rule.when:
+            return rule
+        blind = dict(checks) | {slot: rule.blind.get(slot, "match") for slot in rule.when}
+        return self.decide(blind)
 
     def get(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id.casefold())
@@ -133,7 +145,15 @@ def parse_rulebook(data: object, source: str = "<memory>") -> Rulebook:
                         f"unknown value {value!r}; known: {', '.join(CHECK_VALUES)}",
                     )
             when[slot] = tuple(values)
-        rules.append(Rule(rule_id, name, description, when, int(grade)))
+        blind_raw = raw.get("blind") or {}
+        if not isinstance(blind_raw, Mapping):
+            raise _fail(source, f"{where} field `blind`", "expected a mapping of check -> value")
+        for slot, value in blind_raw.items():
+            if slot not in when:
+                raise _fail(source, f"{where} field `blind.{slot}`", "names a check that is not in `when`")
+            if value not in CHECK_VALUES:
+                raise _fail(source, f"{where} field `blind.{slot}`", f"unknown value {value!r}; known: {', '.join(CHECK_VALUES)}")
+        rules.append(Rule(rule_id, name, description, when, int(grade), dict(blind_raw)))
     if rules[-1].when:
         raise _fail(source, f"rule {rules[-1].id} field `when`", "the last rule must be a catch-all (empty `when`)")
     for rule in rules[:-1]:

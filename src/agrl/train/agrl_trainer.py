@@ -72,12 +72,12 @@ class AGRLTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ batch assembly and scoring
     def _generate_and_score_completions(self, inputs):
         replaying = self.model.training and self.args.replay
-        if replaying:
-            inputs = self._serve_queue(inputs)
-        self._current_inputs = inputs
         self._guided = []
         self._replay_counts = Counter()
         self._rule_triggers = Counter()
+        if replaying:
+            inputs = self._serve_queue(inputs)
+        self._current_inputs = inputs
         output = super()._generate_and_score_completions(inputs)
         if replaying:
             self._finish_guided_rows(output)
@@ -128,14 +128,15 @@ class AGRLTrainer(GRPOTrainer):
             start = group * g
             row = inputs[start]
             example_id = str(row["id"])
-            state = update_example(self.replay_state.examples.get(example_id, ExampleState()), acc,
-                                   self.args.replay_tau, self.args.guidance_recover)
-            self.replay_state.examples[example_id] = state
+            before = self.replay_state.examples.get(example_id, ExampleState(level=self.args.guidance_start_level))
+            self.replay_state.examples[example_id] = update_example(before, acc, self.args.replay_tau,
+                                                                    self.args.guidance_recover)
             if not is_stagnant(acc, self.args.replay_tau):
                 dequeue_solved(self.replay_state, example_id)
                 continue
-            guidance = build_guidance(parse_annotations(row.get("annotations")), row.get("rule") or None, row.get("label"), state.level,
-                                      self.args.guidance_mode, self.rulebook)
+            # This trigger is guided at the level the example had; the next one, one level higher.
+            guidance = build_guidance(parse_annotations(row.get("annotations")), row.get("rule") or None,
+                                      row.get("label"), before.level, self.args.guidance_mode, self.rulebook)
             if guidance is None:
                 continue
             self._replay_counts["triggered"] += 1
@@ -157,9 +158,11 @@ class AGRLTrainer(GRPOTrainer):
                 keep = 1 if self.args.guided_prefix_loss else 0
                 masks[i] = [keep] * prefix_len + [1] * (len(new_ids) - prefix_len)
             self._guided.append(GuidedRow(i, prefix_len, guided_prompt))
+            ok = int(label_correct([completions[i]], [row["label"]], self.args.reasoning_format)[0])
             self._replay_counts["guided"] += 1
-            self._replay_counts["guided_correct"] += int(label_correct([completions[i]], [row["label"]],
-                                                                       self.args.reasoning_format)[0])
+            self._replay_counts["guided_correct"] += ok
+            self._replay_counts[f"guided_level_{guidance.level}"] += 1
+            self._replay_counts[f"guided_correct_level_{guidance.level}"] += ok
         if masks is not None:
             masks = [m if len(m) == len(ids) else [1] * len(ids) for m, ids in zip(masks, completion_ids)]
         return prompt_ids, completion_ids, masks, completions, new_logprobs, extra_fields, images, tool_images
@@ -203,13 +206,17 @@ class AGRLTrainer(GRPOTrainer):
         # Guided rows must keep their weight: TRL's IS ratio (vLLM) is 1 for them by construction.
         if "importance_sampling_ratio" in output:
             output["importance_sampling_ratio"][rows] = 1.0
-        if self.args.offpolicy_weighting == "none":
-            return
-        weights = self._offpolicy_weights(output)
         advantages = output["advantages"]
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1).expand(-1, output["completion_ids"].shape[1]).clone()
-        advantages[rows] = advantages[rows] * weights
+        if self.args.offpolicy_weighting != "none":
+            advantages[rows] = advantages[rows] * self._offpolicy_weights(output)
+        # The forced prefix is gold text: a guided row whose continuation went wrong (negative
+        # advantage) must not push it down. Its prefix tokens keep only a non-negative advantage;
+        # the sampled continuation keeps the full signal.
+        for row in self._guided:
+            if row.prefix_len:
+                advantages[row.index, : row.prefix_len] = advantages[row.index, : row.prefix_len].clamp(min=0.0)
         output["advantages"] = advantages
 
     @torch.no_grad()
@@ -256,10 +263,12 @@ class AGRLTrainer(GRPOTrainer):
         c = self._replay_counts
         local = [c["groups"], c["triggered"], c["zero_before"], zero_after, c["guided"], c["guided_correct"],
                  c["level_1"], c["level_2"], c["level_3"], c["from_queue"], len(self.replay_state.queue)]
+        local += [c[f"guided_{kind}level_{level}"] for level in (1, 2, 3) for kind in ("", "correct_")]
         local += [self._rule_triggers[r] for r in rule_ids]
         totals = self.accelerator.gather(torch.tensor(local, dtype=torch.float64, device=self.accelerator.device))
         totals = totals.view(-1, len(local)).sum(dim=0).tolist()
         groups, triggered, zb, za, guided, guided_ok, l1, l2, l3, from_queue, queue = totals[:11]
+        per_level, totals = totals[11:17], totals[:11] + totals[17:]
         metrics = self._metrics["train"]
         metrics["replay/triggered_frac"].append(triggered / groups if groups else 0.0)
         metrics["replay/zero_adv_frac_before"].append(zb / groups if groups else 0.0)
@@ -268,6 +277,8 @@ class AGRLTrainer(GRPOTrainer):
         metrics["replay/level_mean"].append((l1 + 2 * l2 + 3 * l3) / triggered if triggered else math.nan)
         for level, count in ((1, l1), (2, l2), (3, l3)):
             metrics[f"replay/level_{level}_frac"].append(count / triggered if triggered else math.nan)
+            n_level, ok_level = per_level[2 * (level - 1)], per_level[2 * (level - 1) + 1]
+            metrics[f"replay/guided_success_level_{level}"].append(ok_level / n_level if n_level else math.nan)
         metrics["replay/from_queue"].append(from_queue)
         metrics["replay/queue_size"].append(queue)
         for rule_id, count in zip(rule_ids, totals[11:]):

@@ -58,7 +58,7 @@ def eval_callback(args: AgrlArguments, tokenizer) -> list[AccuracyCallback]:
                              rulebook=rulebook)]
 
 
-def run_sft(args: AgrlSFTConfig) -> str:
+def run_sft(args: AgrlSFTConfig, extra_callbacks: list | None = None) -> str:
     records = load_train_records(args.train_file, args.max_train_samples)
     if args.model_name_or_path == "tiny":
         model, tokenizer = build_tiny(args, records)
@@ -66,7 +66,7 @@ def run_sft(args: AgrlSFTConfig) -> str:
         model, tokenizer = load_model(args.model_name_or_path)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=sft_dataset(records, args), processing_class=tokenizer,
-        peft_config=peft_config(args), callbacks=eval_callback(args, tokenizer),
+        peft_config=peft_config(args), callbacks=eval_callback(args, tokenizer) + list(extra_callbacks or []),
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     save_final(trainer, tokenizer, args.output_dir)
