@@ -17,6 +17,7 @@ from agrl.rewards import (
     compute_score,
     label_correct,
     make_reward_functions,
+    parse_annotations,
     score_completion,
     score_components,
 )
@@ -337,13 +338,36 @@ def test_make_reward_functions_rejects_unknown_components():
 def test_verl_compute_score(records):
     record = records[1]
     truth = {k: record[k] for k in ("label", "rule", "annotations")}
+
+    def score(*args) -> float:
+        result = compute_score(*args)
+        assert set(result) == {"score", *COMPONENTS}  # verl's contract: a dict with "score"
+        return result["score"]
+
     for ground_truth in (truth, json.dumps(truth)):
-        assert compute_score("shoprules", record["reference"], ground_truth) == 1.0
-        wrong = compute_score("shoprules", honest_wrong(record), ground_truth)
+        assert score("shoprules", record["reference"], ground_truth) == 1.0
+        wrong = score("shoprules", honest_wrong(record), ground_truth)
         assert 0.0 < wrong < 1.0
-        assert compute_score("shoprules", "<answer> 1 2 3 4 </answer>", ground_truth) == 0.0
-        assert compute_score("shoprules", honest_wrong(record), ground_truth, {"weights": OUTCOME_WEIGHTS}) == 0.0
+        assert score("shoprules", "<answer> 1 2 3 4 </answer>", ground_truth) == 0.0
+        assert score("shoprules", honest_wrong(record), ground_truth, {"weights": OUTCOME_WEIGHTS}) == 0.0
         label_first = render(record, "label_first")
-        assert compute_score("shoprules", label_first, ground_truth, {"format": "label_first"}) == 1.0
-        assert compute_score("shoprules", label_first, ground_truth) == 0.0
-    assert compute_score("esci", record["reference"], json.dumps(record["label"])) == 1.0
+        assert score("shoprules", label_first, ground_truth, {"format": "label_first"}) == 1.0
+        assert score("shoprules", label_first, ground_truth) == 0.0
+    letter = {4: "E", 3: "S", 2: "C", 1: "I"}[record["label"]]
+    for grade_only in (record["label"], str(record["label"]), json.dumps(record["label"]), letter, letter.lower()):
+        result = compute_score("esci", record["reference"], grade_only)
+        assert result["score"] == 1.0 and result["label"] == 1.0 and result["checks"] is None
+    assert compute_score("esci", honest_wrong(record), letter)["label"] == 0.0
+
+
+@pytest.mark.parametrize("bad", ["X", "", "5", 0, 7, True, 2.5, None, ["E"]])
+def test_verl_compute_score_rejects_unusable_ground_truth(records, bad):
+    with pytest.raises((TypeError, ValueError), match="ground_truth"):
+        compute_score("esci", records[0]["reference"], bad)
+
+
+def test_parse_annotations_returns_a_copy_a_caller_may_mutate(records):
+    text = json.dumps(records[0]["annotations"])
+    first = parse_annotations(text)
+    first["checks"]["type"] = "tampered"
+    assert parse_annotations(text)["checks"]["type"] == records[0]["annotations"]["checks"]["type"]

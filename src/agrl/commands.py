@@ -36,14 +36,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from agrl.contract import load_contract
     from agrl.data.io import read_records, write_jsonl
     from agrl.models import load_model
     from agrl.models.generate import generate_completions
 
     records = read_records(args.data, require_label=False)  # fail on bad input before loading a model
+    contract = load_contract(args.model)
+    contract.check(args.model, system_prompt=args.system_prompt)
     model, tokenizer = load_model(args.model)
     texts = generate_completions(model, tokenizer, records, batch_size=args.batch_size,
-                                 max_new_tokens=args.max_new_tokens, system_prompt=args.system_prompt, desc="predict")
+                                 max_new_tokens=args.max_new_tokens, system_prompt=contract.system_prompt,
+                                 rulebook=contract.prompt_rulebook(), desc="predict")
     n = write_jsonl(args.out, ({"id": r["id"], "completion": t[0]} for r, t in zip(records, texts)))
     print(json.dumps({"out": str(args.out), "predictions": n}))
     return 0
@@ -87,7 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--batch-size", "--batch_size", type=int, default=64)
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128)
-    p.add_argument("--system-prompt", "--system_prompt", action="store_true")
+    p.add_argument("--system-prompt", "--system_prompt", action="store_true", default=None,
+                   help="the model was trained with the system prompt (default: what its agrl.json says)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="HTTP judge (FastAPI)")
@@ -97,8 +102,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", "--max_batch", type=int, default=64)
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128)
     p.add_argument("--max-body-bytes", "--max_body_bytes", type=int, default=1_000_000)
-    p.add_argument("--format", default="think_first", choices=("think_first", "label_first"))
-    p.add_argument("--system-prompt", "--system_prompt", action="store_true")
+    p.add_argument("--format", default=None, choices=("think_first", "label_first"),
+                   help="reasoning format (default: what the model's agrl.json says)")
+    p.add_argument("--system-prompt", "--system_prompt", action="store_true", default=None,
+                   help="the model was trained with the system prompt (default: what its agrl.json says)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the embedded default: data, tiny model, SFT, GRPO, AGRL, report")

@@ -163,17 +163,21 @@ def train_dpo(sft: Path, prompts: Path, out: Path, seed: int, budget: Budget) ->
 
 def evaluate_model(model_dir: Path, data: Path, out: Path, max_samples: int | None = None) -> dict:
     """Greedy predictions and metrics of one model on every evaluation split."""
+    from agrl.contract import load_contract
     from agrl.models import load_model
     from agrl.models.generate import generate_completions
 
+    contract = load_contract(model_dir)
     model, tokenizer = load_model(str(model_dir))
     results = {}
     for split in EVAL_SPLITS:
         records = read_records(data / f"{split}.jsonl")[:max_samples]
-        texts = generate_completions(model, tokenizer, records, desc=f"eval {model_dir.name}/{split}")
+        texts = generate_completions(model, tokenizer, records, system_prompt=contract.system_prompt,
+                                     rulebook=contract.prompt_rulebook(), desc=f"eval {model_dir.name}/{split}")
         predictions = {r["id"]: t[0] for r, t in zip(records, texts)}
         write_jsonl(out / f"{split}.predictions.jsonl", ({"id": k, "completion": v} for k, v in predictions.items()))
-        results[split] = evaluate(records, predictions, head_rules=HEAD_RULES)
+        results[split] = evaluate(records, predictions, contract.rulebook, contract.reasoning_format,
+                                  head_rules=HEAD_RULES)
         write_json(out / f"{split}.metrics.json", results[split])
     return results
 

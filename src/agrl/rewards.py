@@ -10,6 +10,7 @@ component, the minimum.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -31,10 +32,13 @@ def _annotations_json(text: str) -> dict:
 
 
 def parse_annotations(value: object) -> dict:
-    """Annotations as a dict: dataset columns carry them as JSON strings (keys vary per row)."""
+    """Annotations as a fresh dict: dataset columns carry them as JSON strings (keys vary per row).
+
+    The parse is cached, so the caller gets a deep copy: mutating it must not change later rows.
+    """
     if isinstance(value, str):
-        return _annotations_json(value) if value else {}
-    return dict(value) if isinstance(value, Mapping) else {}
+        return copy.deepcopy(_annotations_json(value)) if value else {}
+    return copy.deepcopy(dict(value)) if isinstance(value, Mapping) else {}
 
 
 @lru_cache(maxsize=8192)
@@ -186,13 +190,44 @@ def label_correct(completions: list, label: list, fmt: str = "think_first") -> l
     return out
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: object, extra_info: Mapping | None = None) -> float:
-    """verl `compute_score` export. `ground_truth` is the record (or its JSON): label, rule, annotations.
+def _ground_truth(ground_truth: object) -> Mapping:
+    """What verl passes as `reward_model.ground_truth`, as a record: a dict (or its JSON), a grade, or an ESCI letter."""
+    from agrl.data.esci import DEFAULT_LABEL_MAP
 
-    `extra_info` may carry `weights` (component -> weight) and `format`.
+    if isinstance(ground_truth, Mapping):
+        return ground_truth
+    if isinstance(ground_truth, bool):
+        raise TypeError("compute_score: ground_truth must be a record, a grade 1-4 or an ESCI letter, not a bool")
+    if isinstance(ground_truth, int):
+        truth: object = ground_truth
+    elif isinstance(ground_truth, str):
+        text = ground_truth.strip()
+        if text.upper() in DEFAULT_LABEL_MAP:
+            return {"label": DEFAULT_LABEL_MAP[text.upper()]}
+        try:
+            truth = json.loads(text)
+        except json.JSONDecodeError:
+            raise ValueError(f"compute_score: ground_truth {text[:40]!r} is neither JSON, a grade 1-4 nor an ESCI "
+                             f"letter ({'/'.join(DEFAULT_LABEL_MAP)})") from None
+        if isinstance(truth, Mapping):
+            return truth
+    else:
+        raise TypeError(f"compute_score: ground_truth must be a record, a grade 1-4 or an ESCI letter, "
+                        f"not {type(ground_truth).__name__}")
+    if isinstance(truth, bool) or not isinstance(truth, int) or truth not in (1, 2, 3, 4):
+        raise ValueError(f"compute_score: ground_truth grade must be 1-4, got {truth!r}")
+    return {"label": truth}
+
+
+def compute_score(data_source: str, solution_str: str, ground_truth: object,
+                  extra_info: Mapping | None = None) -> dict[str, float | None]:
+    """verl `compute_score`: {"score": total, **components} for one completion.
+
+    `ground_truth` is the record (label, rule, annotations) as a dict or JSON, or just its grade
+    (an int, "3") or ESCI letter ("E"); components without ground truth are None. `extra_info` may
+    carry `weights` (component -> weight) and `format`.
     """
-    truth = json.loads(ground_truth) if isinstance(ground_truth, str) else dict(ground_truth or {})
-    if not isinstance(truth, Mapping):
-        truth = {"label": truth}
     extra = extra_info or {}
-    return score_completion(solution_str, truth, weights=extra.get("weights"), fmt=extra.get("format", "think_first"))["total"]
+    scores = score_completion(solution_str, _ground_truth(ground_truth), weights=extra.get("weights"),
+                              fmt=extra.get("format", "think_first"))
+    return {"score": scores.pop("total"), **scores}

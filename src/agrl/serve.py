@@ -172,20 +172,30 @@ def _model_name(model, given: str | None) -> str:
 
 
 def create_app(
-    model_path_or_pair, max_batch: int = 64, system_prompt: bool = False, max_body_bytes: int = 1_000_000,
-    fmt: str = "think_first", max_new_tokens: int = 128, device: str | None = None,
+    model_path_or_pair, max_batch: int = 64, system_prompt: bool | None = None, max_body_bytes: int = 1_000_000,
+    fmt: str | None = None, max_new_tokens: int = 128, device: str | None = None,
 ) -> FastAPI:
     """The FastAPI app serving a judge: a model folder/id (or `smollm2`), or a `(model, tokenizer)` pair.
 
-    A model loaded from a path goes to `device` (default: CUDA when available, else CPU); a given
-    model stays where it is unless `device` is set.
+    A model folder's `agrl.json` sets the prompt (format, system prompt, rulebook); `fmt` and
+    `system_prompt` may restate it but not contradict it. A model loaded from a path goes to
+    `device` (default: CUDA when available, else CPU); a given model stays where it is unless
+    `device` is set.
     """
+    from agrl.contract import PromptContract, load_contract
     from agrl.models.scoring import PromptTooLong, grade_token_ids, judge
 
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    if isinstance(model_path_or_pair, (str, Path)):
+        contract = load_contract(model_path_or_pair)
+        contract.check(str(model_path_or_pair), reasoning_format=fmt, system_prompt=system_prompt)
+    else:  # an in-memory model: the caller's settings are the contract
+        contract = PromptContract(reasoning_format=fmt or "think_first", system_prompt=bool(system_prompt))
+    fmt, system_prompt, rulebook = contract.reasoning_format, contract.system_prompt, contract.rulebook
+    prompt_rulebook = contract.prompt_rulebook()
     if isinstance(model_path_or_pair, (str, Path)):
         from agrl.models import load_model
 
@@ -228,7 +238,7 @@ def create_app(
                 results = await run_in_threadpool(
                     judge, model, tokenizer, records, fmt=fmt, early_stop=request.early_stop,
                     max_new_tokens=max_new_tokens, system_prompt=system_prompt, threshold=request.threshold,
-                    batch_size=max_batch,
+                    batch_size=max_batch, rulebook=rulebook, prompt_rulebook=prompt_rulebook,
                 )
             except PromptTooLong as exc:
                 loc = ("product",) if single else ("products", exc.index)

@@ -197,6 +197,7 @@ def judge(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping],
     fmt: str = "think_first", early_stop: bool = False, max_new_tokens: int = 128, system_prompt: bool = False,
     threshold: float = 0.5, batch_size: int = 64, rulebook: Rulebook | None = None,
+    prompt_rulebook: Rulebook | None = None,
 ) -> list[dict]:
     """Judge records (each with `query` and `product`); one result dict per record, in order.
 
@@ -204,13 +205,14 @@ def judge(
     ``tier`` (CumPT at `threshold`, None without probabilities), ``rule`` ({"id", "name"} or None),
     ``reasoning`` ({"query", "product", "checks"} slot dicts or None), ``parse_error`` (str or None) and
     ``text`` (the completion as decoded text). See the module docstring for `early_stop`.
+    `rulebook` reads the stated rules; `prompt_rulebook` (if any) goes into the system prompt.
     """
     _check_fmt(fmt)
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     if not records:
         return []
-    prompts = encode_prompts(tokenizer, records, system_prompt, rulebook)
+    prompts = encode_prompts(tokenizer, records, system_prompt, prompt_rulebook)
     prefix = answer_prefix_ids(tokenizer) if early_stop else []
     needed = len(prefix) + 1 if early_stop else max_new_tokens
     limit = _context_limit(model)

@@ -20,7 +20,7 @@ from agrl.rewards import label_correct
 from agrl.rules import load_rulebook
 from agrl.train.config import AgrlDPOConfig
 from agrl.train.data import prompt_messages
-from agrl.train.sft import peft_config, save_final
+from agrl.train.sft import check_contract, peft_config, save_final
 
 
 def pairs_from_samples(
@@ -79,11 +79,12 @@ def read_pairs(path: str) -> list[dict]:
 
 def run_dpo(args: AgrlDPOConfig, pairs: Dataset | None = None) -> str:
     """Train DPO on `pairs` or on the JSONL `train_file` of {prompt, chosen, rejected} rows."""
+    check_contract(args)
     model, tokenizer = load_model(args.model_name_or_path)
     ref, _ = load_model(args.model_name_or_path) if not args.use_peft else (None, None)
     dataset = pairs if pairs is not None else Dataset.from_list(read_pairs(args.train_file))
     trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=peft_config(args))
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    save_final(trainer, tokenizer, args.output_dir)
+    save_final(trainer, tokenizer, args.output_dir, args)
     return args.output_dir

@@ -20,11 +20,12 @@ from agrl.rules import load_rulebook
 from agrl.train.agrl_trainer import AGRLTrainer
 from agrl.train.config import AGRLConfig
 from agrl.train.data import load_train_records, rl_dataset
-from agrl.train.sft import eval_callback, peft_config, save_final
+from agrl.train.sft import check_contract, eval_callback, peft_config, save_final
 
 
 def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=None) -> GRPOTrainer:
     if model is None:
+        check_contract(args)
         model, tokenizer = load_model(args.model_name_or_path)
     records = records if records is not None else load_train_records(args.train_file, args.max_train_samples)
     rulebook = load_rulebook(args.rulebook)
@@ -40,5 +41,5 @@ def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=Non
 def run_grpo(args: AGRLConfig) -> str:
     trainer = build_grpo_trainer(args)
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    save_final(trainer, trainer.processing_class, args.output_dir)
+    save_final(trainer, trainer.processing_class, args.output_dir, args)
     return args.output_dir

@@ -8,6 +8,7 @@ from pathlib import Path
 from peft import LoraConfig
 from trl import SFTTrainer
 
+from agrl.contract import CONTRACT_FILE, contract_from_args, load_contract, save_contract
 from agrl.data.catalog import catalog_corpus
 from agrl.data.io import read_records
 from agrl.models import load_model
@@ -38,6 +39,14 @@ def build_tiny(args: AgrlSFTConfig, records: list[dict]):
     return model, tokenizer
 
 
+def check_contract(args: AgrlArguments) -> None:
+    """A stage that starts from an agrl model folder must prompt it as it was trained."""
+    path = Path(args.model_name_or_path)
+    if (path / CONTRACT_FILE).is_file():
+        load_contract(path).check(str(path), reasoning_format=args.reasoning_format, system_prompt=args.system_prompt,
+                                  rulebook_in_prompt=args.rulebook_in_prompt)
+
+
 def peft_config(args: AgrlArguments) -> LoraConfig | None:
     if not args.use_peft:
         return None
@@ -63,18 +72,19 @@ def run_sft(args: AgrlSFTConfig, extra_callbacks: list | None = None) -> str:
     if args.model_name_or_path == "tiny":
         model, tokenizer = build_tiny(args, records)
     else:
+        check_contract(args)
         model, tokenizer = load_model(args.model_name_or_path)
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=sft_dataset(records, args), processing_class=tokenizer,
         peft_config=peft_config(args), callbacks=eval_callback(args, tokenizer) + list(extra_callbacks or []),
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    save_final(trainer, tokenizer, args.output_dir)
+    save_final(trainer, tokenizer, args.output_dir, args)
     return args.output_dir
 
 
-def save_final(trainer, tokenizer, output_dir: str) -> None:
-    """A normal Hugging Face model folder (LoRA adapters merged) plus trainer_state.json."""
+def save_final(trainer, tokenizer, output_dir: str, args: AgrlArguments) -> None:
+    """A normal Hugging Face model folder (LoRA adapters merged), trainer_state.json and agrl.json."""
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
@@ -82,3 +92,4 @@ def save_final(trainer, tokenizer, output_dir: str) -> None:
         model.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
         trainer.state.save_to_json(str(Path(output_dir) / "trainer_state.json"))
+        save_contract(output_dir, contract_from_args(args))
