@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -32,7 +31,3 @@ def test_agrl_under_torchrun_two_processes(tmp_path, sft_model, shoprules_dir): 
     assert not ids[0] & ids[1]
     # 2 steps x 2 groups per process, every group visited once on its own process.
     assert sum(sum(e["visits"] for e in s["examples"].values()) for s in states) == 2 * 2 * 2
-
-
-def test_rl_args_are_shared():
-    assert "--num_generations" in rl_args(Path("o"), Path("m"), Path("d"))

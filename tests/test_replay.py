@@ -143,3 +143,23 @@ def test_state_json_round_trip():
     again = ReplayState.from_json(json.loads(json.dumps(state.to_json())))
     assert again.to_json() == state.to_json()
     assert again.examples["x"].level == 2 and list(again.queue) == ["x"]
+
+
+def test_a_new_guidance_mode_is_one_registered_function(record, monkeypatch):
+    from agrl.replay import GUIDANCE_MODES, Guidance, register_guidance_mode
+    from agrl.train.config import AGRLConfig, load_config
+
+    monkeypatch.setattr("agrl.replay.GUIDANCE_MODES", dict(GUIDANCE_MODES))
+    monkeypatch.setattr("agrl.train.config.GUIDANCE_MODES", __import__("agrl.replay").replay.GUIDANCE_MODES)
+
+    @register_guidance_mode("grade_hint")
+    def grade_hint(notes, rule, label, level, complete):
+        return Guidance(level, f"the grade is {label}", "")
+
+    g = build_guidance(record["annotations"], record["rule"], record["label"], 5, "grade_hint", default_rulebook())
+    assert g == Guidance(3, f"the grade is {record['label']}", "")  # levels are clamped for every mode
+    assert load_config(AGRLConfig, None, ["--output_dir", "o", "--guidance_mode", "grade_hint"]).guidance_mode == "grade_hint"
+    with pytest.raises(ValueError, match="already registered"):
+        register_guidance_mode("grade_hint")(grade_hint)
+    with pytest.raises(ValueError, match="known: .*grade_hint.*hint.*prefix"):
+        build_guidance({}, None, 1, 1, "bogus", default_rulebook())

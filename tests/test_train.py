@@ -156,13 +156,20 @@ def test_offpolicy_weights_shape_guided_advantages(tmp_path, sft_model, shoprule
     out = trainer._generate_and_score_completions(_batch(trainer))
     adv = out["advantages"]
     assert adv.dim() == 2 and adv.shape == out["completion_ids"].shape
-    guided = {r.index for r in trainer._guided}
+    guided = [r.index for r in trainer._guided]
     assert guided
-    for i in range(adv.shape[0]):
+    for i in range(adv.shape[0]):  # unguided rows keep TRL's one advantage per row
         mask = out["completion_mask"][i].bool()
-        if i in guided:
-            continue
-        assert torch.allclose(adv[i][mask], adv[i][mask][0].expand(int(mask.sum())))  # untouched rows: constant
+        if i not in guided:
+            assert torch.allclose(adv[i][mask], adv[i][mask][0].expand(int(mask.sum())))
+    # the weights themselves: hinted rows are off-policy on every token
+    weights = trainer._offpolicy_weights(out)
+    mask = out["completion_mask"][guided].bool()
+    assert weights.shape == mask.shape and torch.all(weights[~mask] == 0)
+    live = weights[mask]
+    cap = 1.0 if weighting == "shaping" else trainer.args.offpolicy_clip
+    assert torch.all(live >= 0) and torch.all(live <= cap + 1e-6)
+    assert not torch.allclose(live, torch.ones_like(live))  # they do reshape the update
 
 
 def test_guided_rows_survive_off_policy_mask_and_is_settings(tmp_path, sft_model, shoprules_dir):

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from agrl.data.io import DataError, read_predictions, read_records, write_jsonl
-from agrl.data.shoprules import SFT_TAIL_SHARE
-from agrl.rules import RulebookError, load_rulebook
+from agrl.data.shoprules import HEAD_RULES, SFT_TAIL_SHARE
+from agrl.rules import RulebookError, default_rulebook, load_rulebook
 
 
 def _rulebook(args: argparse.Namespace):
@@ -65,12 +65,23 @@ def cmd_reward(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from agrl.contract import load_contract
     from agrl.evaluate import evaluate, write_evaluation
 
+    fmt, rulebook = args.format, _rulebook(args)
+    if args.model:  # the model's contract says how to read its outputs
+        contract = load_contract(args.model)
+        contract.check(str(args.model), reasoning_format=fmt)
+        fmt = contract.reasoning_format
+        rulebook = rulebook if args.rulebook else contract.rulebook
     records = read_records(args.data)
-    metrics = evaluate(records, read_predictions(args.predictions), _rulebook(args), args.format)
+    # Head/tail split of the shipped rulebook (ShopRules); a user's rulebook has no known head.
+    head = HEAD_RULES if rulebook.ids == default_rulebook().ids else None
+    metrics = evaluate(records, read_predictions(args.predictions), rulebook, fmt or "think_first", head_rules=head)
     write_evaluation(metrics, args.out, title=f"Evaluation of {Path(args.predictions).name} on {Path(args.data).name}")
-    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "macro_f1", "format_valid", "grounded_adherence", "self_consistency", "rule_accuracy", "tail_solved", "lenient_accuracy")}))
+    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "macro_f1", "format_valid", "grounded_adherence",
+                                               "self_consistency", "rule_accuracy", "tail_solved", "head_accuracy",
+                                               "lenient_accuracy")}))
     return 0
 
 
@@ -80,42 +91,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="generate or convert data").add_subparsers(dest="source", required=True)
     p = data.add_parser("shoprules", help="generate the ShopRules benchmark")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", choices=("tiny", "small", "default"), default="default")
+    p.add_argument("--out", required=True, type=Path, help="folder for the split files and stats.json")
+    p.add_argument("--seed", type=int, default=0, help="same seed -> same bytes")
+    p.add_argument("--scale", choices=("tiny", "small", "default"), default="default", help="split sizes")
     p.add_argument("--sft-tail-share", "--sft_tail_share", type=float, default=SFT_TAIL_SHARE,
                    help="share of each tail rule in the sft split (0 allowed)")
     p.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the shipped one)")
     p.set_defaults(func=cmd_data_shoprules)
     p = data.add_parser("esci", help="convert the ESCI parquet layout to agrl JSONL with heuristic annotations")
-    p.add_argument("--folder", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--locale", default="us")
-    p.add_argument("--split", choices=("train", "test"))
-    p.add_argument("--limit", type=int)
+    p.add_argument("--folder", required=True, type=Path, help="folder in the official ESCI parquet layout")
+    p.add_argument("--out", required=True, type=Path, help="JSONL records to write")
+    p.add_argument("--locale", default="us", help="product_locale to keep")
+    p.add_argument("--split", choices=("train", "test"), help="ESCI split to keep (default: both)")
+    p.add_argument("--limit", type=int, help="keep the first N records")
     p.set_defaults(func=cmd_data_esci)
 
     baseline = sub.add_parser("baseline", help="reference predictors").add_subparsers(dest="kind", required=True)
     p = baseline.add_parser("overlap", help="word-overlap baseline")
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path, help="records (JSONL/CSV/Parquet)")
+    p.add_argument("--out", required=True, type=Path, help="JSONL of {id, completion}")
     p.set_defaults(func=cmd_baseline_overlap)
 
     p = sub.add_parser("reward", help="score completions with the rule-aware rewards")
-    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path, help="records with ground truth")
     p.add_argument("--completions", required=True, type=Path, help="JSONL of {id, completion}")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="JSONL of {id, total, components}")
     p.add_argument("--weights", help='JSON object of component weights, e.g. \'{"label": 1}\'')
-    p.add_argument("--format", default="think_first", choices=("think_first", "label_first"))
-    p.add_argument("--rulebook", type=Path)
+    p.add_argument("--format", default="think_first", choices=("think_first", "label_first"), help="reasoning format")
+    p.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the shipped one)")
     p.set_defaults(func=cmd_reward)
 
     p = sub.add_parser("eval", help="evaluate predictions")
-    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--data", required=True, type=Path, help="labelled records")
     p.add_argument("--predictions", required=True, type=Path, help="JSONL of {id, completion}")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--format", default="think_first", choices=("think_first", "label_first"))
-    p.add_argument("--rulebook", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="folder for metrics.json and report.md")
+    p.add_argument("--model", type=Path, help="the model folder whose agrl.json says how to read the outputs")
+    p.add_argument("--format", default=None, choices=("think_first", "label_first"),
+                   help="reasoning format (default: the model's, else think_first)")
+    p.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the model's, else the shipped one)")
     p.set_defaults(func=cmd_eval)
 
     _add_late_commands(sub)

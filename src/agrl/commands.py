@@ -15,7 +15,11 @@ METHODS = ("sft", "dpo", "grpo", "agrl")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from agrl.pipeline import config_path
     from agrl.train.config import AGRLConfig, AgrlDPOConfig, AgrlSFTConfig, load_config
+
+    if args.config is not None and not args.config.exists() and args.config.parent == Path("."):
+        args.config = config_path(args.config.name)  # a shipped config by name, from any directory
 
     if args.method == "sft":
         from agrl.train.sft import run_sft
@@ -81,27 +85,29 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a judge: sft | dpo | grpo | agrl (TRL config fields as --key value)")
-    p.add_argument("method", choices=METHODS)
-    p.add_argument("--config", type=Path, help="YAML config (fields of the TRL config plus agrl's)")
+    p.add_argument("method", choices=METHODS, help="training stage (grpo = outcome reward, no replay)")
+    p.add_argument("--config", type=Path, help="YAML config (fields of the TRL config plus agrl's): a path, or "
+                   "the name of a shipped one (agrl_tiny.yaml, sft_tiny.yaml, ...)")
     p.set_defaults(func=cmd_train, accepts_overrides=True)
 
     p = sub.add_parser("predict", help="judge records with a model: JSONL/CSV/Parquet in, JSONL out")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--batch-size", "--batch_size", type=int, default=64)
-    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128)
+    p.add_argument("--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2")
+    p.add_argument("--data", required=True, type=Path, help="records (JSONL/CSV/Parquet)")
+    p.add_argument("--out", required=True, type=Path, help="JSONL of {id, completion}")
+    p.add_argument("--batch-size", "--batch_size", type=int, default=64, help="records per generate call")
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128, help="completion budget")
     p.add_argument("--system-prompt", "--system_prompt", action="store_true", default=None,
                    help="the model was trained with the system prompt (default: what its agrl.json says)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="HTTP judge (FastAPI)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-batch", "--max_batch", type=int, default=64)
-    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128)
-    p.add_argument("--max-body-bytes", "--max_body_bytes", type=int, default=1_000_000)
+    p.add_argument("--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2")
+    p.add_argument("--host", default="127.0.0.1", help="bind address")
+    p.add_argument("--port", type=int, default=8000, help="bind port")
+    p.add_argument("--max-batch", "--max_batch", type=int, default=64, help="most products per request")
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128, help="completion budget")
+    p.add_argument("--max-body-bytes", "--max_body_bytes", type=int, default=1_000_000,
+                   help="larger request bodies get HTTP 413")
     p.add_argument("--format", default=None, choices=("think_first", "label_first"),
                    help="reasoning format (default: what the model's agrl.json says)")
     p.add_argument("--system-prompt", "--system_prompt", action="store_true", default=None,
@@ -109,14 +115,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the embedded default: data, tiny model, SFT, GRPO, AGRL, report")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo", help="folder for data, models, report.md, summary.json")
+    p.add_argument("--seed", type=int, default=0, help="seed of the RL runs")
     p.set_defaults(func=cmd_demo, accepts_overrides=True)
 
     p = sub.add_parser("reproduce", help="the paper's comparison table over seeds")
-    p.add_argument("--out", default="results/reproduce")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--scale", default="default", choices=("tiny", "small", "default"))
+    p.add_argument("--out", default="results/reproduce", help="folder for report.md, summary.json, plots")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every arm (paired)")
+    p.add_argument("--scale", default="default", choices=("tiny", "small", "default"), help="ShopRules split sizes")
     from agrl.pipeline import BUDGET_HELP, Budget
 
     for f in fields(Budget):

@@ -66,14 +66,11 @@ GATE = (("head w_eval accuracy after SFT", "head_accuracy", ">=", 0.90),
 
 
 def config_path(name: str) -> Path:
-    """Shipped configs live in the repository's configs/ folder (or beside an installed package)."""
-    for base in (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs"):
-        if (base / name).exists():
-            return base / name
+    """A shipped config (package data, `src/agrl/configs/`; `configs/` in a checkout links to it)."""
     packaged = resources.files("agrl").joinpath("configs", name)
-    if packaged.is_file():
-        return Path(str(packaged))
-    raise FileNotFoundError(f"config {name} not found in ./configs")
+    if not packaged.is_file():
+        raise FileNotFoundError(f"config {name} is not one of agrl's shipped configs")
+    return Path(str(packaged))
 
 
 def _commit() -> str:

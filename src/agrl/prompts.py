@@ -18,23 +18,28 @@ SYSTEM = (
 PRODUCT_FIELDS = ("title", "category", "brand", "model", "color", "gender", "size", "price")
 
 
+def _one_line(value: object) -> str:
+    """A field value on one line: a line break inside a title must not forge a prompt line."""
+    return " ".join(str(value).split())
+
+
 def product_text(product: Mapping, bullets: bool = False, max_chars: int = 600) -> str:
     lines = []
     for key in PRODUCT_FIELDS:
         value = product.get(key)
         if value is not None and value != "":
-            lines.append(f"{key}: {value}")
+            lines.append(f"{key}: {_one_line(value)}")
     attributes = product.get("attributes") or {}
     if attributes:
-        lines.append("attributes: " + " ; ".join(f"{k}: {v}" for k, v in sorted(attributes.items())))
+        lines.append("attributes: " + " ; ".join(f"{_one_line(k)}: {_one_line(v)}" for k, v in sorted(attributes.items())))
     if bullets and product.get("bullets"):
-        lines.append("bullets: " + " ; ".join(product["bullets"]))
+        lines.append("bullets: " + " ; ".join(_one_line(b) for b in product["bullets"]))
     # Real catalogues carry long descriptions; the judge reads a bounded prefix.
     return "\n".join(line[:max_chars] for line in lines)
 
 
 def user_text(query: str, product: Mapping, hint: str | None = None, bullets: bool = False) -> str:
-    text = f"query: {query}\n{product_text(product, bullets)}"
+    text = f"query: {_one_line(query)}\n{product_text(product, bullets)}"
     if hint:
         text += f"\nhint: {hint}"
     return text

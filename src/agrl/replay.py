@@ -12,14 +12,13 @@ Nothing here touches a model: `agrl.train.agrl_trainer` wires these functions in
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agrl.reasoning import render_prefix
 from agrl.rules import SLOTS, Rule, Rulebook
 
 MAX_LEVEL = 3
-GUIDANCE_MODES = ("prefix", "hint")
 
 
 def group_accuracy(correct: Sequence[bool], group_size: int) -> list[float]:
@@ -71,39 +70,62 @@ def deciding_lines(checks: Mapping[str, str], rule: Rule | None) -> int:
     return max((shown.index(s) + 1 for s in rule.when if s in shown), default=len(shown))
 
 
-def build_guidance(
-    annotations: Mapping, rule_id: str | None, label: int | None, level: int, mode: str, rulebook: Rulebook,
-) -> Guidance | None:
-    """Guidance for one example at `level`, or None where the example lacks the ground truth.
+GuidanceMode = Callable[[Mapping, "Rule | None", "int | None", int, bool], "Guidance | None"]
+GUIDANCE_MODES: dict[str, GuidanceMode] = {}
 
-    prefix mode (forced completion prefixes, for models that never saw hints):
-        1 = the gold slot lines up to the deciding check's line; 2 = all gold slot lines (the
-        checks); 3 = the checks and the deciding rule. The model always writes the label itself.
-    hint mode: 1 = a hint naming the deciding rule; 2 = + the gold checks; 3 = + the gold slot
-        lines forced as a completion prefix.
-    """
-    if mode not in GUIDANCE_MODES:
-        raise ValueError(f"unknown guidance mode {mode!r}; expected one of {GUIDANCE_MODES}")
-    level = max(1, min(MAX_LEVEL, level))
-    rule = rulebook.get(rule_id) if rule_id else None
-    notes = annotations or {}
-    query, product, checks = notes.get("query"), notes.get("product"), notes.get("checks")
-    complete = bool(query and product and checks) and not notes.get("partial")
-    if mode == "hint":
-        if rule is None:
-            return None
-        hint = f"the deciding rule is {rule.tag}"
-        if level >= 2 and checks:
-            hint += " ; checks: " + " ; ".join(f"{k}: {v}" for k, v in checks.items())
-        prefix = render_prefix(query, product, checks) if level >= 3 and complete else ""
-        return Guidance(level, hint, prefix)
+
+def register_guidance_mode(name: str) -> Callable[[GuidanceMode], GuidanceMode]:
+    """Register a guidance mode: fn(annotations, rule, label, level, complete) -> Guidance | None."""
+
+    def register(fn: GuidanceMode) -> GuidanceMode:
+        if name in GUIDANCE_MODES:
+            raise ValueError(f"guidance mode {name!r} is already registered")
+        GUIDANCE_MODES[name] = fn
+        return fn
+
+    return register
+
+
+@register_guidance_mode("prefix")
+def prefix_guidance(notes: Mapping, rule: Rule | None, label: int | None, level: int, complete: bool) -> Guidance | None:
+    """Forced completion prefixes, for models that never saw hints: 1 = the gold slot lines up to the
+    deciding check's line; 2 = all gold slot lines (the checks); 3 = the checks and the deciding rule.
+    The model always writes the label itself."""
     if not complete:
         return None
+    query, product, checks = notes["query"], notes["product"], notes["checks"]
     if level == 1:
         return Guidance(level, None, render_prefix(query, product, checks, deciding_lines(checks, rule)))
     if level == 2 or rule is None:
         return Guidance(level, None, render_prefix(query, product, checks))
     return Guidance(level, None, render_prefix(query, product, checks, rule_tag=rule.tag))
+
+
+@register_guidance_mode("hint")
+def hint_guidance(notes: Mapping, rule: Rule | None, label: int | None, level: int, complete: bool) -> Guidance | None:
+    """A prompt hint: 1 = the deciding rule; 2 = + the gold checks; 3 = + the gold slot lines forced as
+    a completion prefix."""
+    if rule is None:
+        return None
+    checks = notes.get("checks")
+    hint = f"the deciding rule is {rule.tag}"
+    if level >= 2 and checks:
+        hint += " ; checks: " + " ; ".join(f"{k}: {v}" for k, v in checks.items())
+    prefix = render_prefix(notes["query"], notes["product"], checks) if level >= 3 and complete else ""
+    return Guidance(level, hint, prefix)
+
+
+def build_guidance(
+    annotations: Mapping, rule_id: str | None, label: int | None, level: int, mode: str, rulebook: Rulebook,
+) -> Guidance | None:
+    """Guidance for one example at `level` in `mode` (see `GUIDANCE_MODES`), or None where the example
+    lacks the ground truth that mode needs."""
+    if mode not in GUIDANCE_MODES:
+        raise ValueError(f"unknown guidance mode {mode!r}; known: {', '.join(sorted(GUIDANCE_MODES))}")
+    notes = annotations or {}
+    complete = bool(notes.get("query") and notes.get("product") and notes.get("checks")) and not notes.get("partial")
+    rule = rulebook.get(rule_id) if rule_id else None
+    return GUIDANCE_MODES[mode](notes, rule, label, max(1, min(MAX_LEVEL, level)), complete)
 
 
 @dataclass

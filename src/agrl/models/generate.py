@@ -62,7 +62,8 @@ def generate_completions(
     # Similar lengths in a batch waste less padding; results go back in input order.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[list[str]] = [[] for _ in records]
-    bar = tqdm(total=len(records), desc=desc, disable=not progress, leave=False)
+    # disable=None: tqdm stays quiet when stderr is not a terminal (no carriage-return spam in logs).
+    bar = tqdm(total=len(records), desc=desc, disable=None if progress else True, leave=False)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         ids = generate_ids(model, tokenizer, [prompts[i] for i in chunk], max_new_tokens, do_sample, temperature,

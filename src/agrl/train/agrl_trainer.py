@@ -29,6 +29,7 @@ from trl import GRPOTrainer
 
 from agrl.data.io import atomic_write_text
 from agrl.models.generate import generate_ids
+from agrl.offpolicy import get_weighting
 from agrl.replay import (
     ExampleState,
     ReplayState,
@@ -209,7 +210,7 @@ class AGRLTrainer(GRPOTrainer):
         advantages = output["advantages"]
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1).expand(-1, output["completion_ids"].shape[1]).clone()
-        if self.args.offpolicy_weighting != "none":
+        if get_weighting(self.args.offpolicy_weighting) is not None:
             advantages[rows] = advantages[rows] * self._offpolicy_weights(output)
         # The forced prefix is gold text: a guided row whose continuation went wrong (negative
         # advantage) must not push it down. Its prefix tokens keep only a non-negative advantage;
@@ -243,15 +244,7 @@ class AGRLTrainer(GRPOTrainer):
                 offpolicy[j] = True
             behaviour[j, : row.prefix_len] = 0.0
             offpolicy[j, : row.prefix_len] = True
-        pi = logp.exp()
-        if self.args.offpolicy_weighting == "shaping":
-            gamma = self.args.shaping_gamma
-            # d/dθ [π/(π+γ)] = γπ/(π+γ)² ∇log π; scaled by 4/1 so the largest weight (at π = γ) is 1.
-            shaped = 4 * gamma * pi / (pi + gamma) ** 2
-            weights = torch.where(offpolicy, shaped, torch.ones_like(pi))
-        else:
-            ratio = (logp - behaviour).exp().clamp(max=self.args.offpolicy_clip)
-            weights = torch.where(offpolicy, ratio, torch.ones_like(pi))
+        weights = get_weighting(self.args.offpolicy_weighting)(logp, behaviour, offpolicy, self.args)
         return weights * completion_mask
 
     def _log_replay(self, output: dict) -> None:

@@ -8,6 +8,7 @@ Every field of the TRL config (`output_dir`, `report_to`, `learning_rate`, ...) 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
@@ -16,10 +17,14 @@ import yaml
 from transformers import HfArgumentParser
 from trl import DPOConfig, GRPOConfig, SFTConfig
 
+from agrl.offpolicy import WEIGHTINGS
+from agrl.replay import GUIDANCE_MODES
 from agrl.rewards import COMPONENTS, DEFAULT_WEIGHTS, OUTCOME_WEIGHTS
 
-# CPU-friendly defaults for TRL fields (TRL defaults to bf16 and gradient checkpointing).
-CPU_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "report_to": ["tensorboard"], "save_only_model": False}
+# CPU-friendly defaults for TRL fields (TRL defaults to bf16 and gradient checkpointing); progress
+# bars only on a terminal, so that a log file gets the logged metrics without carriage-return spam.
+CPU_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "report_to": ["tensorboard"], "save_only_model": False,
+                "disable_tqdm": not sys.stderr.isatty()}
 
 
 @dataclass
@@ -72,11 +77,11 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
     replay: bool = field(default=True, metadata={"help": "adaptive guided replay on stagnant groups"})
     replay_tau: float = field(default=0.0, metadata={"help": "a group is stagnant when its label accuracy <= tau"})
     replay_k: int | None = field(default=None, metadata={"help": "guided rollouts per stagnant group (default G/4)"})
-    guidance_mode: str = field(default="prefix", metadata={"help": "prefix | hint (see agrl.replay.build_guidance)"})
+    guidance_mode: str = field(default="prefix", metadata={"help": "a registered guidance mode: prefix | hint (agrl.replay.GUIDANCE_MODES)"})
     guidance_start_level: int = 1
     guidance_recover: float = field(default=0.5, metadata={"help": "unguided accuracy at which the level falls"})
     guided_prefix_loss: bool = field(default=True, metadata={"help": "forced-prefix tokens carry loss"})
-    offpolicy_weighting: str = field(default="none", metadata={"help": "none | shaping (pi/(pi+gamma)) | clip"})
+    offpolicy_weighting: str = field(default="none", metadata={"help": "a registered weighting: none | shaping (pi/(pi+gamma)) | clip (agrl.offpolicy.WEIGHTINGS)"})
     shaping_gamma: float = 0.1
     offpolicy_clip: float = field(default=2.0, metadata={"help": "upper clip of the importance ratio (clip mode)"})
     replay_queue_fraction: float = field(default=0.25, metadata={"help": "max share of a batch's groups served from the replay queue"})
@@ -86,10 +91,10 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
         super().__post_init__()
         if self.reward_mode not in ("rule_aware", "outcome"):
             raise ValueError(f"reward_mode: expected rule_aware or outcome, got {self.reward_mode!r}")
-        if self.guidance_mode not in ("prefix", "hint"):
-            raise ValueError(f"guidance_mode: expected prefix or hint, got {self.guidance_mode!r}")
-        if self.offpolicy_weighting not in ("none", "shaping", "clip"):
-            raise ValueError(f"offpolicy_weighting: expected none, shaping or clip, got {self.offpolicy_weighting!r}")
+        if self.guidance_mode not in GUIDANCE_MODES:
+            raise ValueError(f"guidance_mode: unknown {self.guidance_mode!r}; known: {', '.join(sorted(GUIDANCE_MODES))}")
+        if self.offpolicy_weighting not in WEIGHTINGS:
+            raise ValueError(f"offpolicy_weighting: unknown {self.offpolicy_weighting!r}; known: {', '.join(sorted(WEIGHTINGS))}")
         if self.replay and self.per_device_train_batch_size % self.num_generations:
             # Replay decides per group; a group split over processes would be judged on a fraction.
             raise ValueError(
@@ -146,6 +151,10 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         if unknown:
             raise ValueError(f"{path}: unknown config field(s) {unknown} for {cls.__name__}")
         data.update(loaded)
+    if not sys.stderr.isatty():
+        from datasets import disable_progress_bars
+
+        disable_progress_bars()
     parser = HfArgumentParser(cls)
     (config,) = parser.parse_args_into_dataclasses(args=_to_args(data) + list(overrides or []))
     return config
