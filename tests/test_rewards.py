@@ -10,16 +10,19 @@ from hypothesis import strategies as st
 
 from agrl.reasoning import SLOTS, parse_reasoning, render_reasoning
 from agrl.rewards import (
-    COMPONENTS,
-    DEFAULT_WEIGHTS,
     OUTCOME_WEIGHTS,
-    combine,
+    REGISTRY,
+    Truth,
+    components,
     compute_score,
+    default_weights,
     label_correct,
     make_reward_functions,
     parse_annotations,
+    register_component,
     score_completion,
     score_components,
+    total_reward,
 )
 from agrl.rules import CHECK_VALUES, default_rulebook
 
@@ -64,7 +67,7 @@ def test_gold_reference_earns_the_maximum_on_every_record(shoprules):
         for record in records[:400]:
             scores = score_completion(record["reference"], record)
             assert scores["total"] == 1.0, (split, record["id"], scores)
-            assert all(scores[c] == 1.0 for c in COMPONENTS), (split, record["id"], scores)
+            assert all(scores[c] == 1.0 for c in components()), (split, record["id"], scores)
 
 
 @pytest.mark.parametrize("fmt", ["think_first", "label_first"])
@@ -255,7 +258,9 @@ def test_components_without_ground_truth_are_none(records):
     for component in ("query_slots", "product_slots", "checks", "rule"):
         assert scores[component] is None, component
     assert scores["label"] == 1.0 and scores["format"] == 1.0 and scores["consistency"] == 1.0
-    assert scores["total"] == 1.0
+    w = default_weights()
+    # the total keeps one scale: what the missing components would have added is simply absent
+    assert scores["total"] == pytest.approx((w["format"] + w["label"] + w["consistency"]) / sum(w.values()))
     unlabelled = {k: v for k, v in bare.items() if k != "label"}
     assert score_completion(record["reference"], unlabelled)["label"] is None
     # malformed: present components score 0, absent ones stay None
@@ -284,11 +289,45 @@ def test_rule_consistency_needs_no_ground_truth(records):
     assert score_completion(honest_wrong(record), bare)["consistency"] == 0.0
 
 
-def test_combine_skips_none_and_gates_on_format():
-    assert combine({"format": 0.0, "label": 1.0}) == 0.0
-    assert combine({"format": 1.0, "label": None, "consistency": 1.0}) == 1.0
-    assert combine({"format": 1.0, "label": 0.0}, {"format": 1.0, "label": 1.0}) == 0.5
-    assert combine({}, {}) == 0.0
+def test_total_reward_is_the_normalised_weighted_sum_of_present_components():
+    assert total_reward({"format": 0.0, "label": 0.0}, {"format": 1.0, "label": 1.0}) == 0.0
+    assert total_reward({"format": 1.0, "label": None}, {"format": 1.0, "label": 3.0}) == 0.25
+    assert total_reward({"format": 1.0, "label": 0.0}, {"format": 1.0, "label": 1.0}) == 0.5
+    assert total_reward({}, {}) == 0.0
+
+
+def test_trl_weighted_nansum_equals_total_reward(records):
+    # TRL sums weight x reward over the reward functions, skipping None: with the normalised weights
+    # of make_reward_functions that is total_reward, the number the replay trigger ranks by.
+    funcs, weights = make_reward_functions()
+    assert abs(sum(weights) - 1.0) < 1e-12
+    for record in records[:40]:
+        for completion in (record["reference"], honest_wrong(record), "junk"):
+            columns = {"label": [record["label"]], "rule": [record["rule"]],
+                       "annotations": [json.dumps(record["annotations"])]}
+            trl = sum(w * r for f, w in zip(funcs, weights) if (r := f([completion], **columns)[0]) is not None)
+            assert trl == pytest.approx(score_completion(completion, record)["total"])
+
+
+def test_a_new_component_is_one_registered_function(records, monkeypatch):
+    monkeypatch.setattr("agrl.rewards.REGISTRY", dict(REGISTRY))
+
+    @register_component("short", 0.5)
+    def short(parsed, truth, rulebook):
+        return 1.0 if len(parsed.checks) <= 3 else 0.0
+
+    assert "short" in components() and default_weights()["short"] == 0.5
+    record = records[0]
+    scores = score_completion(record["reference"], record)
+    assert scores["short"] in (0.0, 1.0)
+    assert score_completion("junk", record)["short"] == 0.0  # the format gate covers it
+    funcs, _ = make_reward_functions()
+    assert "short_reward" in [f.__name__ for f in funcs]
+    with pytest.raises(ValueError, match="already registered"):
+        register_component("short", 1.0)(short)
+    with pytest.raises(ValueError, match="known: format"):
+        make_reward_functions({"nope": 1.0})
+    assert isinstance(Truth(None, None, None, None, None, False), Truth)
 
 
 # --- TRL and verl wrappers ------------------------------------------------------------------------
@@ -296,8 +335,9 @@ def test_combine_skips_none_and_gates_on_format():
 
 def test_trl_reward_functions_accept_strings_and_conversations(records):
     funcs, weights = make_reward_functions()
-    assert [f.__name__ for f in funcs] == [f"{c}_reward" for c in COMPONENTS if DEFAULT_WEIGHTS.get(c)]
-    assert weights == [DEFAULT_WEIGHTS[c] for c in COMPONENTS if DEFAULT_WEIGHTS.get(c)]
+    assert [f.__name__ for f in funcs] == [f"{c}_reward" for c in components() if default_weights().get(c)]
+    norm = sum(default_weights().values())
+    assert weights == pytest.approx([default_weights()[c] / norm for c in components() if default_weights().get(c)])
     batch = records[:6]
     texts = [r["reference"] for r in batch[:3]] + [honest_wrong(r) for r in batch[3:5]] + ["garbage"]
     conversations = [[{"role": "assistant", "content": t}] for t in texts]
@@ -350,7 +390,7 @@ def test_verl_compute_score(records):
 
     def score(*args) -> float:
         result = compute_score(*args)
-        assert set(result) == {"score", *COMPONENTS}  # verl's contract: a dict with "score"
+        assert set(result) == {"score", *components()}  # verl's contract: a dict with "score"
         return result["score"]
 
     for ground_truth in (truth, json.dumps(truth)):
@@ -365,7 +405,8 @@ def test_verl_compute_score(records):
     letter = {4: "E", 3: "S", 2: "C", 1: "I"}[record["label"]]
     for grade_only in (record["label"], str(record["label"]), json.dumps(record["label"]), letter, letter.lower()):
         result = compute_score("esci", record["reference"], grade_only)
-        assert result["score"] == 1.0 and result["label"] == 1.0 and result["checks"] is None
+        assert result["label"] == 1.0 and result["checks"] is None
+        assert result["score"] == pytest.approx(total_reward(result))
     assert compute_score("esci", honest_wrong(record), letter)["label"] == 0.0
 
 

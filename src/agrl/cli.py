@@ -48,10 +48,10 @@ def cmd_baseline_overlap(args: argparse.Namespace) -> int:
 
 
 def cmd_reward(args: argparse.Namespace) -> int:
-    from agrl.rewards import DEFAULT_WEIGHTS, score_completion
+    from agrl.rewards import check_weights, score_completion
 
     records = {r["id"]: r for r in read_records(args.data, require_label=False)}
-    weights = json.loads(args.weights) if args.weights else DEFAULT_WEIGHTS
+    weights = check_weights(json.loads(args.weights)) if args.weights else None
     rulebook = _rulebook(args)
     rows = []
     for pid, completion in read_predictions(args.completions).items():

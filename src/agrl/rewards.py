@@ -6,6 +6,15 @@ annotations), so it drops out instead of scoring zero. `make_reward_functions` w
 reward functions (``completions`` plus dataset columns as keyword arguments); `compute_score` is the
 verl-style export. The format component is a hard gate: a malformed completion scores 0 on every
 component, the minimum.
+
+Components live in a registry: adding one is one decorated function in this file::
+
+    @register_component("short_checks", weight=0.25, applies=lambda truth: truth.checks is not None)
+    def short_checks(parsed, truth, rulebook):
+        return float(len(parsed.checks) <= len(truth.checks))
+
+Its name, default weight, TRL reward function, `reward_component_weights` key and verl output come
+from that registration; `total_reward` is the one definition of the total.
 """
 
 from __future__ import annotations
@@ -13,17 +22,71 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
-from agrl.reasoning import ParseResult, parse_reasoning
+from agrl.reasoning import ParseResult, Reasoning, parse_reasoning
 from agrl.rules import Rulebook, default_rulebook, same_rule
 
-COMPONENTS = ("format", "query_slots", "product_slots", "checks", "rule", "label", "consistency")
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "format": 0.5, "query_slots": 0.5, "product_slots": 0.25, "checks": 1.0, "rule": 1.0, "label": 2.0,
-    "consistency": 0.75,
-}
 OUTCOME_WEIGHTS: dict[str, float] = {"label": 1.0}
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What one example knows: its label, deciding rule and (possibly partial) gold annotations."""
+
+    label: int | None
+    rule: str | None
+    query: Mapping[str, str] | None
+    product: Mapping[str, str] | None
+    checks: Mapping[str, str] | None
+    partial: bool
+
+
+ScoreFn = Callable[[Reasoning, Truth, Rulebook], "float | None"]
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    weight: float  # default weight
+    score: ScoreFn  # on a well-formed completion
+    applies: Callable[[Truth], bool]  # the example has the ground truth this component needs
+
+
+REGISTRY: dict[str, Component] = {}
+
+
+def register_component(name: str, weight: float, applies: Callable[[Truth], bool] = lambda truth: True):
+    """Register a reward component: one decorated function of (parsed completion, truth, rulebook).
+
+    Its name, default weight, TRL reward function, `reward_component_weights` key and verl output
+    all come from this one registration. A malformed completion scores 0 on every component that
+    applies (the format gate); a component that does not apply to an example scores None.
+    """
+
+    def register(fn: ScoreFn) -> ScoreFn:
+        if name in REGISTRY:
+            raise ValueError(f"reward component {name!r} is already registered")
+        REGISTRY[name] = Component(name, float(weight), fn, applies)
+        return fn
+
+    return register
+
+
+def components() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def default_weights() -> dict[str, float]:
+    return {c.name: c.weight for c in REGISTRY.values()}
+
+
+def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    unknown = sorted(set(weights) - set(REGISTRY))
+    if unknown:
+        raise ValueError(f"unknown reward components {unknown}; known: {', '.join(REGISTRY)}")
+    return {k: float(v) for k, v in weights.items()}
 
 
 @lru_cache(maxsize=8192)
@@ -70,6 +133,45 @@ def _slot_accuracy(stated: Mapping[str, str], gold: Mapping[str, str] | None, pa
     return sum(stated.get(k) == gold.get(k) for k in keys) / len(keys)
 
 
+@register_component("format", 0.5)
+def format_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float:
+    return 1.0  # reached only by well-formed completions: the gate scores the rest 0
+
+
+@register_component("query_slots", 0.5, lambda t: bool(t.query))
+def query_slots_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float | None:
+    return _slot_accuracy(parsed.query, truth.query, truth.partial)
+
+
+@register_component("product_slots", 0.25, lambda t: bool(t.product))
+def product_slots_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float | None:
+    return _slot_accuracy(parsed.product, truth.product, truth.partial)
+
+
+@register_component("checks", 1.0, lambda t: bool(t.checks))
+def checks_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float | None:
+    return _slot_accuracy(parsed.checks, truth.checks, truth.partial)
+
+
+@register_component("rule", 1.0, lambda t: bool(t.rule))
+def rule_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float:
+    return float(same_rule(parsed.rule_id, truth.rule))
+
+
+@register_component("label", 2.0, lambda t: t.label is not None)
+def label_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float:
+    return float(parsed.label == int(truth.label))
+
+
+@register_component("consistency", 0.75)
+def consistency_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float:
+    """The stated label is what the rulebook yields from the model's own checks (no ground truth)."""
+    decided = rulebook.decide(parsed.checks)
+    if parsed.label != decided.grade:
+        return 0.0
+    return 1.0 if same_rule(parsed.rule_id, decided.id) else 0.5
+
+
 def score_components(
     completion: object,
     label: int | None = None,
@@ -78,41 +180,27 @@ def score_components(
     rulebook: Rulebook | None = None,
     fmt: str = "think_first",
 ) -> dict[str, float | None]:
-    """All components for one completion; None where the example lacks that ground truth."""
+    """Every registered component for one completion; None where the example lacks its ground truth."""
     rulebook = rulebook or default_rulebook()
-    annotations = parse_annotations(annotations)
-    partial = bool(annotations.get("partial"))
-    gold = {part: annotations.get(part) for part in ("query", "product", "checks")}
+    notes = parse_annotations(annotations)
+    truth = Truth(label, rule or None, notes.get("query"), notes.get("product"), notes.get("checks"),
+                  bool(notes.get("partial")))
     parsed = _parse(completion_text(completion), fmt)
-    has = {
-        "query_slots": bool(gold["query"]), "product_slots": bool(gold["product"]), "checks": bool(gold["checks"]),
-        "rule": bool(rule), "label": label is not None,
-    }
     if not parsed.ok:
-        return {"format": 0.0, **{k: (0.0 if v else None) for k, v in has.items()}, "consistency": 0.0}
-    decided = rulebook.decide(parsed.checks)
-    consistency = 0.0
-    if parsed.label == decided.grade:
-        consistency = 1.0 if same_rule(parsed.rule_id, decided.id) else 0.5
-    return {
-        "format": 1.0,
-        "query_slots": _slot_accuracy(parsed.query, gold["query"], partial),
-        "product_slots": _slot_accuracy(parsed.product, gold["product"], partial),
-        "checks": _slot_accuracy(parsed.checks, gold["checks"], partial),
-        "rule": float(same_rule(parsed.rule_id, rule)) if rule else None,
-        "label": float(parsed.label == int(label)) if label is not None else None,
-        "consistency": consistency,
-    }
+        return {c.name: (0.0 if c.applies(truth) else None) for c in REGISTRY.values()}
+    return {c.name: (c.score(parsed, truth, rulebook) if c.applies(truth) else None) for c in REGISTRY.values()}
 
 
-def combine(components: Mapping[str, float | None], weights: Mapping[str, float] | None = None) -> float:
-    """Weighted mean over the components present; a malformed completion earns 0 (the gate)."""
-    weights = DEFAULT_WEIGHTS if weights is None else weights
-    if components.get("format") == 0.0:
-        return 0.0
-    present = [(w, components[k]) for k, w in weights.items() if w and components.get(k) is not None]
-    total_weight = sum(w for w, _ in present)
-    return sum(w * v for w, v in present) / total_weight if total_weight else 0.0
+def total_reward(components: Mapping[str, float | None], weights: Mapping[str, float] | None = None) -> float:
+    """The one definition of the total: sum of weight x score over the components present, divided
+    by the sum of all weights (so gold on a fully annotated example earns 1). TRL computes exactly
+    this from `make_reward_functions` (normalised weights, its `nansum`); the replay trigger ranks
+    rollouts by it. A malformed completion scores 0 on every present component, so it earns 0.
+    """
+    weights = default_weights() if weights is None else weights
+    norm = sum(w for w in weights.values() if w)
+    present = [(w, components.get(k)) for k, w in weights.items() if w and components.get(k) is not None]
+    return sum(w * v for w, v in present) / norm if norm else 0.0
 
 
 def score_completion(
@@ -123,7 +211,7 @@ def score_completion(
     components = score_components(
         completion, record.get("label"), record.get("rule"), record.get("annotations"), rulebook, fmt
     )
-    return {"total": combine(components, weights), **components}
+    return {"total": total_reward(components, weights), **components}
 
 
 RewardFunc = Callable[..., list[float | None]]
@@ -168,17 +256,14 @@ def make_reward_functions(
 ) -> tuple[list[RewardFunc], list[float]]:
     """TRL reward functions and their weights (pass as `reward_funcs` / `GRPOConfig.reward_weights`).
 
-    TRL sums the weighted components, skipping None; since a malformed completion scores 0 on every
-    component, the format gate holds in the sum too.
+    The weights are normalised to sum to 1, so that TRL's weighted `nansum` is `total_reward`.
     """
-    weights = DEFAULT_WEIGHTS if weights is None else weights
-    unknown = set(weights) - set(COMPONENTS)
-    if unknown:
-        raise ValueError(f"unknown reward components {sorted(unknown)}; known: {list(COMPONENTS)}")
+    weights = check_weights(default_weights() if weights is None else weights)
     rulebook = rulebook or default_rulebook()
-    names = [k for k in COMPONENTS if weights.get(k)]
+    names = [k for k in REGISTRY if weights.get(k)]
+    norm = sum(weights[k] for k in names)
     scores = _BatchScores(rulebook, fmt)
-    return [_component_func(k, scores) for k in names], [float(weights[k]) for k in names]
+    return [_component_func(k, scores) for k in names], [weights[k] / norm for k in names]
 
 
 def label_correct(completions: list, label: list, fmt: str = "think_first") -> list[bool]:

@@ -43,7 +43,7 @@ from agrl.replay import (
     update_example,
     zero_std_groups,
 )
-from agrl.rewards import combine, label_correct, parse_annotations, score_components
+from agrl.rewards import label_correct, parse_annotations, score_components, total_reward
 from agrl.rules import Rulebook, load_rulebook
 from agrl.train.config import AGRLConfig
 
@@ -114,7 +114,7 @@ class AGRLTrainer(GRPOTrainer):
         labels = [row["label"] for row in inputs]
         correct = label_correct(completions, labels, self.args.reasoning_format)
         weights = self.args.component_weights()
-        rewards = [combine(score_components(c, row["label"], row.get("rule") or None, row.get("annotations"),
+        rewards = [total_reward(score_components(c, row["label"], row.get("rule") or None, row.get("annotations"),
                                             self.rulebook, self.args.reasoning_format), weights)
                    for c, row in zip(completions, inputs)]
         accuracy = group_accuracy(correct, g)

@@ -19,7 +19,7 @@ from trl import DPOConfig, GRPOConfig, SFTConfig
 
 from agrl.offpolicy import WEIGHTINGS
 from agrl.replay import GUIDANCE_MODES
-from agrl.rewards import COMPONENTS, DEFAULT_WEIGHTS, OUTCOME_WEIGHTS
+from agrl.rewards import OUTCOME_WEIGHTS, check_weights, default_weights
 
 # CPU-friendly defaults for TRL fields (TRL defaults to bf16 and gradient checkpointing); progress
 # bars only on a terminal, so that a log file gets the logged metrics without carriage-return spam.
@@ -73,7 +73,7 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
     """
 
     reward_mode: str = field(default="rule_aware", metadata={"help": "rule_aware | outcome"})
-    reward_component_weights: str | None = field(default=None, metadata={"help": "JSON object component -> weight (default: agrl.rewards.DEFAULT_WEIGHTS)"})
+    reward_component_weights: str | None = field(default=None, metadata={"help": "JSON object component -> weight (default: each registered component's weight, agrl.rewards.REGISTRY)"})
     replay: bool = field(default=True, metadata={"help": "adaptive guided replay on stagnant groups"})
     replay_tau: float = field(default=0.0, metadata={"help": "a group is stagnant when its label accuracy <= tau"})
     replay_k: int | None = field(default=None, metadata={"help": "guided rollouts per stagnant group (default G/4)"})
@@ -106,11 +106,11 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
     def component_weights(self) -> dict[str, float]:
         if self.reward_mode == "outcome":
             return dict(OUTCOME_WEIGHTS)
-        weights = json.loads(self.reward_component_weights) if self.reward_component_weights else dict(DEFAULT_WEIGHTS)
-        unknown = set(weights) - set(COMPONENTS)
-        if unknown:
-            raise ValueError(f"reward_component_weights: unknown components {sorted(unknown)}; known: {list(COMPONENTS)}")
-        return {k: float(v) for k, v in weights.items()}
+        weights = json.loads(self.reward_component_weights) if self.reward_component_weights else default_weights()
+        try:
+            return check_weights(weights)
+        except ValueError as exc:
+            raise ValueError(f"reward_component_weights: {exc}") from None
 
     @property
     def k(self) -> int:
