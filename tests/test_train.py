@@ -61,6 +61,8 @@ def test_config_rejects_groups_split_across_processes(tmp_path):
                                        "--num_generations", "4", "--generation_batch_size", "12"])
     with pytest.raises(ValueError, match="offpolicy_weighting"):
         load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--offpolicy_weighting", "bogus"])
+    with pytest.raises(ValueError, match="use_vllm"):
+        load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--use_vllm", "true"])
 
 
 def test_yaml_config_unknown_field_names_the_file(tmp_path):
@@ -104,6 +106,18 @@ def test_agrl_splices_guided_completions_onto_unguided_prompts(tmp_path, sft_mod
     # the drop in zero-advantage groups is measured on real runs (bench/, the demo report).
     assert metrics["replay/zero_adv_frac_after"][-1] <= metrics["replay/zero_adv_frac_before"][-1]
     assert trainer.replay_state.queue  # stagnant examples wait for replay
+
+
+def test_guided_rollouts_use_the_trainers_sampling_settings(tmp_path, sft_model, shoprules_dir):
+    # top_k = 1 makes TRL's sampling greedy: guided rollouts from the same forced prefix must then be
+    # identical, which they are only if they go through the trainer's generation config.
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--top_k", "1", "--replay_k", "4",
+                            "--guidance_start_level", "2")
+    out = trainer._generate_and_score_completions(_batch(trainer, n_groups=1))
+    rows = [r.index for r in trainer._guided]
+    assert len(rows) == 4
+    texts = {tuple(out["completion_ids"][i][out["completion_mask"][i].bool()].tolist()) for i in rows}
+    assert len(texts) == 1
 
 
 def test_starting_level_is_read_and_every_trigger_raises_it(tmp_path, sft_model, shoprules_dir):

@@ -53,3 +53,13 @@ def test_checkpoint_hooks_exist_with_expected_signatures():
 def test_agrl_overrides_only_these_methods():
     own = {name for name in vars(AGRLTrainer) if name in dir(GRPOTrainer) and not name.startswith("__")}
     assert own == {"_generate", "_generate_and_score_completions", "_save_checkpoint", "_load_optimizer_and_scheduler"}
+
+
+def test_generation_path_used_by_guided_rollouts():
+    from trl.models import unwrap_model_for_generation
+
+    params = set(inspect.signature(unwrap_model_for_generation).parameters)
+    assert {"model", "accelerator", "gather_deepspeed3_params", "generation_kwargs",
+            "gradient_checkpointing_kwargs"} <= params
+    init = inspect.getsource(GRPOTrainer.__init__)
+    assert "self.generation_kwargs = generation_kwargs" in init and "self._dist = " in init

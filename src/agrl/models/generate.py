@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from tqdm import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from agrl.prompts import build_messages
 from agrl.rules import Rulebook
@@ -29,19 +29,24 @@ def encode_prompts(
 def generate_ids(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Sequence[int]],
     max_new_tokens: int = 128, do_sample: bool = False, temperature: float = 1.0, num_return_sequences: int = 1,
-    eos_token_ids: Sequence[int] | None = None,
+    eos_token_ids: Sequence[int] | None = None, generation_config: GenerationConfig | None = None,
 ) -> list[list[int]]:
-    """Completion ids for left-padded prompts, cut after the first eos."""
-    pad = tokenizer.pad_token_id
-    width = max(len(p) for p in prompts)
-    input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts])
-    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    """Completion ids for prompts of token ids (left-padded together), cut after the first eos.
+
+    `generation_config` (a trainer's sampling settings) replaces the simple knobs when given.
+    """
+    batch = tokenizer.pad({"input_ids": [list(p) for p in prompts]}, padding=True, padding_side="left",
+                          return_tensors="pt")
     eos = list(eos_token_ids) if eos_token_ids else [tokenizer.eos_token_id]
-    out = model.generate(
-        input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
-        max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature if do_sample else None,
-        top_p=None, top_k=None, num_return_sequences=num_return_sequences, eos_token_id=eos, pad_token_id=pad,
-    )
+    if generation_config is None:
+        settings = {"do_sample": True, "temperature": temperature} if do_sample else {"do_sample": False}
+        generation_config = GenerationConfig(max_new_tokens=max_new_tokens, num_return_sequences=num_return_sequences,
+                                             eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, **settings)
+    else:
+        eos = list(generation_config.eos_token_id) if isinstance(generation_config.eos_token_id, list) else eos
+    width = batch["input_ids"].shape[1]
+    out = model.generate(input_ids=batch["input_ids"].to(model.device),
+                         attention_mask=batch["attention_mask"].to(model.device), generation_config=generation_config)
     completions = []
     for row in out[:, width:].tolist():
         cut = next((i for i, t in enumerate(row) if t in eos), None)

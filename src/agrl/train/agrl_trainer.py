@@ -24,8 +24,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 import torch
+from transformers import GenerationConfig
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
+from trl.models import unwrap_model_for_generation
 
 from agrl.data.io import atomic_write_text
 from agrl.models.generate import generate_ids
@@ -192,10 +194,18 @@ class AGRLTrainer(GRPOTrainer):
             prefixes.append(prefix)
             hinted.append(guided_prompt_ids)
         budgets = [max(1, self.max_completion_length - len(p)) for p in prefixes]
-        generated = generate_ids(
-            self.accelerator.unwrap_model(self.model), tokenizer, contexts, max_new_tokens=max(budgets),
-            do_sample=True, temperature=self.temperature, eos_token_ids=self.eos_token_ids,
-        )
+        # TRL's own generation path: its sampling settings, and the unwrap/gather that ZeRO-3 and
+        # FSDP need before generating.
+        config = GenerationConfig(**{**self.generation_kwargs, "max_new_tokens": max(budgets)}, disable_compile=True)
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped, self.accelerator, gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                generation_kwargs=self.generation_kwargs,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as unwrapped,
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+        ):
+            generated = generate_ids(unwrapped, tokenizer, contexts, generation_config=config)
         return [(prefix + ids[:budget], len(prefix), hint)
                 for prefix, ids, budget, hint in zip(prefixes, generated, budgets, hinted)]
 

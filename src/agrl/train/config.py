@@ -101,6 +101,11 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
                 f"replay needs whole groups per process: per_device_train_batch_size "
                 f"({self.per_device_train_batch_size}) must be a multiple of num_generations ({self.num_generations})"
             )
+        if self.replay and self.use_vllm:
+            # Unguided rollouts could come from vLLM, but guided ones are generated with the trainer's
+            # own model: refuse rather than silently mix two samplers.
+            raise ValueError("replay with use_vllm is not supported yet: guided rollouts are generated with "
+                             "transformers; set use_vllm false (or replay false: GRPO-PR runs on vLLM)")
         self.component_weights()  # validate early
 
     def component_weights(self) -> dict[str, float]:
