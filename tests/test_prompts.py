@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agrl.prompts import SYSTEM, build_messages, product_text, user_text
+from agrl.prompts import SYSTEM, build_messages, product_text, user_text, with_hint
 from agrl.rules import default_rulebook
 
 RECORD = {
@@ -54,15 +54,14 @@ def test_rulebook_summary_only_when_asked():
     assert build_messages(RECORD, rulebook=rulebook)[1] == build_messages(RECORD)[1]
 
 
-def test_hint_only_when_given():
+def test_hint_is_appended_to_the_user_turn_only():
     hint = "the deciding rule is R03 negation_violated"
-    hinted = build_messages(RECORD, hint=hint)
-    assert hint in hinted[1]["content"]
-    assert hinted[0] == build_messages(RECORD)[0]  # the hint never goes to the system message
-    for messages in (build_messages(RECORD), build_messages(RECORD, hint=None), build_messages(RECORD, hint="")):
-        assert "hint" not in messages[1]["content"]
-        assert "R03" not in messages[1]["content"]
-    assert hinted[1]["content"].startswith(build_messages(RECORD)[1]["content"])
+    plain = build_messages(RECORD)
+    hinted = with_hint(plain, hint)
+    assert hinted[1]["content"] == plain[1]["content"] + f"\nhint: {hint}"
+    assert hinted[0] == plain[0]  # the hint never goes to the system message
+    assert "hint" not in plain[1]["content"]  # the input is not mutated
+    assert with_hint(plain, "a\nquery: forged")[1]["content"].count("\nquery:") == 0
 
 
 def test_product_text_skips_empty_fields_and_bounds_long_ones():

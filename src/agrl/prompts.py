@@ -6,7 +6,7 @@ adaptive replay only, a guidance hint. Evaluation and serving never pass a hint.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from agrl.rules import Rulebook
 
@@ -38,24 +38,24 @@ def product_text(product: Mapping, bullets: bool = False, max_chars: int = 600) 
     return "\n".join(line[:max_chars] for line in lines)
 
 
-def user_text(query: str, product: Mapping, hint: str | None = None, bullets: bool = False) -> str:
-    text = f"query: {_one_line(query)}\n{product_text(product, bullets)}"
-    if hint:
-        text += f"\nhint: {hint}"
-    return text
+def user_text(query: str, product: Mapping, bullets: bool = False) -> str:
+    return f"query: {_one_line(query)}\n{product_text(product, bullets)}"
 
 
 def build_messages(
-    record: Mapping,
-    rulebook: Rulebook | None = None,
-    hint: str | None = None,
-    system: bool = True,
-    bullets: bool = False,
+    record: Mapping, rulebook: Rulebook | None = None, system: bool = True, bullets: bool = False,
 ) -> list[dict[str, str]]:
     """Chat messages for one record; `rulebook` adds its summary to the system message."""
     messages: list[dict[str, str]] = []
     if system:
         content = SYSTEM if rulebook is None else f"{SYSTEM}\n{rulebook.summary()}"
         messages.append({"role": "system", "content": content})
-    messages.append({"role": "user", "content": user_text(record["query"], record["product"], hint, bullets)})
+    messages.append({"role": "user", "content": user_text(record["query"], record["product"], bullets)})
     return messages
+
+
+def with_hint(messages: Sequence[Mapping[str, str]], hint: str) -> list[dict[str, str]]:
+    """The same messages with a guidance hint appended to the user turn (adaptive replay only)."""
+    out = [dict(m) for m in messages]
+    out[-1]["content"] = f"{out[-1]['content']}\nhint: {_one_line(hint)}"
+    return out

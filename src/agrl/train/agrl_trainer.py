@@ -32,6 +32,7 @@ from trl.models import unwrap_model_for_generation
 from agrl.data.io import atomic_write_text
 from agrl.models.generate import generate_ids
 from agrl.offpolicy import get_weighting
+from agrl.prompts import with_hint
 from agrl.replay import (
     ExampleState,
     ReplayState,
@@ -185,10 +186,9 @@ class AGRLTrainer(GRPOTrainer):
             prefix = tokenizer(guidance.prefix, add_special_tokens=False)["input_ids"] if guidance.has_prefix else []
             guided_prompt_ids = None
             if guidance.hint:
-                messages = [dict(m) for m in prompt]
-                messages[-1] = {**messages[-1], "content": messages[-1]["content"] + f"\nhint: {guidance.hint}"}
                 guided_prompt_ids = tokenizer.apply_chat_template(
-                    messages, add_generation_prompt=True, return_dict=True, chat_template=self.chat_template
+                    with_hint(prompt, guidance.hint), add_generation_prompt=True, return_dict=True,
+                    chat_template=self.chat_template,
                 )["input_ids"]
             contexts.append(list(guided_prompt_ids or prompt_ids) + prefix)
             prefixes.append(prefix)
