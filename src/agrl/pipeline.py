@@ -306,11 +306,35 @@ def run_comparison(out: Path, title: str, command: str, seeds: Sequence[int], sc
     summary["curves"] = curve_summary(histories)
     targets = target_checks(summary, histories)
     summary["targets"] = targets
+    summary["commit"], summary["notes"] = extra["commit"], {k: v for k, v in extra.items() if k != "commit"}
     write_json(out / "summary.json", summary)
     extra["SFT is one run (data seed 0); its row repeats it for every seed so that differences pair up"] = ""
     write_report(out, summary, results, histories, title=title, command=command,
                  seconds=time.perf_counter() - started, extra=extra, gate=gate, targets=targets)
     _say(f"done in {(time.perf_counter() - started) / 60:.1f} min; report: {out / 'report.md'}")
+    return summary
+
+
+def rebuild_report(out: Path, title: str, command: str, seconds: float, extra: dict | None = None) -> dict:
+    """Re-render a finished comparison's summary and report from its saved metrics and trainer
+    states (no training): for report changes after a long run."""
+    work = out / "runs"
+    saved = json.loads((out / "partial_results.json").read_text())
+    order = [m for m in ("sft", *ARMS) if m in saved] + sorted(set(saved) - {"sft", *ARMS})
+    results = {m: {int(s): r for s, r in saved[m].items()} for m in order}
+    histories = {m: {seed: _history(work / "models" / f"{m}_s{seed}") for seed in by}
+                 for m, by in results.items() if m != "sft"}
+    histories = {m: h for m, h in histories.items() if any(h.values())}
+    old = json.loads((out / "summary.json").read_text())
+    summary = summarize(results)
+    summary["gate"], summary["curves"] = old["gate"], curve_summary(histories)
+    summary["targets"] = target_checks(summary, histories)
+    notes = {"commit": old.get("commit", "unknown"), **old.get("notes", {}), **(extra or {}),
+             "report re-rendered from the saved metrics at": _commit()}
+    summary["commit"], summary["notes"] = notes["commit"], {k: v for k, v in notes.items() if k != "commit"}
+    write_json(out / "summary.json", summary)
+    write_report(out, summary, results, histories, title=title, command=command, seconds=seconds, extra=notes,
+                 gate=summary["gate"], targets=summary["targets"])
     return summary
 
 

@@ -210,7 +210,8 @@ def _signed(stat: Mapping | None) -> str:
 
 
 def difference_table(summary: Mapping, reference: str = "grpo") -> str:
-    cols = [c for c in COLUMNS if c[1] in ("tail_solved", "head_accuracy", "accuracy") and c[0] != "tail"]
+    cols = [c for c in COLUMNS if c[:2] in (("tail", "tail_solved"), ("w_eval", "head_accuracy"),
+                                            ("w_eval", "accuracy"), ("b_eval", "accuracy"))]
     lines = [f"| method − {LABELS.get(reference, reference)} | " + " | ".join(t for _, _, t in cols) + " |",
              "|---" * (len(cols) + 1) + "|"]
     for method, diffs in summary.get("vs_" + reference, {}).items():
@@ -320,7 +321,8 @@ def write_report(out: Path, summary: Mapping, results: Mapping, histories: Mappi
             f"- {c['name']}: {100 * c['value']:.1f} % (needs {c['op']} {100 * c['threshold']:.0f} %) — "
             f"{'ok' if c['ok'] else 'FAILED'}" for c in gate["checks"]] + [""]
     lines += [f"Command: `{command}` ({seconds / 60:.1f} min).", "",
-              "Every cell: mean ± sample SD over seeds [95 % bootstrap CI over evaluation examples], in %. "
+              "Every cell: mean ± sample SD over seeds [95 % bootstrap CI over evaluation examples: the noise "
+              "of a finite evaluation set, not the spread over seeds, which the SD shows], in %. "
               "Greedy decoding, no hints, strict parsing (a malformed output is wrong). *tail solved* = label "
               "and deciding rule right on the `tail` split (examples a model blind to the tail feature gets "
               "wrong); *w_eval head acc* = accuracy on w_eval records decided by head rules.", "",
