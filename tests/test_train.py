@@ -132,8 +132,8 @@ def test_starting_level_is_read_and_every_trigger_raises_it(tmp_path, sft_model,
         assert prefix.rstrip().endswith("</checks>") and "<rule>" not in prefix
     metrics = trainer._metrics["train"]
     assert metrics["replay/level_2_frac"][-1] == 1.0
-    assert not math.isnan(metrics["replay/guided_success_level_2"][-1])
-    assert math.isnan(metrics["replay/guided_success_level_1"][-1])
+    assert 0.0 <= metrics["replay/guided_success_level_2"][-1] <= 1.0
+    assert not metrics.get("replay/guided_success_level_1")  # nothing guided at level 1: no value, not NaN
     assert {trainer.replay_state.level(r["id"]) for r in inputs} == {3}  # raised after the trigger
 
 

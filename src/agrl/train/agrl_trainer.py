@@ -276,12 +276,18 @@ class AGRLTrainer(GRPOTrainer):
         metrics["replay/triggered_frac"].append(triggered / groups if groups else 0.0)
         metrics["replay/zero_adv_frac_before"].append(zb / groups if groups else 0.0)
         metrics["replay/zero_adv_frac_after"].append(za / groups if groups else 0.0)
-        metrics["replay/guided_success"].append(guided_ok / guided if guided else math.nan)
-        metrics["replay/level_mean"].append((l1 + 2 * l2 + 3 * l3) / triggered if triggered else math.nan)
+        # Rates with nothing to count are left out of the step (a NaN would reach the loggers as None);
+        # the logged value is the mean over the steps that had something.
+        if guided:
+            metrics["replay/guided_success"].append(guided_ok / guided)
+        if triggered:
+            metrics["replay/level_mean"].append((l1 + 2 * l2 + 3 * l3) / triggered)
         for level, count in ((1, l1), (2, l2), (3, l3)):
-            metrics[f"replay/level_{level}_frac"].append(count / triggered if triggered else math.nan)
+            if triggered:
+                metrics[f"replay/level_{level}_frac"].append(count / triggered)
             n_level, ok_level = per_level[2 * (level - 1)], per_level[2 * (level - 1) + 1]
-            metrics[f"replay/guided_success_level_{level}"].append(ok_level / n_level if n_level else math.nan)
+            if n_level:
+                metrics[f"replay/guided_success_level_{level}"].append(ok_level / n_level)
         metrics["replay/from_queue"].append(from_queue)
         metrics["replay/queue_size"].append(queue)
         for rule_id, count in zip(rule_ids, totals[11:]):
