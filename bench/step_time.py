@@ -54,7 +54,8 @@ def main() -> None:
     grpo = statistics.median(r["step_time"] for r in runs["grpo_pr"])
     agrl = statistics.median(r["step_time"] for r in runs["agrl"])
     triggered = statistics.fmean(r["triggered_frac"] or 0 for r in runs["agrl"])
-    print(json.dumps(runs, indent=2))
+    per_run = {kind: [round(r["step_time"], 3) for r in rs] for kind, rs in runs.items()}
+    print(f"median step time per run (s): {json.dumps(per_run)}")
     print(f"GRPO-PR: {grpo:.2f} s/step   AGRL: {agrl:.2f} s/step (replay triggered on {100 * triggered:.0f}% of groups)")
     print(f"ratio AGRL / GRPO-PR step time (replay overhead): {agrl / grpo:.2f}")
 

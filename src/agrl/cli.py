@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from agrl import __version__
 from agrl.data.io import DataError, read_predictions, read_records, write_jsonl
 from agrl.data.shoprules import HEAD_RULES, SFT_TAIL_SHARE
 from agrl.rules import RulebookError, default_rulebook, load_rulebook
@@ -87,6 +88,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agrl", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"agrl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="generate or convert data").add_subparsers(dest="source", required=True)

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from agrl.rules import Rulebook
+from agrl.schema import PRODUCT_FIELDS
 
 SYSTEM = (
     "You judge the relevance of a product to a shopping query. Analyse the query slots, the product "
     "slots, check each slot, name the deciding rule, then answer with a grade 1-4."
 )
-# Product fields in the order the prompt lists them.
-PRODUCT_FIELDS = ("title", "category", "brand", "model", "color", "gender", "size", "price")
 
 
 def _one_line(value: object) -> str:

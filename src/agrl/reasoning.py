@@ -25,12 +25,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agrl.rules import CHECK_VALUES, SLOTS
+from agrl.schema import ABSENT, CHECK_VALUES, SLOTS, normalize_value
 
 THINK_FIRST = ("checks", "rule", "answer")
 LABEL_FIRST = ("answer", "checks", "rule")
 FORMATS = {"think_first": THINK_FIRST, "label_first": LABEL_FIRST}
-ABSENT = "-"
 # Longest completion the parser reads; longer ones are a format error, not a slow parse.
 MAX_CHARS = 20_000
 
@@ -64,11 +63,6 @@ class ParseError:
 
 
 ParseResult = Reasoning | ParseError
-
-
-def normalize_value(value: str) -> str:
-    """Canonical slot value: lower case, single spaces, no `|` (the line's value separator)."""
-    return " ".join(str(value).lower().replace("|", "/").split())
 
 
 def slot_line(slot: str, query_value: str, product_value: str, verdict: str) -> str:

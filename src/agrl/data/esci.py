@@ -46,8 +46,8 @@ from types import MappingProxyType
 from agrl.data.catalog import BRAND_ALIASES, BRANDS, COLORS, FEATURES, UNITS
 from agrl.data.io import DataError
 from agrl.data.slots import compare_slot, format_number, parse_size
-from agrl.reasoning import normalize_value
 from agrl.rules import GRADES, SLOTS
+from agrl.schema import normalize_value
 
 log = logging.getLogger(__name__)
 

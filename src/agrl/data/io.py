@@ -28,6 +28,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from agrl.schema import TEXT_PRODUCT_FIELDS
+
 
 class DataError(ValueError):
     """A data file is malformed; the message names the file, the line and the field."""
@@ -67,7 +69,6 @@ def write_json(path: str | Path, data: object) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
 
-_PRODUCT_FIELDS = {"title": str, "category": str, "brand": str, "model": str, "color": str, "gender": str, "size": str}
 
 
 def validate_record(row: object, path: str | Path, line: int | None, require_label: bool = True) -> dict:
@@ -87,8 +88,8 @@ def validate_record(row: object, path: str | Path, line: int | None, require_lab
     title = product.get("title")
     if not isinstance(title, str) or not title.strip():
         raise DataError(path, line, "product.title", "missing or not a non-empty string")
-    for key, kind in _PRODUCT_FIELDS.items():
-        if product.get(key) is not None and not isinstance(product[key], kind):
+    for key in TEXT_PRODUCT_FIELDS:
+        if product.get(key) is not None and not isinstance(product[key], str):
             raise DataError(path, line, f"product.{key}", f"expected a string, got {type(product[key]).__name__}")
     price = product.get("price")
     if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))):

@@ -38,8 +38,9 @@ from agrl.data.catalog import (
 )
 from agrl.data.io import atomic_write_text
 from agrl.data.slots import compare, format_number, parse_size
-from agrl.reasoning import ABSENT, render_reasoning
+from agrl.reasoning import render_reasoning
 from agrl.rules import Rulebook, default_rulebook
+from agrl.schema import ABSENT, SLOTS
 
 # Scenario -> the default rulebook's rule it is built to trigger.
 SCENARIOS: dict[str, str] = {
@@ -249,7 +250,7 @@ class _Gen:
         else:
             ptype = acc_type
         base = self.product(ptype)
-        q: dict[str, str] = {s: ABSENT for s in ("type", "for", "brand", "model", "gender", "size", "color", "price", "negation")}
+        q: dict[str, str] = dict.fromkeys(SLOTS, ABSENT)
         q["type"] = ptype.name
         if ptype.accessory_of:
             q["for"] = ptype.accessory_of

@@ -10,8 +10,7 @@ import re
 from collections.abc import Mapping
 
 from agrl.data.catalog import UNITS
-from agrl.reasoning import ABSENT
-from agrl.rules import SLOTS
+from agrl.schema import ABSENT, SLOTS
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([a-z]*)$")
 _LETTER_SIZES = ("xs", "s", "m", "l", "xl", "xxl", "xxxl")

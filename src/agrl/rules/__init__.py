@@ -14,10 +14,11 @@ from pathlib import Path
 
 import yaml
 
-# Slots in canonical order: the reasoning format lists them in this order.
-SLOTS: tuple[str, ...] = ("type", "for", "brand", "model", "gender", "size", "color", "price", "negation")
-CHECK_VALUES: tuple[str, ...] = ("match", "equivalent", "mismatch", "unknown")
-GRADES: tuple[int, ...] = (1, 2, 3, 4)
+from agrl.schema import CHECK_VALUES, GRADES, SLOTS
+
+__all__ = ["CHECK_VALUES", "GRADES", "SLOTS", "Rule", "Rulebook", "RulebookError", "default_rulebook", "load_rulebook",
+           "parse_rulebook", "same_rule"]
+
 
 
 def same_rule(a: str | None, b: str | None) -> bool:
