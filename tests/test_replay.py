@@ -2,6 +2,7 @@
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -97,11 +98,45 @@ def test_hint_guidance_names_rule_then_checks_then_prefix(record):
 def test_guidance_needs_ground_truth():
     book = default_rulebook()
     assert build_guidance({}, None, 4, 1, "prefix", book) is None
-    assert build_guidance({}, None, 4, 1, "hint", book) is None
+    assert build_guidance({}, None, None, 1, "hint", book) is None  # no rule and no grade: nothing to hint
     partial = {"query": {"brand": "nike"}, "product": {"brand": "puma"}, "checks": {"brand": "mismatch"}, "partial": True}
-    assert build_guidance(partial, None, 2, 3, "prefix", book) is None
+    assert build_guidance(partial, None, 2, 3, "prefix", book) is None  # no `type` line: no gold prefix exists
     with pytest.raises(ValueError):
         build_guidance({}, "R01", 1, 1, "bogus", book)
+
+
+def test_partial_annotations_still_guide():
+    # real data: no deciding rule, some slots. Hint mode hints the gold grade (+ the annotated checks);
+    # prefix mode forces the annotated lines when they start with `type`.
+    book = default_rulebook()
+    partial = {"query": {"type": "shoes", "brand": "nike"}, "product": {"type": "shoes", "brand": "puma"},
+               "checks": {"type": "match", "brand": "mismatch"}, "partial": True}
+    g1 = build_guidance(partial, None, 2, 1, "hint", book)
+    assert g1.hint == "the grade is 2" and not g1.has_prefix
+    g2 = build_guidance(partial, None, 2, 2, "hint", book)
+    assert g2.hint.startswith("the grade is 2 ; checks: ") and "brand: mismatch" in g2.hint
+    prefix = build_guidance(partial, None, 2, 1, "prefix", book).prefix
+    assert prefix == "<checks>\ntype: shoes | shoes match\nbrand: nike | puma mismatch\n"
+    completed = prefix + "</checks>\n<rule> R04 brand_mismatch </rule>\n<answer> 2 </answer>"
+    assert parse_reasoning(completed).ok
+
+
+ESCI_SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/esci-us-sample"
+
+
+@pytest.mark.skipif(not (ESCI_SAMPLE / "shopping_queries_dataset_examples.parquet").is_file(),
+                    reason=f"ESCI sample not found at {ESCI_SAMPLE} (shared data not mounted)")
+def test_every_esci_record_can_be_guided_in_hint_mode():
+    from agrl.data.esci import load_esci
+
+    book = default_rulebook()
+    records = load_esci(ESCI_SAMPLE)
+    for record in records:
+        g = build_guidance(record["annotations"], record.get("rule"), record["label"], 2, "hint", book)
+        assert g is not None and g.hint.startswith(f"the grade is {record['label']}")
+    # prefix mode needs a `type` line, which today's ESCI annotator never writes: counted, not silent
+    guided = [build_guidance(r["annotations"], None, r["label"], 1, "prefix", book) for r in records]
+    assert all(g is None for g in guided) == all("type" not in (r["annotations"].get("checks") or {}) for r in records)
 
 
 def test_level_rises_on_every_stagnant_visit_and_falls_on_recovery():

@@ -137,6 +137,19 @@ def test_starting_level_is_read_and_every_trigger_raises_it(tmp_path, sft_model,
     assert {trainer.replay_state.level(r["id"]) for r in inputs} == {3}  # raised after the trigger
 
 
+def test_stuck_groups_without_usable_ground_truth_are_counted(tmp_path, sft_model, shoprules_dir):
+    # real-data rows (partial annotations, no rule, no `type` line): prefix mode cannot guide them,
+    # and the trainer says so instead of silently running GRPO-PR
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--guidance_mode", "prefix")
+    partial = json.dumps({"query": {"brand": "nike"}, "product": {"brand": "puma"},
+                          "checks": {"brand": "mismatch"}, "partial": True})
+    inputs = [{**row, "annotations": partial, "rule": ""} for row in _batch(trainer)]
+    trainer._generate_and_score_completions(inputs)
+    metrics = trainer._metrics["train"]
+    assert metrics["replay/no_guidance"][-1] == 2 and metrics["replay/triggered_frac"][-1] == 0.0
+    assert not trainer._guided
+
+
 def test_queued_examples_are_served_and_counted(tmp_path, sft_model, shoprules_dir):
     trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--replay_queue_fraction", "0.5")
     queued = dict(trainer.train_dataset[5])

@@ -90,10 +90,16 @@ def register_guidance_mode(name: str) -> Callable[[GuidanceMode], GuidanceMode]:
 def prefix_guidance(notes: Mapping, rule: Rule | None, label: int | None, level: int, complete: bool) -> Guidance | None:
     """Forced completion prefixes, for models that never saw hints: 1 = the gold slot lines up to the
     deciding check's line; 2 = all gold slot lines (the checks); 3 = the checks and the deciding rule.
-    The model always writes the label itself."""
+    The model always writes the label itself.
+
+    Partial annotations (real data: no rule, some slots) force the annotated lines, in slot order,
+    when they include `type` (every reasoning starts with it; without it no gold prefix exists).
+    """
+    query, product, checks = notes.get("query"), notes.get("product"), notes.get("checks")
     if not complete:
-        return None
-    query, product, checks = notes["query"], notes["product"], notes["checks"]
+        if not checks or "type" not in checks:
+            return None
+        return Guidance(level, None, render_prefix(query or {}, product or {}, checks, len(checks)))
     if level == 1:
         return Guidance(level, None, render_prefix(query, product, checks, deciding_lines(checks, rule)))
     if level == 2 or rule is None:
@@ -104,11 +110,15 @@ def prefix_guidance(notes: Mapping, rule: Rule | None, label: int | None, level:
 @register_guidance_mode("hint")
 def hint_guidance(notes: Mapping, rule: Rule | None, label: int | None, level: int, complete: bool) -> Guidance | None:
     """A prompt hint: 1 = the deciding rule; 2 = + the gold checks; 3 = + the gold slot lines forced as
-    a completion prefix."""
-    if rule is None:
-        return None
+    a completion prefix. Without a rule (real data) the gold grade is the hint, plus at level 2 and
+    above whatever checks are annotated."""
     checks = notes.get("checks")
-    hint = f"the deciding rule is {rule.tag}"
+    if rule is not None:
+        hint = f"the deciding rule is {rule.tag}"
+    elif label is not None:
+        hint = f"the grade is {int(label)}"
+    else:
+        return None
     if level >= 2 and checks:
         hint += " ; checks: " + " ; ".join(f"{k}: {v}" for k, v in checks.items())
     prefix = render_prefix(notes["query"], notes["product"], checks) if level >= 3 and complete else ""

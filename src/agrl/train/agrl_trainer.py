@@ -141,7 +141,8 @@ class AGRLTrainer(GRPOTrainer):
             # This trigger is guided at the level the example had; the next one, one level higher.
             guidance = build_guidance(parse_annotations(row.get("annotations")), row.get("rule") or None,
                                       row.get("label"), before.level, self.args.guidance_mode, self.rulebook)
-            if guidance is None:
+            if guidance is None:  # stuck, but the example lacks the ground truth this mode needs
+                self._replay_counts["no_guidance"] += 1
                 continue
             self._replay_counts["triggered"] += 1
             self._replay_counts[f"level_{guidance.level}"] += 1
@@ -265,13 +266,14 @@ class AGRLTrainer(GRPOTrainer):
         rule_ids = list(self.rulebook.ids) + ["unknown"]
         c = self._replay_counts
         local = [c["groups"], c["triggered"], c["zero_before"], zero_after, c["guided"], c["guided_correct"],
-                 c["level_1"], c["level_2"], c["level_3"], c["from_queue"], len(self.replay_state.queue)]
+                 c["level_1"], c["level_2"], c["level_3"], c["from_queue"], len(self.replay_state.queue),
+                 c["no_guidance"]]
         local += [c[f"guided_{kind}level_{level}"] for level in (1, 2, 3) for kind in ("", "correct_")]
         local += [self._rule_triggers[r] for r in rule_ids]
         totals = self.accelerator.gather(torch.tensor(local, dtype=torch.float64, device=self.accelerator.device))
         totals = totals.view(-1, len(local)).sum(dim=0).tolist()
-        groups, triggered, zb, za, guided, guided_ok, l1, l2, l3, from_queue, queue = totals[:11]
-        per_level, totals = totals[11:17], totals[:11] + totals[17:]
+        groups, triggered, zb, za, guided, guided_ok, l1, l2, l3, from_queue, queue, no_guidance = totals[:12]
+        per_level, by_rule = totals[12:18], totals[18:]
         metrics = self._metrics["train"]
         metrics["replay/triggered_frac"].append(triggered / groups if groups else 0.0)
         metrics["replay/zero_adv_frac_before"].append(zb / groups if groups else 0.0)
@@ -290,7 +292,8 @@ class AGRLTrainer(GRPOTrainer):
                 metrics[f"replay/guided_success_level_{level}"].append(ok_level / n_level)
         metrics["replay/from_queue"].append(from_queue)
         metrics["replay/queue_size"].append(queue)
-        for rule_id, count in zip(rule_ids, totals[11:]):
+        metrics["replay/no_guidance"].append(no_guidance)
+        for rule_id, count in zip(rule_ids, by_rule):
             metrics[f"replay/trigger_{rule_id}"].append(count)
 
     # ------------------------------------------------------------------ checkpoints
