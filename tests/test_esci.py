@@ -550,3 +550,31 @@ def test_products_join_on_locale(tmp_path):
     folder = _write(tmp_path, rows, products)
     assert [r["product"]["title"] for r in load_esci(folder, locale=None)] == ["Water Bottle with Straw", "Botella de agua"]
     assert [r["locale"] for r in load_esci(folder, locale="es")] == ["es"]
+
+
+@needs_sample
+def test_an_esci_folder_is_data_for_eval(sample, tmp_path):
+    import json as _json
+    import subprocess
+    import sys
+
+    from agrl.data.load import load_records
+
+    assert [r["id"] for r in load_records(SAMPLE)] == [r["id"] for r in sample]
+    predictions = tmp_path / "p.jsonl"
+    predictions.write_text("".join(_json.dumps({"id": r["id"], "completion": "<answer> 4 </answer>"}) + "\n"
+                                   for r in sample), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "agrl.cli", "eval", "--data", str(SAMPLE), "--predictions",
+                           str(predictions), "--out", str(tmp_path / "eval")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = _json.loads(done.stdout.strip().splitlines()[-1])
+    assert metrics["n"] == len(sample) and metrics["accuracy"] == 0.0  # strict: a bare label is malformed
+    assert metrics["lenient_accuracy"] == sum(r["label"] == 4 for r in sample) / len(sample)
+
+
+def test_a_folder_without_the_esci_layout_is_a_clear_error(tmp_path):
+    from agrl.data.load import load_records
+
+    with pytest.raises(FileNotFoundError, match="ESCI layout"):
+        load_records(tmp_path)

@@ -78,7 +78,8 @@ def test_predict_jsonl(runs):
     rows = _rows(target)
     assert [r["id"] for r in rows] == ["1", "b", "c"]
     assert all(set(r) == {"id", "completion"} and isinstance(r["completion"], str) for r in rows)
-    assert json.loads(out.strip().splitlines()[-1]) == {"out": str(target), "predictions": 3}
+    assert json.loads(out.strip().splitlines()[-1]) == {"out": str(target), "predictions": 3, "resumed": 0}
+    assert not target.with_name(target.name + ".partial").exists()
 
 
 def test_predict_csv(runs):
@@ -94,3 +95,33 @@ def test_predict_malformed_input_names_file_line_and_field(runs):
     assert code != 0
     assert f"{source}:2" in err and "product.title" in err
     assert not target.exists()  # nothing half-written
+
+
+def test_resume_after_a_kill_keeps_done_rows_and_never_duplicates(model_dir, tmp_path):
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    out = tmp_path / "p.csv"
+    # what a run killed mid-batch leaves: one complete row and a line cut in the middle
+    (tmp_path / "p.csv.partial").write_text(json.dumps({"id": "b", "completion": "kept"}) + "\n{\"id\": \"c\", \"compl",
+                                            encoding="utf-8")
+    code, out_text, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(out),
+                                         "--max-new-tokens", "4", "--batch-size", "2", "--resume"))
+    assert code == 0, err
+    assert json.loads(out_text.strip().splitlines()[-1])["resumed"] == 1
+    with open(out, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == ["1", "b", "c"]  # input order, each id once
+    assert rows[1]["completion"] == "kept"  # not judged again
+    assert not (tmp_path / "p.csv.partial").exists()
+    # resuming a finished run judges nothing; a Parquet output is read back by the same reader
+    code, out_text, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(out),
+                                         "--resume"))
+    assert code == 0 and json.loads(out_text.strip().splitlines()[-1])["resumed"] == 3
+    code, _, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "p.parquet"),
+                                  "--max-new-tokens", "4"))
+    assert code == 0, err
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "p.parquet").column("id").to_pylist() == ["1", "b", "c"]
+    code, _, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "p.txt")))
+    assert code != 0 and "unsupported output type" in err

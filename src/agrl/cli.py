@@ -67,6 +67,7 @@ def cmd_reward(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from agrl.contract import load_contract
+    from agrl.data.load import load_records
     from agrl.evaluate import evaluate, write_evaluation
 
     fmt, rulebook = args.format, _rulebook(args)
@@ -75,7 +76,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         contract.check(str(args.model), reasoning_format=fmt)
         fmt = contract.reasoning_format
         rulebook = rulebook if args.rulebook else contract.rulebook
-    records = read_records(args.data)
+    records = load_records(args.data)
     # Head/tail split of the shipped rulebook (ShopRules); a user's rulebook has no known head.
     head = HEAD_RULES if rulebook.ids == default_rulebook().ids else None
     metrics = evaluate(records, read_predictions(args.predictions), rulebook, fmt or "think_first", head_rules=head)
@@ -124,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reward)
 
     p = sub.add_parser("eval", help="evaluate predictions")
-    p.add_argument("--data", required=True, type=Path, help="labelled records")
+    p.add_argument("--data", required=True, type=Path, help="labelled records, or an ESCI folder")
     p.add_argument("--predictions", required=True, type=Path, help="JSONL of {id, completion}")
     p.add_argument("--out", required=True, type=Path, help="folder for metrics.json and report.md")
     p.add_argument("--model", type=Path, help="the model folder whose agrl.json says how to read the outputs")

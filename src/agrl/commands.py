@@ -40,20 +40,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from agrl.contract import load_contract
-    from agrl.data.io import read_records, write_jsonl
-    from agrl.models import load_model
-    from agrl.models.generate import generate_completions
+    from agrl.predict import run_predict
 
-    records = read_records(args.data, require_label=False)  # fail on bad input before loading a model
-    contract = load_contract(args.model)
-    contract.check(args.model, system_prompt=args.system_prompt)
-    model, tokenizer = load_model(args.model)
-    texts = generate_completions(model, tokenizer, records, batch_size=args.batch_size,
-                                 max_new_tokens=args.max_new_tokens, system_prompt=contract.system_prompt,
-                                 rulebook=contract.prompt_rulebook(), desc="predict")
-    n = write_jsonl(args.out, ({"id": r["id"], "completion": t[0]} for r, t in zip(records, texts)))
-    print(json.dumps({"out": str(args.out), "predictions": n}))
+    print(json.dumps(run_predict(args.model, args.data, args.out, args.batch_size, args.max_new_tokens, args.resume,
+                                 args.system_prompt)))
     return 0
 
 
@@ -92,8 +82,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("predict", help="judge records with a model: JSONL/CSV/Parquet in, JSONL out")
     p.add_argument("--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2")
-    p.add_argument("--data", required=True, type=Path, help="records (JSONL/CSV/Parquet)")
-    p.add_argument("--out", required=True, type=Path, help="JSONL of {id, completion}")
+    p.add_argument("--data", required=True, type=Path, help="records (JSONL/CSV/Parquet) or an ESCI folder")
+    p.add_argument("--out", required=True, type=Path, help="{id, completion} rows; .jsonl, .csv or .parquet")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows a killed or finished run already wrote and judge only the other ids")
     p.add_argument("--batch-size", "--batch_size", type=int, default=64, help="records per generate call")
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128, help="completion budget")
     p.add_argument("--system-prompt", "--system_prompt", action="store_true", default=None,

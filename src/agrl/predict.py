@@ -1,0 +1,112 @@
+"""`agrl predict` as a batch job: batched, resumable, output format by extension, nothing half-written.
+
+Completions stream batch by batch into `<out>.partial` (JSONL, flushed and synced after every
+batch); when every record is done they are written to `out` in its format (.jsonl, .csv or
+.parquet) through a temp file and a rename, and the partial file goes. `resume=True` keeps the rows
+already in `out` and in the partial file (a line cut by a kill is dropped) and judges only the other
+ids, so a killed run loses at most the batch in flight and never writes an id twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from agrl.data.io import DataError, atomic_write_text, read_rows
+
+FORMATS = (".jsonl", ".csv", ".parquet")
+
+
+def partial_path(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def _existing(out: Path) -> list[dict]:
+    """Rows already done: those of a finished `out`, then the complete lines of the partial file."""
+    rows: list[dict] = []
+    if out.exists():
+        rows += [row for _, row in read_rows(out) if isinstance(row, dict)]
+    partial = partial_path(out)
+    if partial.exists():
+        text = partial.read_text(encoding="utf-8")
+        complete = text[: text.rfind("\n") + 1]  # a kill mid-line leaves a cut last line
+        for number, line in enumerate(complete.splitlines(), 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise DataError(partial, number, None, "not a JSON row (remove the file to start over)") from None
+        if complete != text:
+            partial.write_text(complete, encoding="utf-8")
+    seen, unique = set(), []
+    for row in rows:
+        if str(row.get("id")) not in seen:
+            seen.add(str(row.get("id")))
+            unique.append({"id": str(row["id"]), "completion": row.get("completion")})
+    return unique
+
+
+def _write(out: Path, rows: Sequence[dict]) -> None:
+    suffix = out.suffix.lower()
+    if suffix == ".jsonl":
+        atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
+        return
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist([{"id": r["id"], "completion": r["completion"]} for r in rows],
+                                 schema=pa.schema([("id", pa.string()), ("completion", pa.string())]))
+    tmp = out.with_name(f".{out.name}.tmp")
+    if suffix == ".csv":
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(table, tmp)
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, tmp)
+    os.replace(tmp, out)
+
+
+def run_predict(model: str, data: str | Path, out: str | Path, batch_size: int = 64, max_new_tokens: int = 128,
+                resume: bool = False, system_prompt: bool | None = None) -> dict:
+    from agrl.contract import load_contract
+    from agrl.data.load import load_records
+    from agrl.models import load_model
+    from agrl.models.generate import generate_completions
+
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(f"--out {out}: unsupported output type {out.suffix!r} (use {', '.join(FORMATS)})")
+    records = load_records(data, require_label=False)  # fail on bad input before loading a model
+    contract = load_contract(model)
+    contract.check(str(model), system_prompt=system_prompt)
+    done = _existing(out) if resume else []
+    done_ids = {r["id"] for r in done}
+    todo = [r for r in records if r["id"] not in done_ids]
+    partial = partial_path(out)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in done))
+    if todo:
+        model_, tokenizer = load_model(model)
+        bar = tqdm(total=len(todo), desc="predict", disable=None)
+        with open(partial, "a", encoding="utf-8") as handle:
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                texts = generate_completions(model_, tokenizer, batch, batch_size=batch_size,
+                                             max_new_tokens=max_new_tokens, system_prompt=contract.system_prompt,
+                                             rulebook=contract.prompt_rulebook(), progress=False)
+                handle.write("".join(json.dumps({"id": r["id"], "completion": t[0]}, ensure_ascii=False,
+                                                sort_keys=True) + "\n" for r, t in zip(batch, texts)))
+                handle.flush()
+                os.fsync(handle.fileno())
+                bar.update(len(batch))
+        bar.close()
+    rows = {str(r["id"]): r for r in map(json.loads, partial.read_text(encoding="utf-8").splitlines())}
+    ordered = [rows[r["id"]] for r in records if r["id"] in rows]
+    _write(out, ordered)
+    partial.unlink()
+    return {"out": str(out), "predictions": len(ordered), "resumed": len(done_ids & {r["id"] for r in records})}
