@@ -199,6 +199,29 @@ def test_offpolicy_weights_shape_guided_advantages(tmp_path, sft_model, shoprule
     assert not torch.allclose(live, torch.ones_like(live))  # they do reshape the update
 
 
+def test_batched_hint_logprobs_equal_one_row_at_a_time(tmp_path, sft_model, shoprules_dir):
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--offpolicy_weighting", "clip",
+                            "--offpolicy_clip", "1e9", "--guidance_mode", "hint", "--guidance_start_level", "2",
+                            "--replay_k", "2")
+    out = trainer._generate_and_score_completions(_batch(trainer, n_groups=2))
+    rows = [r.index for r in trainer._guided]
+    assert len({len(r.guided_prompt_ids) for r in trainer._guided}) > 1 and len(rows) == 4  # padding is exercised
+    weights = trainer._offpolicy_weights(out)  # exp(logp - behaviour) on every hinted token
+    completion_ids, completion_mask = out["completion_ids"][rows], out["completion_mask"][rows]
+    keep = completion_ids.shape[1]
+    with torch.no_grad():
+        prompt = torch.cat([out["prompt_ids"][rows], completion_ids], dim=1)
+        attention = torch.cat([out["prompt_mask"][rows], completion_mask], dim=1)
+        logp, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, prompt, attention, keep, len(rows))
+        for j, row in enumerate(trainer._guided):
+            hinted = torch.tensor([row.guided_prompt_ids])
+            ids = torch.cat([hinted, completion_ids[j : j + 1]], dim=1)
+            mask = torch.cat([torch.ones_like(hinted), completion_mask[j : j + 1]], dim=1)
+            single, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep, 1)
+            expected = (logp[j] - single[0]).exp() * completion_mask[j]
+            assert torch.allclose(weights[j], expected, atol=1e-4, rtol=1e-3)
+
+
 def test_guided_rows_survive_off_policy_mask_and_is_settings(tmp_path, sft_model, shoprules_dir):
     """With TRL's off-policy mask at its strictest and IS correction on, guided rows still get gradient."""
     trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--off_policy_mask_threshold", "0.0",

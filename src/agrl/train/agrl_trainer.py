@@ -245,14 +245,20 @@ class AGRLTrainer(GRPOTrainer):
         # policy itself, on the unguided context (prefix mode) or on the hinted prompt (hint mode).
         behaviour = logp.clone()
         offpolicy = torch.zeros_like(logp, dtype=torch.bool)
+        hinted = [j for j, row in enumerate(self._guided) if row.guided_prompt_ids is not None]
+        if hinted:  # one batched forward pass over the hinted prompts (left-padded, as TRL pads prompts)
+            prompts = [self._guided[j].guided_prompt_ids for j in hinted]
+            width = max(len(p) for p in prompts)
+            pad = self._tokenizer.pad_token_id
+            ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=logp.device)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=logp.device)
+            ids = torch.cat([ids, completion_ids[hinted]], dim=1)
+            mask = torch.cat([mask, completion_mask[hinted]], dim=1)
+            hinted_logp, _, _ = self._get_per_token_logps_and_entropies(self.model, ids, mask, logits_to_keep,
+                                                                        len(hinted))
+            behaviour[hinted] = hinted_logp
+            offpolicy[hinted] = True
         for j, row in enumerate(self._guided):
-            if row.guided_prompt_ids is not None:
-                hinted = torch.tensor([row.guided_prompt_ids], device=logp.device)
-                ids = torch.cat([hinted, completion_ids[j : j + 1]], dim=1)
-                mask = torch.cat([torch.ones_like(hinted), completion_mask[j : j + 1]], dim=1)
-                hinted_logp, _, _ = self._get_per_token_logps_and_entropies(self.model, ids, mask, logits_to_keep, 1)
-                behaviour[j] = hinted_logp[0]
-                offpolicy[j] = True
             behaviour[j, : row.prefix_len] = 0.0
             offpolicy[j, : row.prefix_len] = True
         weights = get_weighting(self.args.offpolicy_weighting)(logp, behaviour, offpolicy, self.args)
