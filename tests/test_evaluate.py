@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agrl.baselines import overlap_completion
+from agrl.cumpt import cumpt
 from agrl.data.shoprules import HEAD_RULES
-from agrl.evaluate import cumpt, evaluate, luck_proof, render_report, write_evaluation
+from agrl.evaluate import evaluate, luck_proof, render_report, write_evaluation
 from agrl.reasoning import render_reasoning
 from agrl.rules import GRADES, default_rulebook
 

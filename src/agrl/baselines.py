@@ -35,7 +35,7 @@ def overlap_label(query: str, title: str) -> int:
 def overlap_completion(query: str, title: str) -> str:
     """A prediction in the evaluation format (`{id, completion}`): the answer section alone.
 
-    It is not well-formed reasoning, so it scores 0 on format and rule adherence; accuracy reads
-    the answer leniently.
+    It is not well-formed reasoning, so every strict metric scores it 0; `lenient_accuracy` reads
+    the answer alone.
     """
     return f"<answer> {overlap_label(query, title)} </answer>"

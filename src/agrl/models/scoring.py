@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from agrl.evaluate import cumpt
+from agrl.cumpt import cumpt
 from agrl.models.generate import encode_prompts, generate_ids
 from agrl.reasoning import FORMATS, parse_reasoning
 from agrl.rules import GRADES, Rulebook, default_rulebook

@@ -18,9 +18,9 @@ from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.rewards import label_correct
 from agrl.rules import load_rulebook
+from agrl.train.common import check_contract, peft_config, save_final
 from agrl.train.config import AgrlDPOConfig
 from agrl.train.data import prompt_messages
-from agrl.train.sft import check_contract, peft_config, save_final
 
 
 def pairs_from_samples(

@@ -18,9 +18,9 @@ from agrl.models import load_model
 from agrl.rewards import make_reward_functions
 from agrl.rules import load_rulebook
 from agrl.train.agrl_trainer import AGRLTrainer
+from agrl.train.common import check_contract, eval_callback, peft_config, save_final
 from agrl.train.config import AGRLConfig
 from agrl.train.data import load_train_records, rl_dataset
-from agrl.train.sft import check_contract, eval_callback, peft_config, save_final
 
 
 def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=None) -> GRPOTrainer:
