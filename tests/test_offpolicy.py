@@ -28,7 +28,7 @@ def test_clipped_ratio():
 
 
 def test_registry_lists_known_names_and_accepts_new_ones(monkeypatch):
-    monkeypatch.setattr("agrl.offpolicy.WEIGHTINGS", dict(WEIGHTINGS))
+    monkeypatch.setattr("agrl.offpolicy.WEIGHTINGS", WEIGHTINGS.copy())
     monkeypatch.setattr("agrl.train.config.WEIGHTINGS", __import__("agrl.offpolicy").offpolicy.WEIGHTINGS)
     assert get_weighting("none") is None
     with pytest.raises(ValueError, match="known: clip, none, shaping"):

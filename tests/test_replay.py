@@ -184,7 +184,7 @@ def test_a_new_guidance_mode_is_one_registered_function(record, monkeypatch):
     from agrl.replay import GUIDANCE_MODES, Guidance, register_guidance_mode
     from agrl.train.config import AGRLConfig, load_config
 
-    monkeypatch.setattr("agrl.replay.GUIDANCE_MODES", dict(GUIDANCE_MODES))
+    monkeypatch.setattr("agrl.replay.GUIDANCE_MODES", GUIDANCE_MODES.copy())
     monkeypatch.setattr("agrl.train.config.GUIDANCE_MODES", __import__("agrl.replay").replay.GUIDANCE_MODES)
 
     @register_guidance_mode("grade_hint")

@@ -18,24 +18,19 @@ from collections.abc import Callable
 
 import torch
 
+from agrl.registry import Registry
+
 Weighting = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, object], torch.Tensor]
-WEIGHTINGS: dict[str, Weighting | None] = {"none": None}  # none: every guided token keeps weight 1
+# none: every guided token keeps weight 1
+WEIGHTINGS = Registry("off-policy weighting", {"none": None})
 
 
 def register_weighting(name: str) -> Callable[[Weighting], Weighting]:
-    def register(fn: Weighting) -> Weighting:
-        if name in WEIGHTINGS:
-            raise ValueError(f"off-policy weighting {name!r} is already registered")
-        WEIGHTINGS[name] = fn
-        return fn
-
-    return register
+    return WEIGHTINGS.register(name)
 
 
 def get_weighting(name: str) -> Weighting | None:
-    if name not in WEIGHTINGS:
-        raise ValueError(f"unknown off-policy weighting {name!r}; known: {', '.join(sorted(WEIGHTINGS))}")
-    return WEIGHTINGS[name]
+    return WEIGHTINGS.lookup(name)
 
 
 @register_weighting("shaping")

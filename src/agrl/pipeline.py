@@ -250,8 +250,8 @@ def run_arms(arms: Sequence[str], sft: Path, data: Path, work: Path, seed: int, 
     return results, histories, notes
 
 
-def target_checks(summary: dict, histories: dict) -> list[str]:
-    """The issue's targets, each with the number reached."""
+def target_checks(summary: dict) -> list[str]:
+    """The issue's targets, each with the number reached (from the summary's statistics and curves)."""
     methods, diffs = summary["methods"], summary.get("vs_grpo", {})
     lines = []
 
@@ -267,7 +267,7 @@ def target_checks(summary: dict, histories: dict) -> list[str]:
     if a is not None and c is not None:
         lines.append(f"AGRL tail solved {100 * a:.1f} vs SFT-on-gold control {100 * c:.1f} (target: AGRL ≥ control): "
                      f"{'met' if a >= c else 'MISSED'}")
-    curves = curve_summary(histories).get("agrl", {})
+    curves = summary.get("curves", {}).get("agrl", {})
     fractions = list(curves.get("fraction_of_steps", {}).values())
     if fractions:
         shown = ", ".join("never" if f is None else f"{f:.0%}" for f in fractions)
@@ -301,16 +301,9 @@ def run_comparison(out: Path, title: str, command: str, seeds: Sequence[int], sc
             histories.setdefault(arm, {})[seed] = hist[arm]
         extra.update({f"seed {seed} {k}": v for k, v in notes.items()})
         write_json(out / "partial_results.json", results)
-    summary = summarize(results)
-    summary["gate"] = gate
-    summary["curves"] = curve_summary(histories)
-    targets = target_checks(summary, histories)
-    summary["targets"] = targets
-    summary["commit"], summary["notes"] = extra["commit"], {k: v for k, v in extra.items() if k != "commit"}
-    write_json(out / "summary.json", summary)
-    extra["SFT is one run (data seed 0); its row repeats it for every seed so that differences pair up"] = ""
-    write_report(out, summary, results, histories, title=title, command=command,
-                 seconds=time.perf_counter() - started, extra=extra, gate=gate, targets=targets)
+    extra["SFT"] = "one run (data seed 0); its row repeats it for every seed so that differences pair up"
+    summary = _summarize_and_report(out, results, histories, gate, extra, title, command,
+                                    time.perf_counter() - started)
     _say(f"done in {(time.perf_counter() - started) / 60:.1f} min; report: {out / 'report.md'}")
     return summary
 
@@ -326,15 +319,22 @@ def rebuild_report(out: Path, title: str, command: str, seconds: float, extra: d
                  for m, by in results.items() if m != "sft"}
     histories = {m: h for m, h in histories.items() if any(h.values())}
     old = json.loads((out / "summary.json").read_text())
-    summary = summarize(results)
-    summary["gate"], summary["curves"] = old["gate"], curve_summary(histories)
-    summary["targets"] = target_checks(summary, histories)
     notes = {"commit": old.get("commit", "unknown"), **old.get("notes", {}), **(extra or {}),
              "report re-rendered from the saved metrics at": _commit()}
-    summary["commit"], summary["notes"] = notes["commit"], {k: v for k, v in notes.items() if k != "commit"}
+    return _summarize_and_report(out, results, histories, old["gate"], notes, title, command, seconds)
+
+
+def _summarize_and_report(out: Path, results: dict, histories: dict, gate: dict, notes: dict, title: str,
+                          command: str, seconds: float) -> dict:
+    """summary.json (statistics, gate, curves, targets, commit and notes) and report.md with its plots."""
+    summary = summarize(results)
+    summary["gate"], summary["curves"] = gate, curve_summary(histories)
+    summary["targets"] = target_checks(summary)
+    summary["commit"], summary["notes"] = notes.get("commit", "unknown"), {k: v for k, v in notes.items()
+                                                                             if k != "commit"}
     write_json(out / "summary.json", summary)
     write_report(out, summary, results, histories, title=title, command=command, seconds=seconds, extra=notes,
-                 gate=summary["gate"], targets=summary["targets"])
+                 gate=gate, targets=summary["targets"])
     return summary
 
 

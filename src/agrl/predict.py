@@ -16,9 +16,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agrl.data.io import DataError, atomic_write_text, read_rows
+from agrl.data.io import DataError, read_rows, write_jsonl
 
 FORMATS = (".jsonl", ".csv", ".parquet")
+
+
+def _line(row: dict) -> str:
+    return json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def partial_path(out: Path) -> Path:
@@ -26,7 +30,8 @@ def partial_path(out: Path) -> Path:
 
 
 def _existing(out: Path) -> list[dict]:
-    """Rows already done: those of a finished `out`, then the complete lines of the partial file."""
+    """Rows already done: those of a finished `out`, then the complete lines of the partial file
+    (the caller rewrites the partial file from these, which drops a line cut by a kill)."""
     rows: list[dict] = []
     if out.exists():
         rows += [row for _, row in read_rows(out) if isinstance(row, dict)]
@@ -39,8 +44,6 @@ def _existing(out: Path) -> list[dict]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
                 raise DataError(partial, number, None, "not a JSON row (remove the file to start over)") from None
-        if complete != text:
-            partial.write_text(complete, encoding="utf-8")
     seen, unique = set(), []
     for row in rows:
         if str(row.get("id")) not in seen:
@@ -52,7 +55,7 @@ def _existing(out: Path) -> list[dict]:
 def _write(out: Path, rows: Sequence[dict]) -> None:
     suffix = out.suffix.lower()
     if suffix == ".jsonl":
-        atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
+        write_jsonl(out, rows)
         return
     import pyarrow as pa
 
@@ -89,7 +92,7 @@ def run_predict(model: str, data: str | Path, out: str | Path, batch_size: int =
     partial = partial_path(out)
     partial.parent.mkdir(parents=True, exist_ok=True)
     with open(partial, "w", encoding="utf-8") as handle:
-        handle.write("".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in done))
+        handle.write("".join(map(_line, done)))
     if todo:
         model_, tokenizer = load_model(model)
         bar = tqdm(total=len(todo), desc="predict", disable=None)
@@ -99,8 +102,7 @@ def run_predict(model: str, data: str | Path, out: str | Path, batch_size: int =
                 texts = generate_completions(model_, tokenizer, batch, batch_size=batch_size,
                                              max_new_tokens=max_new_tokens, system_prompt=contract.system_prompt,
                                              rulebook=contract.prompt_rulebook(), progress=False)
-                handle.write("".join(json.dumps({"id": r["id"], "completion": t[0]}, ensure_ascii=False,
-                                                sort_keys=True) + "\n" for r, t in zip(batch, texts)))
+                handle.write("".join(_line({"id": r["id"], "completion": t[0]}) for r, t in zip(batch, texts)))
                 handle.flush()
                 os.fsync(handle.fileno())
                 bar.update(len(batch))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agrl.reasoning import render_prefix
+from agrl.registry import Registry
 from agrl.rules import SLOTS, Rule, Rulebook
 
 MAX_LEVEL = 3
@@ -71,19 +72,12 @@ def deciding_lines(checks: Mapping[str, str], rule: Rule | None) -> int:
 
 
 GuidanceMode = Callable[[Mapping, "Rule | None", "int | None", int, bool], "Guidance | None"]
-GUIDANCE_MODES: dict[str, GuidanceMode] = {}
+GUIDANCE_MODES = Registry("guidance mode")
 
 
 def register_guidance_mode(name: str) -> Callable[[GuidanceMode], GuidanceMode]:
     """Register a guidance mode: fn(annotations, rule, label, level, complete) -> Guidance | None."""
-
-    def register(fn: GuidanceMode) -> GuidanceMode:
-        if name in GUIDANCE_MODES:
-            raise ValueError(f"guidance mode {name!r} is already registered")
-        GUIDANCE_MODES[name] = fn
-        return fn
-
-    return register
+    return GUIDANCE_MODES.register(name)
 
 
 @register_guidance_mode("prefix")
@@ -130,12 +124,11 @@ def build_guidance(
 ) -> Guidance | None:
     """Guidance for one example at `level` in `mode` (see `GUIDANCE_MODES`), or None where the example
     lacks the ground truth that mode needs."""
-    if mode not in GUIDANCE_MODES:
-        raise ValueError(f"unknown guidance mode {mode!r}; known: {', '.join(sorted(GUIDANCE_MODES))}")
+    guide = GUIDANCE_MODES.lookup(mode)
     notes = annotations or {}
     complete = bool(notes.get("query") and notes.get("product") and notes.get("checks")) and not notes.get("partial")
     rule = rulebook.get(rule_id) if rule_id else None
-    return GUIDANCE_MODES[mode](notes, rule, label, max(1, min(MAX_LEVEL, level)), complete)
+    return guide(notes, rule, label, max(1, min(MAX_LEVEL, level)), complete)
 
 
 @dataclass

@@ -8,7 +8,6 @@ runs differ only in training randomness.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -334,7 +333,7 @@ def write_report(out: Path, summary: Mapping, results: Mapping, histories: Mappi
     if targets:
         lines += ["## Targets", ""] + [f"- {t}" for t in targets] + [""]
     if histories:
-        curves = curve_summary(histories)
+        curves = summary.get("curves") or curve_summary(histories)
         lines += ["## Learning curves", "", "Tail solved on a fixed tail subset during RL; AUC = mean height of "
                   "the curve; *reach* = first evaluated step at which the method reaches GRPO's final value "
                   "(same seed).", "", "| method | final | AUC | steps to reach GRPO's final (fraction of run) |",
@@ -372,7 +371,3 @@ def write_report(out: Path, summary: Mapping, results: Mapping, histories: Mappi
         lines += ["", "## Notes", ""] + [f"- {k}: {v}" for k, v in extra.items()]
     atomic_write_text(out / "table.md", table(summary))
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
-
-
-def finite(x: float | None) -> bool:
-    return x is not None and not math.isnan(x)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from agrl.reasoning import ParseResult, Reasoning, parse_reasoning
+from agrl.registry import Registry
 from agrl.rules import Rulebook, default_rulebook, same_rule
 
 OUTCOME_WEIGHTS: dict[str, float] = {"label": 1.0}
@@ -54,7 +55,7 @@ class Component:
     applies: Callable[[Truth], bool]  # the example has the ground truth this component needs
 
 
-REGISTRY: dict[str, Component] = {}
+REGISTRY = Registry("reward component")
 
 
 def register_component(name: str, weight: float, applies: Callable[[Truth], bool] = lambda truth: True):
@@ -66,9 +67,7 @@ def register_component(name: str, weight: float, applies: Callable[[Truth], bool
     """
 
     def register(fn: ScoreFn) -> ScoreFn:
-        if name in REGISTRY:
-            raise ValueError(f"reward component {name!r} is already registered")
-        REGISTRY[name] = Component(name, float(weight), fn, applies)
+        REGISTRY.add(name, Component(name, float(weight), fn, applies))
         return fn
 
     return register
@@ -83,9 +82,8 @@ def default_weights() -> dict[str, float]:
 
 
 def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    unknown = sorted(set(weights) - set(REGISTRY))
-    if unknown:
-        raise ValueError(f"unknown reward components {unknown}; known: {', '.join(REGISTRY)}")
+    for name in weights:
+        REGISTRY.lookup(name)
     return {k: float(v) for k, v in weights.items()}
 
 
@@ -94,14 +92,19 @@ def _annotations_json(text: str) -> dict:
     return json.loads(text)
 
 
+def _read_annotations(value: object) -> Mapping:
+    """Annotations for reading only (the cached parse itself: never mutate it)."""
+    if isinstance(value, str):
+        return _annotations_json(value) if value else {}
+    return value if isinstance(value, Mapping) else {}
+
+
 def parse_annotations(value: object) -> dict:
     """Annotations as a fresh dict: dataset columns carry them as JSON strings (keys vary per row).
 
     The parse is cached, so the caller gets a deep copy: mutating it must not change later rows.
     """
-    if isinstance(value, str):
-        return copy.deepcopy(_annotations_json(value)) if value else {}
-    return copy.deepcopy(dict(value)) if isinstance(value, Mapping) else {}
+    return copy.deepcopy(dict(_read_annotations(value)))
 
 
 @lru_cache(maxsize=8192)
@@ -182,7 +185,7 @@ def score_components(
 ) -> dict[str, float | None]:
     """Every registered component for one completion; None where the example lacks its ground truth."""
     rulebook = rulebook or default_rulebook()
-    notes = parse_annotations(annotations)
+    notes = _read_annotations(annotations)  # per completion: read the cached parse, do not copy it
     truth = Truth(label, rule or None, notes.get("query"), notes.get("product"), notes.get("checks"),
                   bool(notes.get("partial")))
     parsed = _parse(completion_text(completion), fmt)

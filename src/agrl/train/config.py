@@ -91,10 +91,11 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
         super().__post_init__()
         if self.reward_mode not in ("rule_aware", "outcome"):
             raise ValueError(f"reward_mode: expected rule_aware or outcome, got {self.reward_mode!r}")
-        if self.guidance_mode not in GUIDANCE_MODES:
-            raise ValueError(f"guidance_mode: unknown {self.guidance_mode!r}; known: {', '.join(sorted(GUIDANCE_MODES))}")
-        if self.offpolicy_weighting not in WEIGHTINGS:
-            raise ValueError(f"offpolicy_weighting: unknown {self.offpolicy_weighting!r}; known: {', '.join(sorted(WEIGHTINGS))}")
+        for name, registry in (("guidance_mode", GUIDANCE_MODES), ("offpolicy_weighting", WEIGHTINGS)):
+            try:
+                registry.lookup(getattr(self, name))
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
         if self.replay and self.per_device_train_batch_size % self.num_generations:
             # Replay decides per group; a group split over processes would be judged on a fraction.
             raise ValueError(
