@@ -237,3 +237,54 @@ def test_cumpt_properties(probs, t1, t2):
     # ... and it is the highest grade that does
     if tier_high < max(GRADES):
         assert sum(probs[g] for g in GRADES if g > tier_high) / total < high + 1e-9
+
+
+# --- grade-only metrics and by-query bootstrap ------------------------------------------------------
+
+
+def test_label_metrics_on_a_hand_computed_case():
+    from agrl.evaluate import label_metrics
+
+    gold = [4, 4, 4, 3, 3, 1]
+    predicted = [4, 4, 3, 3, None, 4]
+    m = label_metrics(gold, predicted)
+    assert m["accuracy"] == pytest.approx(3 / 6)
+    # grade 4: P 2/3 R 2/3; grade 3: P 1/2 R 1/2; grade 1: P 0 R 0; grade 2 absent (not averaged)
+    assert m["per_class"]["4"]["f1"] == pytest.approx(2 / 3)
+    assert m["per_class"]["3"]["f1"] == pytest.approx(1 / 2)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
+    assert m["confusion"]["3"]["none"] == 1
+    assert m["predicted_share"]["4"] == pytest.approx(3 / 6)
+
+
+def test_constant_answer_scores_its_share_and_a_low_macro_f1():
+    from agrl.evaluate import label_metrics
+
+    gold = [4] * 60 + [3] * 30 + [1] * 10
+    m = label_metrics(gold, [4] * 100)
+    assert m["accuracy"] == pytest.approx(0.6)
+    assert m["macro_f1"] == pytest.approx((2 * 0.6 / 1.6) / 3)
+
+
+def test_bootstrap_resamples_queries_not_rows():
+    from agrl.evaluate import bootstrap_by_group
+
+    # One query all right, one all wrong: resampling queries can draw either twice, so the CI spans
+    # (nearly) 0..1; resampling 200 rows would give about 0.43..0.57.
+    gold = [4] * 200
+    predicted = [4] * 100 + [1] * 100
+    groups = ["a"] * 100 + ["b"] * 100
+    lo, hi = bootstrap_by_group(gold, predicted, groups, ("accuracy",), n_boot=400)["accuracy"]
+    assert lo == pytest.approx(0.0) and hi == pytest.approx(1.0)
+
+
+def test_paired_bootstrap_of_a_judge_against_itself_is_zero_and_of_a_better_one_positive():
+    from agrl.evaluate import bootstrap_by_group
+
+    gold = [4, 3, 1, 4] * 25
+    groups = [str(i // 4) for i in range(100)]
+    worse = [4] * 100
+    same = bootstrap_by_group(gold, worse, groups, ("accuracy", "macro_f1"), n_boot=200, baseline=worse)
+    assert same == {"accuracy": (0.0, 0.0), "macro_f1": (0.0, 0.0)}
+    lo, _ = bootstrap_by_group(gold, gold, groups, ("accuracy",), n_boot=200, baseline=worse)["accuracy"]
+    assert lo == pytest.approx(0.5)

@@ -4,10 +4,15 @@ import importlib.util
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
 
 from agrl.models import convert_gguf, load_model, smollm2_gguf_path
+from agrl.models.scoring import ANSWER_TAG, answer_position
 from agrl.models.tiny import TAGS, build_model, build_tokenizer
-from agrl.reasoning import parse_reasoning
+from agrl.reasoning import FORMATS, parse_reasoning, render_reasoning
 
 
 def test_tiny_tokenizer_round_trip_keeps_the_reasoning(shoprules):
@@ -52,3 +57,102 @@ def test_smollm2_gguf_converts_to_a_trainable_model_and_lora_sft_runs(tmp_path, 
     history = json.loads((tmp_path / "lora" / "trainer_state.json").read_text())["log_history"]
     assert any("loss" in h for h in history)
     assert (tmp_path / "lora" / "config.json").exists()  # LoRA merged into a plain model folder
+
+
+SLOTS = ({"type": "running shoes", "color": "red"}, {"type": "running shoes", "color": "blue"},
+         {"type": "match", "color": "mismatch"}, "R08 color_mismatch", 3)
+CORPUS = [render_reasoning(*SLOTS, fmt=fmt) for fmt in FORMATS]
+TINY = build_tokenizer(CORPUS)
+
+
+def _bpe() -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer like SmolLM2's: the tag is several tokens, the grade follows a space token."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+BPE = _bpe()
+SLOW = type("SlowTokenizer", (), {"is_fast": False, "decode": staticmethod(BPE.decode)})()  # no offsets
+
+
+def reference_position(tokenizer, ids: list[int], fmt: str) -> int | None:
+    """The definition, spelled out: the shortest prefix whose text holds the target tag, then skip whitespace."""
+    total = tokenizer.decode(ids).count(ANSWER_TAG)
+    if total == 0:
+        return None
+    target = 1 if FORMATS[fmt][0] == "answer" else total
+    pos = next(n for n in range(1, len(ids) + 1) if tokenizer.decode(ids[:n]).count(ANSWER_TAG) >= target)
+    while pos < len(ids) and not tokenizer.decode([ids[pos]]).strip():
+        pos += 1
+    return pos
+
+
+PIECES = ["<answer>", "</answer>", "<checks>", "<rule>", " ", "  ", "\n", "3", " 3", "1", " 4", "red", " shoes",
+          "color", ":", "|", "<", ">", "answer", "<eos>", "é"]
+
+
+@pytest.mark.parametrize("tokenizer", [TINY, BPE, SLOW], ids=["tiny", "bpe", "slow"])
+@settings(max_examples=150, deadline=None)
+@given(pieces=st.lists(st.sampled_from(PIECES), max_size=25), fmt=st.sampled_from(sorted(FORMATS)),
+       noise=st.lists(st.integers(0, 10_000), max_size=25), canonical=st.booleans())
+def test_answer_position_matches_prefix_decoding(tokenizer, pieces, fmt, noise, canonical):
+    """Offsets (fast tokenizers) or the decoding fallback give the spelled-out definition's index.
+
+    `canonical`: the ids of a text, as re-encoding gives them back (the offsets path); otherwise
+    arbitrary ids (a sampled completion need not be canonical: the fallback must take over).
+    """
+    base = BPE if tokenizer is SLOW else tokenizer
+    ids = base("".join(pieces), add_special_tokens=False)["input_ids"]
+    if not canonical:
+        ids = [n % len(base) for n in noise] + ids[: len(noise)]
+    assert answer_position(tokenizer, ids, fmt) == reference_position(base, ids, fmt)
+
+
+def test_answer_position_uses_offsets_on_canonical_ids(monkeypatch):
+    """The hypothesis test covers both paths: canonical completions must not fall back to decoding prefixes."""
+    from agrl.models import scoring
+
+    def refuse(*args):
+        raise AssertionError("fell back to decoding prefixes")
+
+    monkeypatch.setattr(scoring, "_answer_position_by_decoding", refuse)
+    for tokenizer in (TINY, BPE):
+        for text in CORPUS:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            for fmt in FORMATS:
+                assert answer_position(tokenizer, ids, fmt) == reference_position(tokenizer, ids, fmt) is not None
+
+
+def test_early_stop_ends_a_completion_at_its_answer():
+    import torch
+
+    from agrl.models.generate import _AnswerEnd, _cut_after_answer
+
+    tokenizer = build_tokenizer(["<answer> 3 </answer> <checks> type: shoes | shoes match </checks>"])
+    completion = tokenizer("<answer> 3 </answer>\n<checks>\ntype: shoes | shoes match", add_special_tokens=False)["input_ids"]
+    cut = _cut_after_answer(tokenizer, completion)
+    assert tokenizer.decode(cut, skip_special_tokens=True).endswith("</answer>")
+    assert len(cut) < len(completion)
+    no_answer = tokenizer("<checks>\ntype: shoes", add_special_tokens=False)["input_ids"]
+    assert _cut_after_answer(tokenizer, no_answer) == no_answer
+    prompt = tokenizer("type: shoes", add_special_tokens=False)["input_ids"]
+    width = len(prompt)
+    done = _AnswerEnd(tokenizer, width)
+    rows = torch.tensor([prompt + cut[:-1] + no_answer[-1:], prompt + cut])
+    assert done(rows, None).tolist() == [False, True]
+
+
+def test_early_stop_generation_never_runs_past_the_answer():
+    from agrl.models.generate import generate_ids
+
+    tokenizer = build_tokenizer(["<answer> 1 2 3 4 </answer> shoes"])
+    model = build_model(tokenizer, hidden=32, layers=1, heads=2, intermediate=64, seed=0)
+    prompts = [tokenizer("shoes", add_special_tokens=False)["input_ids"]] * 8
+    ids = generate_ids(model, tokenizer, prompts, max_new_tokens=24, do_sample=True, stop_after_answer=True)
+    for row in ids:
+        text = tokenizer.decode(row, skip_special_tokens=True)
+        assert "</answer>" not in text or text.endswith("</answer>")

@@ -6,14 +6,11 @@ so the full path (generation, parsing, grade distribution, CumPT) has an answer 
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 
 import httpx
 import pytest
 import torch
-import uvicorn
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -30,7 +27,9 @@ from agrl.models.scoring import (
 from agrl.models.tiny import build_model, build_tokenizer
 from agrl.prompts import user_text
 from agrl.reasoning import render_reasoning
-from agrl.serve import create_app
+from agrl.schema import PRODUCT_FIELDS
+from agrl.serve import JudgeRequest, Product, create_app
+from tests.helpers import serving
 
 SLOTS = ({"type": "running shoes", "color": "red"}, {"type": "running shoes", "color": "blue"},
          {"type": "match", "color": "mismatch"}, "R08 color_mismatch", 3)
@@ -83,24 +82,8 @@ def trained(tmp_path_factory):
 def server(trained):
     """Base URL of a uvicorn server (own thread, free port) serving the saved model folder."""
     folder, _, _ = trained
-    app = create_app(str(folder), max_batch=MAX_BATCH)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # the port is ours from here on: no race with other processes
-    port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert thread.is_alive(), "uvicorn exited during start-up"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-    assert not thread.is_alive(), "uvicorn did not stop"
+    with serving(create_app(str(folder), max_batch=MAX_BATCH)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +287,14 @@ def test_bad_input_is_422_naming_the_field(client, body, loc):
     response = client.post("/judge", json=body)
     assert response.status_code == 422, response.text
     assert loc in _locs(response)
+
+
+def test_request_models_are_static_and_follow_the_record_schema(client):
+    # A product is a record's product: PRODUCT_FIELDS plus `attributes` and `bullets`, so the two cannot drift.
+    assert tuple(Product.model_fields) == (*PRODUCT_FIELDS, "attributes", "bullets")
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["JudgeRequest"]["required"] == ["query"] and set(schemas["JudgeRequest"]["properties"]) == set(
+        JudgeRequest.model_fields)
 
 
 def test_invalid_json_is_422(client):

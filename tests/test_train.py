@@ -70,6 +70,24 @@ def test_yaml_config_unknown_field_names_the_file(tmp_path):
     path.write_text("learning_rate: 0.1\nnot_a_field: 3\n")
     with pytest.raises(ValueError, match=r"c\.yaml.*not_a_field"):
         load_config(AGRLConfig, path, [])
+    path.write_text("learning_rate: [0.1\n")
+    with pytest.raises(ValueError, match=r"c\.yaml: cannot read config"):
+        load_config(AGRLConfig, path, [])
+    with pytest.raises(ValueError, match="--not_a_flag"):
+        load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--not_a_flag", "1"])
+
+
+def test_config_layers_cpu_defaults_then_caller_then_yaml_then_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGRL_TEST_ENV", "unset")  # restored after the test; TrlParser writes os.environ
+    path = tmp_path / "c.yaml"
+    path.write_text("replay: true\nlearning_rate: 1e-4\nreplay_k: 3\nlogging_steps: 7\nenv:\n  AGRL_TEST_ENV: set\n")
+    args = load_config(AGRLConfig, path, ["--output_dir", str(tmp_path), "--replay_k", "2"],
+                       reward_mode="outcome", replay=False)
+    assert args.bf16 is False and args.gradient_checkpointing is False  # CPU defaults
+    assert args.reward_mode == "outcome"  # the caller's default
+    assert args.replay is True and args.learning_rate == 1e-4 and args.logging_steps == 7  # the file
+    assert args.replay_k == 2  # the command line, last
+    assert os.environ["AGRL_TEST_ENV"] == "set"  # TrlParser's `env:` mapping
 
 
 def _agrl_trainer(tmp_path, sft_model, shoprules_dir, *extra):
@@ -317,3 +335,27 @@ def test_dpo_trains_on_pairs(tmp_path, sft_model, shoprules_dir):
     run_dpo(args, pairs_dataset(pairs, {r["id"]: r for r in records}, args))
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     assert any("loss" in h for h in history) and (tmp_path / "model.safetensors").exists()
+
+
+def test_real_data_reference_holds_annotated_checks_the_rulebook_rule_and_the_human_label():
+    from agrl.reasoning import parse_reasoning
+    from agrl.train.data import reference_text
+
+    record = {"id": "e1", "query": "nike shoes", "label": 3, "product": {"title": "adidas shoes"},
+              "annotations": {"query": {"brand": "nike"}, "product": {"brand": "adidas"},
+                              "checks": {"brand": "mismatch"}, "partial": True}}
+    for fmt in ("label_first", "think_first"):
+        parsed = parse_reasoning(reference_text(record, fmt), fmt)
+        assert parsed.ok, parsed
+        assert parsed.label == 3  # the human label, although the rulebook's brand rule says 2
+        assert parsed.rule_id == "R04"
+        assert parsed.checks == {"type": "unknown", "brand": "mismatch"}
+    bare = parse_reasoning(reference_text({"id": "e2", "query": "q", "label": 1, "product": {"title": "t"}}), "think_first")
+    assert bare.ok and bare.label == 1 and bare.checks == {"type": "unknown"}
+
+
+def test_a_record_naming_a_rule_without_annotations_cannot_be_rendered():
+    from agrl.train.data import reference_text
+
+    with pytest.raises(ValueError, match="names a rule but has no complete annotations"):
+        reference_text({"id": "x", "query": "q", "label": 2, "rule": "R03", "product": {"title": "t"}})

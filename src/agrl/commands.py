@@ -43,7 +43,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from agrl.predict import run_predict
 
     print(json.dumps(run_predict(args.model, args.data, args.out, args.batch_size, args.max_new_tokens, args.resume,
-                                 args.system_prompt)))
+                                 args.system_prompt, args.early_stop)))
     return 0
 
 
@@ -73,6 +73,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_esci(args: argparse.Namespace) -> int:
+    from agrl.realdata import EsciBudget, budget_fields, run_esci
+
+    budget = EsciBudget(**{f.name: getattr(args, f.name) for f in budget_fields()})
+    summary = run_esci(args.data, args.out, budget, work=args.work)
+    print(json.dumps({name: {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
+                      for name, m in summary["methods"].items()}))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a judge: sft | dpo | grpo | agrl (TRL config fields as --key value)")
     p.add_argument("method", choices=METHODS, help="training stage (grpo = outcome reward, no replay)")
@@ -90,6 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128, help="completion budget")
     p.add_argument("--system-prompt", "--system_prompt", action="store_true", default=None,
                    help="the model was trained with the system prompt (default: what its agrl.json says)")
+    p.add_argument("--early-stop", "--early_stop", action="store_true",
+                   help="stop each completion at </answer>: a label-first model's label in a few tokens, "
+                        "without its reasoning (a think-first model writes its label last: no saving)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="HTTP judge (FastAPI)")
@@ -120,3 +133,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     for f in fields(Budget):
         p.add_argument(f"--{f.name}", type=int, default=f.default, help=BUDGET_HELP[f.name])
     p.set_defaults(func=cmd_reproduce, accepts_overrides=True)
+
+    p = sub.add_parser("esci", help="real data: SmolLM2 SFT / GRPO-PR / AGRL beside majority, overlap and MiniLM "
+                                    "peers on an ESCI folder's dev queries")
+    p.add_argument("--data", required=True, type=Path, help="ESCI folder (official parquet layout)")
+    p.add_argument("--out", default=Path("results/esci"), type=Path, help="folder for report.md, summary.json, plots")
+    p.add_argument("--work", default=Path("runs/esci"), type=Path, help="folder for split data and models")
+    from agrl.realdata import BUDGET_HELP as ESCI_HELP
+    from agrl.realdata import budget_fields
+
+    for f in budget_fields():
+        kind = {"float": float, "int": int, "bool": lambda v: bool(int(v))}[f.type]
+        p.add_argument(f"--{f.name}", type=kind, default=f.default, help=ESCI_HELP[f.name])
+    p.set_defaults(func=cmd_esci)

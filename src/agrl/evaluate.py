@@ -99,25 +99,14 @@ def evaluate(
             if in_head:
                 count["head_n"] += 1
                 count["head_correct"] += hit
-    per_class = {}
-    f1s = []
-    for g in GRADES:
-        tp = confusion[g][g]
-        predicted = sum(confusion[r][g] for r in GRADES)
-        actual = sum(confusion[g].values())
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / actual if actual else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[str(g)] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
-        if actual:
-            f1s.append(f1)
+    per_class, macro_f1 = _per_class(confusion)
     ordered_rules = [r for r in rulebook.ids if r in per_rule] + sorted(set(per_rule) - set(rulebook.ids))
     return {
         "n": n,
         "missing": count["missing"],
         "accuracy": count["correct"] / n if n else 0.0,
         "lenient_accuracy": count["lenient"] / n if n else 0.0,
-        "macro_f1": sum(f1s) / len(f1s) if f1s else 0.0,
+        "macro_f1": macro_f1,
         "format_valid": count["valid"] / n if n else 0.0,
         "grounded_adherence": _share(count["grounded"], count["grounded_n"]),
         "self_consistency": count["consistent"] / n if n else 0.0,
@@ -137,6 +126,71 @@ def evaluate(
         "outcomes": {k: "".join(v) for k, v in outcomes.items()},
     }
 
+
+
+def _per_class(confusion: Mapping[int, Mapping]) -> tuple[dict, float]:
+    """Per-grade precision/recall/F1/support from `confusion[gold][predicted]`, and the macro-F1 over
+    the grades that occur (a grade absent from the gold labels has no recall to average)."""
+    per_class = {}
+    f1s = []
+    for g in GRADES:
+        tp = confusion[g][g]
+        predicted = sum(confusion[r][g] for r in GRADES)
+        actual = sum(confusion[g].values())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[str(g)] = {"precision": precision, "recall": recall, "f1": f1, "support": actual}
+        if actual:
+            f1s.append(f1)
+    return per_class, (sum(f1s) / len(f1s) if f1s else 0.0)
+
+
+def label_metrics(gold: Sequence[int], predicted: Sequence[int | None]) -> dict:
+    """Accuracy, macro-F1, per-grade P/R/F1 and the confusion matrix of predicted grades (None: no
+    readable label, counted wrong) — for judges that output a grade alone (peers, early stop)."""
+    confusion = {g: {p: 0 for p in (*GRADES, "none")} for g in GRADES}
+    for g, p in zip(gold, predicted, strict=True):
+        confusion[int(g)][p if p in GRADES else "none"] += 1
+    per_class, macro_f1 = _per_class(confusion)
+    n = len(gold)
+    return {
+        "n": n,
+        "accuracy": sum(confusion[g][g] for g in GRADES) / n if n else 0.0,
+        "macro_f1": macro_f1,
+        "per_class": per_class,
+        "confusion": {str(g): {str(p): c for p, c in row.items()} for g, row in confusion.items()},
+        "predicted_share": {str(p): sum(row[p] for row in confusion.values()) / n if n else 0.0
+                            for p in (*GRADES, "none")},
+    }
+
+
+def bootstrap_by_group(
+    gold: Sequence[int], predicted: Sequence[int | None], groups: Sequence[str],
+    metrics: Sequence[str] = ("accuracy", "macro_f1"), n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+    baseline: Sequence[int | None] | None = None,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap CIs of `label_metrics` resampling whole groups (queries) with replacement:
+    the products judged for one query are not independent, so resampling rows would understate the
+    spread. With `baseline` (another judge's grades on the same rows), the CIs are of the paired
+    difference `predicted − baseline`, both scored on the same resampled queries."""
+    import numpy as np
+
+    by_group: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        by_group.setdefault(str(group), []).append(i)
+    names = sorted(by_group)
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {m: [] for m in metrics}
+    for _ in range(n_boot):
+        rows = [i for k in rng.integers(0, len(names), len(names)) for i in by_group[names[k]]]
+        sample = [gold[i] for i in rows]
+        result = label_metrics(sample, [predicted[i] for i in rows])
+        other = label_metrics(sample, [baseline[i] for i in rows]) if baseline is not None else None
+        for m in metrics:
+            draws[m].append(result[m] - (other[m] if other else 0.0))
+    tail = (1.0 - level) / 2 * 100
+    return {m: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) for m, v in draws.items()}
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"

@@ -74,7 +74,7 @@ def _write(out: Path, rows: Sequence[dict]) -> None:
 
 
 def run_predict(model: str, data: str | Path, out: str | Path, batch_size: int = 64, max_new_tokens: int = 128,
-                resume: bool = False, system_prompt: bool | None = None) -> dict:
+                resume: bool = False, system_prompt: bool | None = None, early_stop: bool = False) -> dict:
     from agrl.contract import load_contract
     from agrl.data.load import load_records
     from agrl.models import load_model
@@ -101,7 +101,8 @@ def run_predict(model: str, data: str | Path, out: str | Path, batch_size: int =
                 batch = todo[start : start + batch_size]
                 texts = generate_completions(model_, tokenizer, batch, batch_size=batch_size,
                                              max_new_tokens=max_new_tokens, system_prompt=contract.system_prompt,
-                                             rulebook=contract.prompt_rulebook(), progress=False)
+                                             rulebook=contract.prompt_rulebook(), progress=False,
+                                             stop_after_answer=early_stop)
                 handle.write("".join(_line({"id": r["id"], "completion": t[0]}) for r, t in zip(batch, texts)))
                 handle.flush()
                 os.fsync(handle.fileno())

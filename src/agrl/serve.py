@@ -42,7 +42,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from agrl.reasoning import FORMATS
 
@@ -99,20 +99,16 @@ class JudgeResponse(BaseModel):
     results: list[Result]
 
 
-def _request_model(max_batch: int) -> type[BaseModel]:
-    """The /judge body; built per app because the batch limit is a setting."""
-    return create_model(
-        "JudgeRequest",
-        __config__=ConfigDict(strict=True, extra="forbid"),
-        query=(NonEmpty, Field(description="the search query")),
-        products=(
-            list[Product] | None,
-            Field(None, min_length=1, max_length=max_batch, description=f"1 to {max_batch} products"),
-        ),
-        product=(Product | None, Field(None, description="one product (instead of `products`)")),
-        early_stop=(bool, Field(False, description="label-first early stop: the grade only, no reasoning")),
-        threshold=(float, Field(0.5, gt=0, le=1, description="CumPT threshold")),
-    )
+class JudgeRequest(BaseModel):
+    """The /judge body. The batch limit is a per-app setting: the endpoint checks it (422 on `products`)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    query: NonEmpty = Field(description="the search query")
+    products: list[Product] | None = Field(None, min_length=1, description="1 to max_batch products (GET /health)")
+    product: Product | None = Field(None, description="one product (instead of `products`)")
+    early_stop: bool = Field(False, description="label-first early stop: the grade only, no reasoning")
+    threshold: float = Field(0.5, gt=0, le=1, description="CumPT threshold")
 
 
 def _field_error(loc: tuple, msg: str, value: Any = None, kind: str = "value_error") -> RequestValidationError:
@@ -216,7 +212,6 @@ def create_app(
     grade_token_ids(tokenizer)  # fail at start-up, not on the first request, if grades are not tokens
     model.eval()
 
-    JudgeRequest = _request_model(max_batch)
     lock = asyncio.Lock()
     app = FastAPI(title="agrl judge", description=__doc__.split("\n\n")[0])
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
@@ -225,7 +220,11 @@ def create_app(
     async def health() -> dict:
         return {"status": "ok", "model": name, "format": fmt, "max_batch": max_batch}
 
-    async def judge_endpoint(request: JudgeRequest) -> JudgeResponse:  # type: ignore[valid-type]
+    @app.post("/judge", response_model=JudgeResponse)
+    async def judge_endpoint(request: JudgeRequest) -> JudgeResponse:
+        if request.products is not None and len(request.products) > max_batch:  # as pydantic's max_length words it
+            raise _field_error(("products",), f"List should have at most {max_batch} items after validation, "
+                                              f"not {len(request.products)}", kind="too_long")
         if request.products is not None and request.product is not None:
             raise _field_error(("product",), "give either `product` or `products`, not both")
         if request.products is None and request.product is None:
@@ -249,6 +248,4 @@ def create_app(
                 r["grade_probs"] = {str(g): p for g, p in r["grade_probs"].items()}
         return JudgeResponse(results=results)
 
-    judge_endpoint.__annotations__["request"] = JudgeRequest
-    app.post("/judge", response_model=JudgeResponse)(judge_endpoint)
     return app

@@ -51,6 +51,20 @@ UNITS: dict[str, tuple[str, float]] = {
     "mm": ("length", 1.0), "cm": ("length", 10.0),
     "in": ("screen", 1.0),
 }
+# Units of real listings (ESCI): US customary units and pack counts besides the metric ones. Kept
+# apart from UNITS so that ShopRules never samples them, and here `in` is a length, not a screen size.
+# `oz` is an ounce of mass; the ESCI annotator reads it as a fluid ounce next to volumes.
+ESCI_UNITS: dict[str, tuple[str, float]] = {
+    "mg": ("mass", 0.001), "g": ("mass", 1.0), "kg": ("mass", 1000.0),
+    "oz": ("mass", 28.349523125), "lb": ("mass", 453.59237),
+    "ml": ("volume", 1.0), "cl": ("volume", 10.0), "l": ("volume", 1000.0),
+    "floz": ("volume", 29.5735295625), "pt": ("volume", 473.176473), "qt": ("volume", 946.352946),
+    "gal": ("volume", 3785.411784),
+    "mm": ("length", 1.0), "cm": ("length", 10.0), "m": ("length", 1000.0),
+    "in": ("length", 25.4), "ft": ("length", 304.8),
+    "gb": ("storage", 1.0), "tb": ("storage", 1000.0),
+    "pack": ("count", 1.0),
+}
 # Query and title spellings of each unit ({v} is the number).
 UNIT_SURFACE: dict[str, list[str]] = {
     "ml": ["{v}ml", "{v} ml", "{v} milliliter"],

@@ -12,16 +12,20 @@ from collections.abc import Mapping
 from agrl.data.catalog import UNITS
 from agrl.schema import ABSENT, SLOTS
 
+Units = Mapping[str, tuple[str, float]]  # unit -> (family, factor to the family's base unit)
+
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([a-z]*)$")
 _LETTER_SIZES = ("xs", "s", "m", "l", "xl", "xxl", "xxxl")
 
 
-def parse_size(value: str) -> tuple[str, float, str] | None:
-    """`"1.5 l"` -> ("volume", 1500.0, "l"); a bare value (shoe "10", clothing "xl") is its own family."""
+def parse_size(value: str, units: Units = UNITS) -> tuple[str, float, str] | None:
+    """`"1.5 l"` -> ("volume", 1500.0, "l"); a bare value (shoe "10", clothing "xl") is its own family.
+
+    `units` is the unit table: ShopRules' `UNITS` by default, `catalog.ESCI_UNITS` for real listings."""
     text = value.strip().lower()
     found = _SIZE.match(text)
-    if found and found.group(2) in UNITS:
-        family, factor = UNITS[found.group(2)]
+    if found and found.group(2) in units:
+        family, factor = units[found.group(2)]
         return family, float(found.group(1)) * factor, found.group(2)
     if found and not found.group(2):
         return "plain", float(found.group(1)), ""
@@ -34,11 +38,13 @@ def format_number(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def compare_size(query: str, product: str) -> str:
-    q, p = parse_size(query), parse_size(product)
+def compare_size(query: str, product: str, units: Units = UNITS, rel_tol: float = 0.0) -> str:
+    """Same family and quantity: match (same unit) or equivalent (another unit). `rel_tol` lets
+    converted quantities differ by that fraction (a label's rounded "16.9 fl oz" is 500 ml)."""
+    q, p = parse_size(query, units), parse_size(product, units)
     if q is None or p is None or q[0] != p[0]:
         return "mismatch" if q is not None and p is not None else "unknown"
-    if abs(q[1] - p[1]) > 1e-6:
+    if abs(q[1] - p[1]) > max(1e-6, rel_tol * max(abs(q[1]), abs(p[1]))):
         return "mismatch"
     return "match" if q[2] == p[2] else "equivalent"
 

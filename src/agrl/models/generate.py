@@ -6,10 +6,18 @@ from collections.abc import Mapping, Sequence
 
 import torch
 from tqdm import tqdm
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
 from agrl.prompts import build_messages
 from agrl.rules import Rulebook
+
+ANSWER_END = "</answer>"
 
 
 def encode_prompts(
@@ -30,10 +38,13 @@ def generate_ids(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Sequence[int]],
     max_new_tokens: int = 128, do_sample: bool = False, temperature: float = 1.0, num_return_sequences: int = 1,
     eos_token_ids: Sequence[int] | None = None, generation_config: GenerationConfig | None = None,
+    stop_after_answer: bool = False,
 ) -> list[list[int]]:
     """Completion ids for prompts of token ids (left-padded together), cut after the first eos.
 
     `generation_config` (a trainer's sampling settings) replaces the simple knobs when given.
+    `stop_after_answer` ends each completion at its first `</answer>` (label-first early stop: the
+    label is known after a handful of tokens, the reasoning after it is skipped).
     """
     batch = tokenizer.pad({"input_ids": [list(p) for p in prompts]}, padding=True, padding_side="left",
                           return_tensors="pt")
@@ -45,20 +56,46 @@ def generate_ids(
     else:
         eos = list(generation_config.eos_token_id) if isinstance(generation_config.eos_token_id, list) else eos
     width = batch["input_ids"].shape[1]
+    stop = StoppingCriteriaList([_AnswerEnd(tokenizer, width)]) if stop_after_answer else None
     out = model.generate(input_ids=batch["input_ids"].to(model.device),
-                         attention_mask=batch["attention_mask"].to(model.device), generation_config=generation_config)
+                         attention_mask=batch["attention_mask"].to(model.device), generation_config=generation_config,
+                         stopping_criteria=stop)
     completions = []
     for row in out[:, width:].tolist():
         cut = next((i for i, t in enumerate(row) if t in eos), None)
-        completions.append(row[: cut + 1] if cut is not None else row)
+        row = row[: cut + 1] if cut is not None else row
+        completions.append(_cut_after_answer(tokenizer, row) if stop_after_answer else row)
     return completions
+
+
+class _AnswerEnd(StoppingCriteria):
+    """Done once the generated text holds `</answer>` (transformers' `stop_strings` needs a tokenizer
+    whose vocabulary it can clean, which word-level tokenizers such as the tiny model's are not)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, prompt_width: int):
+        self.tokenizer = tokenizer
+        self.width = prompt_width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.width :], skip_special_tokens=True)
+        return torch.tensor([ANSWER_END in t for t in texts], dtype=torch.bool, device=input_ids.device)
+
+
+def _cut_after_answer(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[int]:
+    """Drop what a batch-mate's longer generation left after this row's `</answer>` (padding, eos)."""
+    if ANSWER_END not in tokenizer.decode(ids, skip_special_tokens=True):
+        return ids
+    for end in range(1, len(ids) + 1):
+        if tokenizer.decode(ids[:end], skip_special_tokens=True).endswith(ANSWER_END):
+            return ids[:end]
+    return ids
 
 
 def generate_completions(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping],
     batch_size: int = 64, max_new_tokens: int = 128, system_prompt: bool = False, do_sample: bool = False,
     temperature: float = 1.0, num_return_sequences: int = 1, progress: bool = True, desc: str = "generate",
-    rulebook: Rulebook | None = None,
+    rulebook: Rulebook | None = None, stop_after_answer: bool = False,
 ) -> list[list[str]]:
     """For each record, `num_return_sequences` completions (decoded text, special tokens dropped)."""
     was_training = model.training
@@ -72,7 +109,7 @@ def generate_completions(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         ids = generate_ids(model, tokenizer, [prompts[i] for i in chunk], max_new_tokens, do_sample, temperature,
-                           num_return_sequences)
+                           num_return_sequences, stop_after_answer=stop_after_answer)
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
         for j, i in enumerate(chunk):
             results[i] = texts[j * num_return_sequences : (j + 1) * num_return_sequences]

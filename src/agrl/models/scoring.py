@@ -91,18 +91,52 @@ def _check_fmt(fmt: str) -> None:
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
 
 
+def _target_tag(text: str, fmt: str) -> int | None:
+    """Number (1-based) of the ``<answer>`` tag holding the grade: label-first the first, think-first the last."""
+    total = text.count(ANSWER_TAG)
+    if total == 0:
+        return None
+    return 1 if FORMATS[fmt][0] == "answer" else total
+
+
+def _offsets(tokenizer: PreTrainedTokenizerBase, text: str, ids: list[int]) -> list[tuple[int, int]] | None:
+    """Character spans of `ids` in `text`, their decoding; None when they cannot be trusted."""
+    if not tokenizer.is_fast:
+        return None
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    # Re-encoding the decoded text need not give the generated ids back (a model may sample a
+    # non-canonical split): only then are the offsets the ids' own.
+    return [tuple(span) for span in encoding["offset_mapping"]] if encoding["input_ids"] == ids else None
+
+
 def answer_position(tokenizer: PreTrainedTokenizerBase, completion_ids: Sequence[int], fmt: str) -> int | None:
     """Index in `completion_ids` where the completion writes its grade, None without an answer tag.
 
     The index may equal ``len(completion_ids)`` (the completion ends right after the tag): the grade is
-    then the next token. Label-first reads the first ``<answer>``, think-first the last.
+    then the next token. Label-first reads the first ``<answer>``, think-first the last. The grade
+    token is the first non-whitespace token after the first token whose text completes the tag.
     """
     _check_fmt(fmt)
     ids = list(completion_ids)
-    total = tokenizer.decode(ids).count(ANSWER_TAG)
-    if total == 0:
+    text = tokenizer.decode(ids)
+    target = _target_tag(text, fmt)
+    if target is None:
         return None
-    target = 1 if FORMATS[fmt][0] == "answer" else total
+    offsets = _offsets(tokenizer, text, ids)
+    if offsets is None:
+        return _answer_position_by_decoding(tokenizer, ids, target)
+    start = -1
+    for _ in range(target):
+        start = text.index(ANSWER_TAG, start + 1)
+    tag_end = start + len(ANSWER_TAG)
+    pos = next(i for i, (_, end) in enumerate(offsets) if end >= tag_end) + 1
+    while pos < len(ids) and not text[slice(*offsets[pos])].strip():  # whitespace before the grade
+        pos += 1
+    return pos
+
+
+def _answer_position_by_decoding(tokenizer: PreTrainedTokenizerBase, ids: list[int], target: int) -> int:
+    """:func:`answer_position` without offsets: decode prefixes (binary search on the tag count)."""
     # The shortest prefix whose text holds the target tag (counts only grow with the prefix).
     lo, hi = 1, len(ids)
     while lo < hi:

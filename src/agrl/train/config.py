@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from transformers import HfArgumentParser
-from trl import DPOConfig, GRPOConfig, SFTConfig
+from trl import DPOConfig, GRPOConfig, SFTConfig, TrlParser
 
 from agrl.offpolicy import WEIGHTINGS
 from agrl.replay import GUIDANCE_MODES
@@ -126,41 +125,38 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
 C = TypeVar("C")
 
 
-def _to_args(data: dict) -> list[str]:
-    args: list[str] = []
-    for key, value in data.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            args += [f"--{key}", str(value).lower()]
-        elif isinstance(value, list):
-            args += [f"--{key}", *[str(v) for v in value]] if value else []
-        elif isinstance(value, dict):
-            args += [f"--{key}", json.dumps(value)]
-        else:
-            args += [f"--{key}", str(value)]
-    return args
+def _keys(leftovers: list[str]) -> list[str]:
+    """The field names in TrlParser's leftovers, which it returns as ["--key", "value", ...]."""
+    return sorted(k.removeprefix("--") for k in leftovers[::2])
 
 
 def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None, **defaults) -> C:
-    """A config of type `cls` from CPU defaults, then `defaults`, then YAML `path`, then CLI `overrides`."""
-    data: dict = dict(CPU_DEFAULTS) | defaults
+    """A config of type `cls` from CPU defaults, then `defaults`, then YAML `path`, then CLI `overrides`.
+
+    Parsed by TRL's `TrlParser` (`--config path` plus the overrides), so a YAML `env:` mapping sets
+    environment variables as in TRL's own scripts.
+    """
+    parser = TrlParser(cls)
+    # TrlParser's lowest layer is the YAML file: CPU defaults and the caller's go below it as parser defaults.
+    unknown = parser.set_defaults_with_config(**(CPU_DEFAULTS | defaults))
+    if unknown:
+        raise ValueError(f"load_config: unknown default(s) {_keys(unknown)} for {cls.__name__}")
+    args = list(overrides or [])
     if path is not None:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: cannot read config: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of config fields")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(loaded) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown config field(s) {unknown} for {cls.__name__}")
-        data.update(loaded)
+        args = ["--config", str(path), *args]
     if not sys.stderr.isatty():
         from datasets import disable_progress_bars
 
         disable_progress_bars()
-    parser = HfArgumentParser(cls)
-    (config,) = parser.parse_args_into_dataclasses(args=_to_args(data) + list(overrides or []))
+    try:
+        # Leftovers come back separately rather than as TrlParser's error, which names neither the
+        # file nor a fix that applies here (it suggests `fail_with_unknown_args=False`).
+        config, from_file, from_cli = parser.parse_args_and_config(
+            args, return_remaining_strings=True, separate_remaining_strings=True)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read config: {exc}") from exc
+    if from_file:
+        raise ValueError(f"{path}: unknown config field(s) {_keys(from_file)} for {cls.__name__}")
+    if from_cli:
+        raise ValueError(f"unknown argument(s) {from_cli} for {cls.__name__}")
     return config

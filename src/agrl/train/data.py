@@ -11,6 +11,7 @@ from agrl.data.io import read_records
 from agrl.prompts import build_messages
 from agrl.reasoning import render_reasoning
 from agrl.rules import Rulebook, default_rulebook, load_rulebook
+from agrl.schema import SLOTS
 
 
 def load_train_records(path: str, max_samples: int | None = None) -> list[dict]:
@@ -26,16 +27,32 @@ def prompt_messages(record: Mapping, args, rulebook: Rulebook | None = None) -> 
 
 
 def reference_text(record: Mapping, fmt: str = "think_first", rulebook: Rulebook | None = None) -> str:
-    """The gold reasoning in `fmt`, rendered from the annotations (the stored `reference` is think-first)."""
+    """The gold reasoning in `fmt`, rendered from the annotations (the stored `reference` is think-first).
+
+    Real data has a human label and partial annotations (or none): the reference then holds the
+    annotated check lines (a `type: - | - unknown` line where the type is not annotated: the format
+    requires one), the rule the rulebook reads from those checks, and the human label.
+    """
     if fmt == "think_first" and record.get("reference"):
         return record["reference"]
+    rulebook = rulebook or default_rulebook()
     notes = record.get("annotations") or {}
-    if not (notes.get("query") and notes.get("product") and notes.get("checks") and record.get("rule")):
-        raise ValueError(f"record {record.get('id')!r} has no complete annotations to render a reference from")
-    rule = (rulebook or default_rulebook()).get(record["rule"])
+    complete = notes.get("query") and notes.get("product") and notes.get("checks") and not notes.get("partial")
+    if not record.get("rule") or not complete:
+        if record.get("rule"):
+            raise ValueError(f"record {record.get('id')!r} names a rule but has no complete annotations")
+        return _partial_reference(record, notes, fmt, rulebook)
+    rule = rulebook.get(record["rule"])
     if rule is None:
         raise ValueError(f"record {record.get('id')!r}: rule {record['rule']!r} is not in the rulebook")
     return render_reasoning(notes["query"], notes["product"], notes["checks"], rule.tag, int(record["label"]), fmt)
+
+
+def _partial_reference(record: Mapping, notes: Mapping, fmt: str, rulebook: Rulebook) -> str:
+    query, product = dict(notes.get("query") or {}), dict(notes.get("product") or {})
+    checks = {slot: verdict for slot, verdict in (notes.get("checks") or {}).items() if slot in SLOTS}
+    checks.setdefault("type", "unknown")
+    return render_reasoning(query, product, checks, rulebook.decide(checks).tag, int(record["label"]), fmt)
 
 
 def sft_dataset(records: Sequence[Mapping], args) -> Dataset:

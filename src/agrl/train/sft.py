@@ -28,7 +28,7 @@ def build_tiny(args: AgrlSFTConfig, records: list[dict]):
     for r in vocab_records:
         for message in build_messages(r, rulebook=rulebook, system=True):
             corpus.append(message["content"])
-        if r.get("annotations") and r.get("rule"):
+        if r.get("label") is not None and (r.get("annotations") or not r.get("rule")):
             corpus.append(reference_text(r, "think_first", rulebook))
     tokenizer = build_tokenizer(corpus)
     model = build_model(tokenizer, hidden=args.tiny_hidden, layers=args.tiny_layers, heads=args.tiny_heads,

@@ -1,0 +1,52 @@
+"""Query-disjoint splits: a function of the query text alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agrl.data.split import query_split, split_by_query
+
+ESCI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esci-us-sample"
+
+
+@given(st.text(min_size=1, max_size=40), st.floats(0.0, 1.0))
+def test_split_ignores_case_and_spacing(query, fraction):
+    assert query_split(query, fraction) == query_split("  " + query.upper().replace(" ", "   ") + " ", fraction)
+
+
+@given(st.lists(st.text(alphabet="abc ", min_size=1, max_size=8), min_size=1, max_size=40))
+def test_every_row_of_a_query_lands_on_one_side(queries):
+    records = [{"id": i, "query": q} for i, q in enumerate(queries + queries)]
+    split = split_by_query(records, 0.5)
+    train, dev = ({" ".join(r["query"].lower().split()) for r in rows} for rows in (split["train"], split["dev"]))
+    assert not train & dev
+    assert sum(len(v) for v in split.values()) == len(records)
+
+
+def test_dev_share_follows_the_fraction_and_the_salt_reshuffles():
+    queries = [f"query number {i}" for i in range(4000)]
+    share = sum(query_split(q, 0.3) == "dev" for q in queries) / len(queries)
+    assert 0.27 < share < 0.33
+    assert {query_split(q, 0.0) for q in queries} == {"train"}
+    assert {query_split(q, 1.0) for q in queries} == {"dev"}
+    moved = sum(query_split(q, 0.3) != query_split(q, 0.3, salt="other") for q in queries)
+    assert moved > 0.2 * len(queries)
+
+
+def test_bad_fraction_is_an_error():
+    with pytest.raises(ValueError, match="dev_fraction"):
+        query_split("shoes", 1.5)
+
+
+@pytest.mark.skipif(not ESCI.is_dir(), reason="needs ../shared/data/esci-us-sample")
+def test_esci_sample_splits_by_query():
+    from agrl.data.esci import load_esci
+
+    split = split_by_query(load_esci(ESCI, annotate=False), 0.4)
+    train, dev = ({r["query"] for r in split[k]} for k in ("train", "dev"))
+    assert train and dev and not train & dev
+    assert len(train) + len(dev) == 30
