@@ -27,9 +27,10 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from agrl.schema import GRADES
+
 MINILM_PACKAGE = "all_minilm_l6_v2"
 MINILM_DIR = "all-minilm-l6-v2"
-GRADES = (1, 2, 3, 4)
 
 
 def minilm_path(cache_dir: str | Path = "runs/models", package: str = MINILM_PACKAGE) -> Path:

@@ -185,7 +185,7 @@ def judge_predictions(model_dir: Path, dev: Sequence[Mapping], budget: EsciBudge
     return [lenient_label(t[0]) for t in texts], {"eval_seconds": seconds, "early_stop": early}
 
 
-def _tiny_floor(train: Path, dev_path: Path, out: Path, budget: EsciBudget) -> Path:
+def _tiny_floor(train: Path, out: Path, budget: EsciBudget) -> Path:
     from agrl.train.config import AgrlSFTConfig, load_config
     from agrl.train.sft import run_sft
 
@@ -220,8 +220,8 @@ def run_esci(data: Path, out: Path, budget: EsciBudget, work: Path | None = None
         _say(f"{name}: accuracy {metrics['accuracy']:.3f} macro-F1 {metrics['macro_f1']:.3f}")
 
     stage = time.monotonic()
-    judged("tiny_sft", _tiny_floor(train_path, dev_path, work / "models" / "tiny_sft", budget),
-           {"seconds": time.monotonic() - stage})
+    tiny = _tiny_floor(train_path, work / "models" / "tiny_sft", budget)
+    judged("tiny_sft", tiny, {"seconds": time.monotonic() - stage, **_trained(tiny)})
     from agrl.models import resolve_model_path
 
     resolve_model_path("smollm2")  # convert the GGUF once, outside any timing
@@ -277,8 +277,8 @@ def summarize(dev: Sequence[Mapping], predictions: Mapping[str, list], facts: di
 
 
 def _rl_log(history: Sequence[Mapping]) -> list[dict]:
-    keep = ("step", "reward", "rewards/label/mean", "frac_reward_zero_std", "replay/triggered", "replay/guided_success",
-            "replay/no_guidance", "completions/mean_length")
+    keep = ("step", "reward", "rewards/label_reward/mean", "frac_reward_zero_std", "replay/triggered_frac",
+            "replay/guided_success", "replay/no_guidance", "completions/mean_length")
     return [{k: h[k] for k in keep if k in h} for h in history if "reward" in h]
 
 
