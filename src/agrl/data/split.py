@@ -14,7 +14,7 @@ SPLITS = ("train", "dev")
 
 
 def _normal(query: str) -> str:
-    return " ".join(query.lower().split())
+    return " ".join(query.casefold().split())  # casefold: "ß" and "SS" are one query
 
 
 def query_split(query: str, dev_fraction: float = 0.2, salt: str = "agrl") -> str:
