@@ -18,7 +18,7 @@ import torch
 
 from agrl.data.io import read_records, write_json, write_jsonl
 from agrl.evaluate import bootstrap_by_group, label_metrics
-from agrl.realdata import EsciBudget, _paired, _sft, judge_predictions
+from agrl.realdata import EsciBudget, judge_predictions, paired_by_query, sft_smollm2
 from agrl.reasoning import lenient_label
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(budget.seed)).tolist()
     seen = [train[i] for i in order[: budget.rl_steps * 4]]
     write_jsonl(args.work / "data" / "control.jsonl", seen)
-    model, info = _sft(args.work / "data" / "control.jsonl", args.work / "models" / "smollm2_control", budget,
+    model, info = sft_smollm2(args.work / "data" / "control.jsonl", args.work / "models" / "smollm2_control", budget,
                        ["--model_name_or_path", str(args.work / "models" / "smollm2_sft"), "--num_train_epochs", "1",
                         "--learning_rate", args.learning_rate, "--lr_scheduler_type", "constant", "--warmup_steps", "0"])
     predicted, meta = judge_predictions(model, dev, budget, args.out / "predictions" / f"smollm2_{args.name}.jsonl")
@@ -49,9 +49,9 @@ def main() -> None:
     metrics = label_metrics(gold, predicted)
     metrics["ci"] = bootstrap_by_group(gold, predicted, groups)
     result = {"records": len(seen), **info, **meta, "metrics": metrics,
-              "agrl_minus_control": {m: _paired(gold, grades("smollm2_agrl"), predicted, groups, m)
+              "agrl_minus_control": {m: paired_by_query(gold, grades("smollm2_agrl"), predicted, groups, m)
                                      for m in ("accuracy", "macro_f1")},
-              "control_minus_sft": {m: _paired(gold, predicted, grades("smollm2_sft"), groups, m)
+              "control_minus_sft": {m: paired_by_query(gold, predicted, grades("smollm2_sft"), groups, m)
                                     for m in ("accuracy", "macro_f1")}}
     write_json(args.out / f"{args.name}.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "metrics"} | {

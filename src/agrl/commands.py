@@ -74,9 +74,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_esci(args: argparse.Namespace) -> int:
-    from agrl.realdata import EsciBudget, budget_fields, run_esci
+    from agrl.realdata import EsciBudget, run_esci
 
-    budget = EsciBudget(**{f.name: getattr(args, f.name) for f in budget_fields()})
+    budget = EsciBudget(**{f.name: getattr(args, f.name) for f in fields(EsciBudget)})
     summary = run_esci(args.data, args.out, budget, work=args.work)
     print(json.dumps({name: {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
                       for name, m in summary["methods"].items()}))
@@ -140,9 +140,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=Path("results/esci"), type=Path, help="folder for report.md, summary.json, plots")
     p.add_argument("--work", default=Path("runs/esci"), type=Path, help="folder for split data and models")
     from agrl.realdata import BUDGET_HELP as ESCI_HELP
-    from agrl.realdata import budget_fields
+    from agrl.realdata import EsciBudget
 
-    for f in budget_fields():
+    for f in fields(EsciBudget):
         kind = {"float": float, "int": int, "bool": lambda v: bool(int(v))}[f.type]
         p.add_argument(f"--{f.name}", type=kind, default=f.default, help=ESCI_HELP[f.name])
     p.set_defaults(func=cmd_esci)

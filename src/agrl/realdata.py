@@ -12,7 +12,8 @@ it (`agrl.data.annotate`), splits it by query (`agrl.data.split`), and puts on t
 
 with accuracy, macro-F1, per-class P/R/F1 and confusion, 95 % bootstrap CIs resampled by query and
 paired by-query differences. Choices are fixed before the run (label-first for RL because serving
-stops after the label; LoRA because of the measured step time), never picked on dev scores.
+stops after the label; LoRA, whose measured cost and score the run reports beside full fine-tuning),
+never picked on dev scores.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agrl.data.io import atomic_write_text, read_records, write_json, write_jsonl
@@ -121,7 +122,7 @@ def peer_predictions(train: Sequence[Mapping], dev: Sequence[Mapping], budget: E
 # --- SmolLM2 --------------------------------------------------------------------------------------
 
 
-def _sft(train: Path, out: Path, budget: EsciBudget, overrides: Sequence[str] = ()) -> tuple[Path, dict]:
+def sft_smollm2(train: Path, out: Path, budget: EsciBudget, overrides: Sequence[str] = ()) -> tuple[Path, dict]:
     from agrl.train.config import AgrlSFTConfig, load_config
     from agrl.train.sft import run_sft
 
@@ -147,7 +148,7 @@ def probe_step_time(train: Path, work: Path, budget: EsciBudget) -> dict:
                 "full_bf16": ["--use_peft", "false", "--learning_rate", "2e-5"]}
     timings = {}
     for name, extra in variants.items():
-        _, info = _sft(train, work / "probe" / name, budget, ["--max_steps", str(budget.probe_steps), *extra])
+        _, info = sft_smollm2(train, work / "probe" / name, budget, ["--max_steps", str(budget.probe_steps), *extra])
         timings[name] = info["train_runtime"] / info["steps"]
         _say(f"probe {name}: {timings[name]:.2f} s/step")
     return {"s_per_step": timings, "full_over_lora": timings["full_bf16"] / timings["lora_bf16"],
@@ -226,15 +227,15 @@ def run_esci(data: Path, out: Path, budget: EsciBudget, work: Path | None = None
 
     resolve_model_path("smollm2")  # convert the GGUF once, outside any timing
     info["probe"] = probe_step_time(train_path, work, budget)
-    sft, sft_info = _sft(train_path, work / "models" / "smollm2_sft", budget)
+    sft, sft_info = sft_smollm2(train_path, work / "models" / "smollm2_sft", budget)
     judged("smollm2_sft", sft, sft_info)
     if budget.think_first:
-        path, meta = _sft(train_path, work / "models" / "smollm2_sft_think_first", budget,
+        path, meta = sft_smollm2(train_path, work / "models" / "smollm2_sft_think_first", budget,
                           ["--reasoning_format", "think_first"])
         judged("smollm2_sft_think_first", path, meta)
     if budget.full_ft:
         steps = max(1, round(sft_info["steps"] / info["probe"]["full_over_lora"]))
-        path, meta = _sft(train_path, work / "models" / "smollm2_full_sft", budget,
+        path, meta = sft_smollm2(train_path, work / "models" / "smollm2_full_sft", budget,
                           ["--use_peft", "false", "--learning_rate", "2e-5", "--max_steps", str(steps)])
         judged("smollm2_full_sft", path, meta)
     for method in ("grpo_pr", "agrl"):
@@ -250,7 +251,7 @@ def run_esci(data: Path, out: Path, budget: EsciBudget, work: Path | None = None
 # --- summary and report ---------------------------------------------------------------------------
 
 
-def _paired(gold: list, a: list, b: list, groups: list, metric: str) -> dict:
+def paired_by_query(gold: list, a: list, b: list, groups: list, metric: str) -> dict:
     """a − b on `metric`, with its by-query bootstrap CI (the same resampled queries for both)."""
     point = label_metrics(gold, a)[metric] - label_metrics(gold, b)[metric]
     return {"diff": point, "ci": list(bootstrap_by_group(gold, a, groups, (metric,), baseline=b)[metric])}
@@ -267,7 +268,7 @@ def summarize(dev: Sequence[Mapping], predictions: Mapping[str, list], facts: di
         methods[name] = metrics
     pairs = [("smollm2_agrl", "smollm2_grpo_pr"), ("smollm2_grpo_pr", "smollm2_sft"), ("smollm2_agrl", "smollm2_sft"),
              ("smollm2_agrl", "minilm_logreg"), ("smollm2_agrl", "minilm_cross_encoder"), ("smollm2_agrl", "majority")]
-    differences = {f"{a} - {b}": {m: _paired(gold, predictions[a], predictions[b], groups, m)
+    differences = {f"{a} - {b}": {m: paired_by_query(gold, predictions[a], predictions[b], groups, m)
                                   for m in ("accuracy", "macro_f1")}
                    for a, b in pairs if a in predictions and b in predictions}
     slim_info = {k: {kk: vv for kk, vv in v.items() if kk != "log_history"} for k, v in info.items()}
@@ -380,7 +381,3 @@ def _plots(out: Path, methods: Mapping[str, Mapping]) -> None:
     fig.tight_layout()
     fig.savefig(out / "esci_confusion.png", dpi=110)
     plt.close(fig)
-
-
-def budget_fields() -> list:
-    return list(fields(EsciBudget))
