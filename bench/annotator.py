@@ -80,8 +80,10 @@ class Tally:
         self.c_right += oc is not None and oc == gc
         self.c_found += gc is not None and oc == gc
         if oc != gc:
-            errors.append(f"check {slot}: ours {oc!r} ({ours['product'].get(slot)!r}), gold {gc!r} "
-                          f"({gold['product'].get(slot)!r})")
+            errors.append(
+                f"check {slot}: ours {oc!r} ({ours['product'].get(slot)!r}), gold {gc!r} "
+                f"({gold['product'].get(slot)!r})"
+            )
         return errors
 
     def merge(self, other: Tally) -> None:
@@ -104,21 +106,29 @@ def report(lines: list[dict], role: str, show_errors: bool) -> tuple[bool, bool]
             for error in errors:
                 print(f"      {error}")
     print(f"role {role}: {len(picked)} lines")
-    print(f"  {'slot':<9} {'query precision':<16} {'query recall':<16} {'check precision':<16} {'check recall':<16}")
+    print(
+        f"  {'slot':<9} {'query precision':<16} {'query recall':<16} {'check precision':<16} {'check recall':<16}"
+    )
     total = Tally()
     for slot, t in tallies.items():
         if t.q_stated or t.q_gold or t.c_stated or t.c_gold:
             total.merge(t)
-            print(f"  {slot:<9} {_ratio(t.q_right, t.q_stated):<16} {_ratio(t.q_found, t.q_gold):<16} "
-                  f"{_ratio(t.c_right, t.c_stated):<16} {_ratio(t.c_found, t.c_gold):<16}")
-    print(f"  {'overall':<9} {_ratio(total.q_right, total.q_stated):<16} {_ratio(total.q_found, total.q_gold):<16} "
-          f"{_ratio(total.c_right, total.c_stated):<16} {_ratio(total.c_found, total.c_gold):<16}")
+            print(
+                f"  {slot:<9} {_ratio(t.q_right, t.q_stated):<16} {_ratio(t.q_found, t.q_gold):<16} "
+                f"{_ratio(t.c_right, t.c_stated):<16} {_ratio(t.c_found, t.c_gold):<16}"
+            )
+    print(
+        f"  {'overall':<9} {_ratio(total.q_right, total.q_stated):<16} {_ratio(total.q_found, total.q_gold):<16} "
+        f"{_ratio(total.c_right, total.c_stated):<16} {_ratio(total.c_found, total.c_gold):<16}"
+    )
     precise = all(t.c_right >= PRECISION_TARGET * t.c_stated for t in tallies.values())
     type_tally = tallies["type"]
     recalled = type_tally.c_gold > 0 and type_tally.c_found >= TYPE_RECALL_TARGET * type_tally.c_gold
     met = {True: "met", False: "missed"}
-    print(f"targets: precision >= {PRECISION_TARGET:.0%} on every slot (checks): {met[precise]}; "
-          f"type check recall >= {TYPE_RECALL_TARGET:.0%}: {met[recalled]}")
+    print(
+        f"targets: precision >= {PRECISION_TARGET:.0%} on every slot (checks): {met[precise]}; "
+        f"type check recall >= {TYPE_RECALL_TARGET:.0%}: {met[recalled]}"
+    )
     return precise, recalled
 
 

@@ -42,9 +42,14 @@ def main() -> None:
         records = read_records(Path(tmp) / "rl.jsonl")
     rng = random.Random(0)
     rows = [records[i % len(records)] for i in range(args.n)]
-    completions = [corrupt(r["reference"], rng) + " " * (i % 7) for i, r in enumerate(rows)]  # defeat the cache
-    columns = {"label": [r["label"] for r in rows], "rule": [r["rule"] for r in rows],
-               "annotations": [r["annotations"] for r in rows]}
+    completions = [
+        corrupt(r["reference"], rng) + " " * (i % 7) for i, r in enumerate(rows)
+    ]  # defeat the cache
+    columns = {
+        "label": [r["label"] for r in rows],
+        "rule": [r["rule"] for r in rows],
+        "annotations": [r["annotations"] for r in rows],
+    }
     results = {}
     for name, weights in (("rule_aware", None), ("outcome", {"label": 1.0})):
         funcs, _ = make_reward_functions(weights)
@@ -54,8 +59,10 @@ def main() -> None:
             func(completions, **columns)
         seconds = time.perf_counter() - started
         results[name] = args.n / seconds
-        print(f"{name:>10}: {args.n} completions x {len(funcs)} components in {seconds:.2f} s "
-              f"-> {results[name]:,.0f} completions/s")
+        print(
+            f"{name:>10}: {args.n} completions x {len(funcs)} components in {seconds:.2f} s "
+            f"-> {results[name]:,.0f} completions/s"
+        )
     print(f"ratio rule_aware / outcome throughput: {results['rule_aware'] / results['outcome']:.2f}")
 
 

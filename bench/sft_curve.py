@@ -39,8 +39,12 @@ class Curve(TrainerCallback):
             texts = generate_completions(model, self.tokenizer, records, progress=False)
             m = evaluate(records, {r["id"]: t[0] for r, t in zip(records, texts)}, head_rules=HEAD_RULES)
             if name == "w_eval":
-                row |= {"w_eval": m["accuracy"], "head": m["head_accuracy"], "format": m["format_valid"],
-                        "lenient": m["lenient_accuracy"]}
+                row |= {
+                    "w_eval": m["accuracy"],
+                    "head": m["head_accuracy"],
+                    "format": m["format_valid"],
+                    "lenient": m["lenient_accuracy"],
+                }
             else:
                 row[f"{name}_solved"] = m["tail_solved"]
         self.rows.append(row)
@@ -53,7 +57,9 @@ class Curve(TrainerCallback):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", help="ShopRules folder (default: generate default scale into a temp dir)")
     parser.add_argument("--every", type=int, default=250, help="evaluate every N steps")
     parser.add_argument("--n_eval", type=int, default=300, help="w_eval / tail records per evaluation")
@@ -62,10 +68,23 @@ def main() -> None:
     if not known.data:
         generate(data, seed=0, scale="default", progress=False)
     splits = {s: read_records(f"{data}/{s}.jsonl")[: known.n_eval] for s in ("w_eval", "tail")}
-    args = load_config(AgrlSFTConfig, config_path("sft_tiny.yaml"), [
-        "--train_file", f"{data}/sft.jsonl", "--tiny_vocab_files", f"{data}/rl.jsonl",
-        "--output_dir", tempfile.mkdtemp(prefix="agrl-sft-curve-out-"), "--report_to", "none",
-        "--disable_tqdm", "true", *overrides])
+    args = load_config(
+        AgrlSFTConfig,
+        config_path("sft_tiny.yaml"),
+        [
+            "--train_file",
+            f"{data}/sft.jsonl",
+            "--tiny_vocab_files",
+            f"{data}/rl.jsonl",
+            "--output_dir",
+            tempfile.mkdtemp(prefix="agrl-sft-curve-out-"),
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            *overrides,
+        ],
+    )
     holder: dict = {}
 
     class Attach(TrainerCallback):
@@ -79,8 +98,23 @@ def main() -> None:
     curve = holder["curve"]
     if not curve.rows or curve.rows[-1]["step"] != args.max_steps:
         pass
-    print(json.dumps({"config": {k: getattr(args, k) for k in ("max_steps", "learning_rate",
-          "per_device_train_batch_size", "tiny_hidden", "tiny_layers", "tiny_intermediate")}}))
+    print(
+        json.dumps(
+            {
+                "config": {
+                    k: getattr(args, k)
+                    for k in (
+                        "max_steps",
+                        "learning_rate",
+                        "per_device_train_batch_size",
+                        "tiny_hidden",
+                        "tiny_layers",
+                        "tiny_intermediate",
+                    )
+                }
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -25,18 +25,49 @@ from agrl.train.grpo import build_grpo_trainer
 
 def run(kind: str, model: str, data: str, steps: int, out: str) -> dict:
     extra = ["--replay", "true" if kind == "agrl" else "false", "--reward_mode", "rule_aware"]
-    args = load_config(AGRLConfig, None, [
-        "--model_name_or_path", model, "--train_file", f"{data}/rl.jsonl", "--output_dir", out,
-        "--max_steps", str(steps), "--per_device_train_batch_size", "32", "--num_generations", "8",
-        "--max_completion_length", "96", "--learning_rate", "1e-4", "--logging_steps", "1", "--save_strategy", "no",
-        "--report_to", "none", "--seed", "0", "--disable_tqdm", "true", *extra])
+    args = load_config(
+        AGRLConfig,
+        None,
+        [
+            "--model_name_or_path",
+            model,
+            "--train_file",
+            f"{data}/rl.jsonl",
+            "--output_dir",
+            out,
+            "--max_steps",
+            str(steps),
+            "--per_device_train_batch_size",
+            "32",
+            "--num_generations",
+            "8",
+            "--max_completion_length",
+            "96",
+            "--learning_rate",
+            "1e-4",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--seed",
+            "0",
+            "--disable_tqdm",
+            "true",
+            *extra,
+        ],
+    )
     trainer = build_grpo_trainer(args)
     trainer.train()
     history = trainer.state.log_history
     times = [h["step_time"] for h in history if "step_time" in h][1:]  # the first step warms caches up
     triggered = [h["replay/triggered_frac"] for h in history if "replay/triggered_frac" in h]
-    return {"step_time": statistics.median(times), "steps": len(times),
-            "triggered_frac": statistics.fmean(triggered) if triggered else None}
+    return {
+        "step_time": statistics.median(times),
+        "steps": len(times),
+        "triggered_frac": statistics.fmean(triggered) if triggered else None,
+    }
 
 
 def main() -> None:
@@ -50,13 +81,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for kind in runs:
-                runs[kind].append(run(kind, args.model, args.data, args.steps, str(Path(tmp) / f"{kind}{round_}")))
+                runs[kind].append(
+                    run(kind, args.model, args.data, args.steps, str(Path(tmp) / f"{kind}{round_}"))
+                )
     grpo = statistics.median(r["step_time"] for r in runs["grpo_pr"])
     agrl = statistics.median(r["step_time"] for r in runs["agrl"])
     triggered = statistics.fmean(r["triggered_frac"] or 0 for r in runs["agrl"])
     per_run = {kind: [round(r["step_time"], 3) for r in rs] for kind, rs in runs.items()}
     print(f"median step time per run (s): {json.dumps(per_run)}")
-    print(f"GRPO-PR: {grpo:.2f} s/step   AGRL: {agrl:.2f} s/step (replay triggered on {100 * triggered:.0f}% of groups)")
+    print(
+        f"GRPO-PR: {grpo:.2f} s/step   AGRL: {agrl:.2f} s/step (replay triggered on {100 * triggered:.0f}% of groups)"
+    )
     print(f"ratio AGRL / GRPO-PR step time (replay overhead): {agrl / grpo:.2f}")
 
 

@@ -22,7 +22,9 @@ from agrl.rules import default_rulebook
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=Path("results/reproduce/runs/data"))
     parser.add_argument("--n", type=int, default=500, help="records per split, as in the report (eval_n)")
     parser.add_argument("--out", type=Path, default=Path("results/reproduce/constant_answers.json"))
@@ -33,8 +35,16 @@ def main() -> None:
     for split in sorted({s for s, _, _ in COLUMNS}):
         records = read_records(args.data / f"{split}.jsonl")[: args.n]
         for grade, rule in head_rule.items():
-            stated = {r["id"]: render_reasoning(r["annotations"]["query"], r["annotations"]["product"],
-                                                r["annotations"]["checks"], rule.tag, grade) for r in records}
+            stated = {
+                r["id"]: render_reasoning(
+                    r["annotations"]["query"],
+                    r["annotations"]["product"],
+                    r["annotations"]["checks"],
+                    rule.tag,
+                    grade,
+                )
+                for r in records
+            }
             metrics = evaluate(records, stated, book, head_rules=HEAD_RULES)
             for s, metric, title in COLUMNS:
                 value = metrics.get(metric) if s == split else None

@@ -23,11 +23,17 @@ from agrl.reasoning import lenient_label
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/esci"))
     parser.add_argument("--out", type=Path, default=Path("results/esci"))
-    parser.add_argument("--learning-rate", default="5e-5", help="default: the RL arms' (constant schedule, no warmup)")
-    parser.add_argument("--name", default="control", help="results/esci/<name>.json and predictions/smollm2_<name>.jsonl")
+    parser.add_argument(
+        "--learning-rate", default="5e-5", help="default: the RL arms' (constant schedule, no warmup)"
+    )
+    parser.add_argument(
+        "--name", default="control", help="results/esci/<name>.json and predictions/smollm2_<name>.jsonl"
+    )
     args = parser.parse_args()
     summary = json.loads((args.out / "summary.json").read_text())
     budget = EsciBudget(**summary["budget"])
@@ -36,10 +42,26 @@ def main() -> None:
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(budget.seed)).tolist()
     seen = [train[i] for i in order[: budget.rl_steps * 4]]
     write_jsonl(args.work / "data" / "control.jsonl", seen)
-    model, info = sft_smollm2(args.work / "data" / "control.jsonl", args.work / "models" / "smollm2_control", budget,
-                       ["--model_name_or_path", str(args.work / "models" / "smollm2_sft"), "--num_train_epochs", "1",
-                        "--learning_rate", args.learning_rate, "--lr_scheduler_type", "constant", "--warmup_steps", "0"])
-    predicted, meta = judge_predictions(model, dev, budget, args.out / "predictions" / f"smollm2_{args.name}.jsonl")
+    model, info = sft_smollm2(
+        args.work / "data" / "control.jsonl",
+        args.work / "models" / "smollm2_control",
+        budget,
+        [
+            "--model_name_or_path",
+            str(args.work / "models" / "smollm2_sft"),
+            "--num_train_epochs",
+            "1",
+            "--learning_rate",
+            args.learning_rate,
+            "--lr_scheduler_type",
+            "constant",
+            "--warmup_steps",
+            "0",
+        ],
+    )
+    predicted, meta = judge_predictions(
+        model, dev, budget, args.out / "predictions" / f"smollm2_{args.name}.jsonl"
+    )
     gold, groups = [r["label"] for r in dev], [r["query"] for r in dev]
 
     def grades(name: str) -> list:
@@ -48,15 +70,33 @@ def main() -> None:
 
     metrics = label_metrics(gold, predicted)
     metrics["ci"] = bootstrap_by_group(gold, predicted, groups)
-    result = {"records": len(seen), **info, **meta, "metrics": metrics,
-              "agrl_minus_control": {m: paired_by_query(gold, grades("smollm2_agrl"), predicted, groups, m)
-                                     for m in ("accuracy", "macro_f1")},
-              "control_minus_sft": {m: paired_by_query(gold, predicted, grades("smollm2_sft"), groups, m)
-                                    for m in ("accuracy", "macro_f1")}}
+    result = {
+        "records": len(seen),
+        **info,
+        **meta,
+        "metrics": metrics,
+        "agrl_minus_control": {
+            m: paired_by_query(gold, grades("smollm2_agrl"), predicted, groups, m)
+            for m in ("accuracy", "macro_f1")
+        },
+        "control_minus_sft": {
+            m: paired_by_query(gold, predicted, grades("smollm2_sft"), groups, m)
+            for m in ("accuracy", "macro_f1")
+        },
+    }
     write_json(args.out / f"{args.name}.json", result)
-    print(json.dumps({k: v for k, v in result.items() if k != "metrics"} | {
-        "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "ci": metrics["ci"],
-        "predicted_share": metrics["predicted_share"]}, indent=1))
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if k != "metrics"}
+            | {
+                "accuracy": metrics["accuracy"],
+                "macro_f1": metrics["macro_f1"],
+                "ci": metrics["ci"],
+                "predicted_share": metrics["predicted_share"],
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,11 +30,14 @@ def score(model_dir: Path, records: list[dict]) -> dict:
     texts = generate_completions(model, tokenizer, records, progress=False)
     m = evaluate(records, {r["id"]: t[0] for r, t in zip(records, texts)}, head_rules=HEAD_RULES)
     return {k: m[k] for k in ("tail_solved", "tail_n", "head_accuracy", "accuracy", "format_valid")} | {
-        f"solved_{rule}": round(row["solved"], 3) for rule, row in m["per_rule"].items()}
+        f"solved_{rule}": round(row["solved"], 3) for rule, row in m["per_rule"].items()
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sft", required=True, type=Path)
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--steps", type=int, default=60)
@@ -52,16 +55,28 @@ def main() -> None:
     rows = [r for r in previous if r["setting"] != "sft"]
     rows.insert(0, {"setting": "sft", **score(args.sft, dev)})
     print(json.dumps(rows[0]), flush=True)
-    grid = itertools.product(args.levels, args.ks) if args.method in ("agrl", "replay_only") else [(None, None)]
+    grid = (
+        itertools.product(args.levels, args.ks) if args.method in ("agrl", "replay_only") else [(None, None)]
+    )
     for level, k in grid:
         started = time.perf_counter()
         knobs = [] if level is None else ["--guidance_start_level", str(level), "--replay_k", str(k)]
         name = " ".join([args.method, *knobs, *args.extra]).replace("--", "")
         out = args.work / name.replace(" ", "_")
-        train_rl(args.method, args.sft, prompts, args.data, out, TUNING_SEED, budget,
-                 [*knobs, "--eval_every_steps", "0", "--disable_tqdm", "true", *args.extra])
+        train_rl(
+            args.method,
+            args.sft,
+            prompts,
+            args.data,
+            out,
+            TUNING_SEED,
+            budget,
+            [*knobs, "--eval_every_steps", "0", "--disable_tqdm", "true", *args.extra],
+        )
         rows = [r for r in rows if r["setting"] != name]
-        rows.append({"setting": name, "minutes": round((time.perf_counter() - started) / 60, 1), **score(out, dev)})
+        rows.append(
+            {"setting": name, "minutes": round((time.perf_counter() - started) / 60, 1), **score(out, dev)}
+        )
         print(json.dumps(rows[-1]), flush=True)
         write_json(args.out, {"steps": args.steps, "seed": TUNING_SEED, "split": "dev", "rows": rows})
 

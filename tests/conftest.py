@@ -27,6 +27,8 @@ def shoprules_dir(tmp_path_factory):
 def shoprules(shoprules_dir) -> dict[str, list[dict]]:
     """{split: records} of the tiny benchmark (seed 0)."""
     return {
-        split: [json.loads(line) for line in (shoprules_dir / f"{split}.jsonl").read_text("utf-8").splitlines()]
+        split: [
+            json.loads(line) for line in (shoprules_dir / f"{split}.jsonl").read_text("utf-8").splitlines()
+        ]
         for split in SPLITS
     }

@@ -12,8 +12,12 @@ def _record(query: str, title: str, label: int) -> dict:
 
 def test_refit_recovers_thresholds_that_separate_the_grades():
     # overlap 1.0 -> 4, 0.5 -> 3, 0.25 -> 2, 0 -> 1: the shipped thresholds get 3 and 2 wrong.
-    records = [_record("a b c d", "a b c d", 4), _record("a b c d", "a b x y", 3),
-               _record("a b c d", "a x y z", 2), _record("a b c d", "w x y z", 1)] * 5
+    records = [
+        _record("a b c d", "a b c d", 4),
+        _record("a b c d", "a b x y", 3),
+        _record("a b c d", "a x y z", 2),
+        _record("a b c d", "w x y z", 1),
+    ] * 5
     fitted = fit_thresholds(records)
     predicted = [overlap_label(r["query"], r["product"]["title"], fitted) for r in records]
     assert label_metrics([r["label"] for r in records], predicted)["macro_f1"] == 1.0

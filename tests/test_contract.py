@@ -20,11 +20,37 @@ TINY = ["--tiny_hidden", "32", "--tiny_layers", "1", "--tiny_heads", "2", "--tin
 @pytest.fixture(scope="module")
 def label_first_model(shoprules_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sft_label_first")
-    run_sft(load_config(AgrlSFTConfig, None, [
-        "--train_file", str(shoprules_dir / "sft.jsonl"), "--output_dir", str(out), "--max_train_samples", "32",
-        "--per_device_train_batch_size", "16", "--max_steps", "2", "--save_strategy", "no", "--report_to", "none",
-        "--disable_tqdm", "true", "--reasoning_format", "label_first", "--system_prompt", "true",
-        "--rulebook_in_prompt", "true", *TINY]))
+    run_sft(
+        load_config(
+            AgrlSFTConfig,
+            None,
+            [
+                "--train_file",
+                str(shoprules_dir / "sft.jsonl"),
+                "--output_dir",
+                str(out),
+                "--max_train_samples",
+                "32",
+                "--per_device_train_batch_size",
+                "16",
+                "--max_steps",
+                "2",
+                "--save_strategy",
+                "no",
+                "--report_to",
+                "none",
+                "--disable_tqdm",
+                "true",
+                "--reasoning_format",
+                "label_first",
+                "--system_prompt",
+                "true",
+                "--rulebook_in_prompt",
+                "true",
+                *TINY,
+            ],
+        )
+    )
     return out
 
 
@@ -40,13 +66,16 @@ def test_a_folder_without_a_contract_gets_the_defaults(tmp_path):
     assert load_contract(tmp_path) == PromptContract()
 
 
-@pytest.mark.parametrize(("content", "field"), [
-    ('{"reasoning_format": "yaml"}', "reasoning_format"),
-    ('{"system_prompt": "yes"}', "system_prompt"),
-    ('{"rulebook_yaml": "rules: []"}', "rulebook_yaml"),
-    ('{"flavour": 1}', "flavour"),
-    ("not json", "cannot read"),
-])
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ('{"reasoning_format": "yaml"}', "reasoning_format"),
+        ('{"system_prompt": "yes"}', "system_prompt"),
+        ('{"rulebook_yaml": "rules: []"}', "rulebook_yaml"),
+        ('{"flavour": 1}', "flavour"),
+        ("not json", "cannot read"),
+    ],
+)
 def test_a_bad_contract_names_the_file_and_field(tmp_path, content, field):
     (tmp_path / CONTRACT_FILE).write_text(content)
     with pytest.raises(ValueError, match=field) as info:
@@ -79,18 +108,49 @@ def test_predict_with_a_contradicting_flag_fails_before_writing(label_first_mode
         if name.name != CONTRACT_FILE:
             (other / name.name).write_bytes(name.read_bytes())
     save_contract(other, PromptContract(system_prompt=False))
-    done = subprocess.run([sys.executable, "-m", "agrl.cli", "predict", "--model", str(other), "--data",
-                           str(shoprules_dir / "b_eval.jsonl"), "--out", str(out), "--system-prompt"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agrl.cli",
+            "predict",
+            "--model",
+            str(other),
+            "--data",
+            str(shoprules_dir / "b_eval.jsonl"),
+            "--out",
+            str(out),
+            "--system-prompt",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0 and "contradicts" in done.stderr and not out.exists()
 
 
 def test_rl_from_a_folder_must_prompt_it_as_it_was_trained(label_first_model, shoprules_dir, tmp_path):
     from agrl.train.grpo import build_grpo_trainer
 
-    args = load_config(AGRLConfig, None, [
-        "--model_name_or_path", str(label_first_model), "--train_file", str(shoprules_dir / "rl.jsonl"),
-        "--output_dir", str(tmp_path), "--max_train_samples", "8", "--per_device_train_batch_size", "8",
-        "--num_generations", "4", "--report_to", "none"])
+    args = load_config(
+        AGRLConfig,
+        None,
+        [
+            "--model_name_or_path",
+            str(label_first_model),
+            "--train_file",
+            str(shoprules_dir / "rl.jsonl"),
+            "--output_dir",
+            str(tmp_path),
+            "--max_train_samples",
+            "8",
+            "--per_device_train_batch_size",
+            "8",
+            "--num_generations",
+            "4",
+            "--report_to",
+            "none",
+        ],
+    )
     with pytest.raises(ValueError, match="reasoning_format"):
         build_grpo_trainer(args)

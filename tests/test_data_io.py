@@ -16,7 +16,12 @@ from agrl.data.io import DataError, atomic_write_text, read_predictions, read_re
 GOOD = {
     "id": "a1",
     "query": "nike running shoes",
-    "product": {"title": "Nike Pegasus Running Shoes", "brand": "nike", "price": 89.99, "attributes": {"closure": "laces"}},
+    "product": {
+        "title": "Nike Pegasus Running Shoes",
+        "brand": "nike",
+        "price": 89.99,
+        "attributes": {"closure": "laces"},
+    },
     "label": 4,
     "rule": "R12",
 }
@@ -50,20 +55,29 @@ def test_read_jsonl(tmp_path):
     assert [r["id"] for r in records] == ["a1", "7"]
     assert [r["label"] for r in records] == [4, 3]
     assert records[0]["product"] == GOOD["product"]
-    assert read_records(write_lines(tmp_path / "u.jsonl", [json.dumps(without(GOOD, "label"))]), require_label=False)
+    assert read_records(
+        write_lines(tmp_path / "u.jsonl", [json.dumps(without(GOOD, "label"))]), require_label=False
+    )
 
 
 def test_read_csv_flat_product_columns(tmp_path):
     path = tmp_path / "d.csv"
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "query", "product_title", "product_brand", "product_price", "product_attributes", "label"])
-        writer.writerow(["1", "nike shoes", "Nike Pegasus, Running Shoes", "nike", "89.99", '{"closure": "laces"}', "4"])
+        writer.writerow(
+            ["id", "query", "product_title", "product_brand", "product_price", "product_attributes", "label"]
+        )
+        writer.writerow(
+            ["1", "nike shoes", "Nike Pegasus, Running Shoes", "nike", "89.99", '{"closure": "laces"}', "4"]
+        )
         writer.writerow(["2", "adidas shoes", "Adidas Ultraboost", "adidas", "120", "{}", "2"])
     records = read_records(path)
     assert [r["id"] for r in records] == ["1", "2"]
     assert records[0]["product"] == {
-        "title": "Nike Pegasus, Running Shoes", "brand": "nike", "price": 89.99, "attributes": {"closure": "laces"},
+        "title": "Nike Pegasus, Running Shoes",
+        "brand": "nike",
+        "price": 89.99,
+        "attributes": {"closure": "laces"},
     }
     assert records[1]["product"]["price"] == 120.0
     assert [r["label"] for r in records] == [4, 2]
@@ -71,15 +85,17 @@ def test_read_csv_flat_product_columns(tmp_path):
 
 def test_read_parquet_flat_product_columns(tmp_path):
     path = tmp_path / "d.parquet"
-    table = pa.table({
-        "id": ["p1", "p2"],
-        "query": ["kettle without cord", "sony tv"],
-        "product_title": ["Breville Cordless Kettle", "Sony Bravia 55 inch"],
-        "product_price": [39.5, None],
-        "product_color": [None, "black"],
-        "label": [4, 3],
-        "annotations": ['{"query": {"type": "kettle"}}', None],
-    })
+    table = pa.table(
+        {
+            "id": ["p1", "p2"],
+            "query": ["kettle without cord", "sony tv"],
+            "product_title": ["Breville Cordless Kettle", "Sony Bravia 55 inch"],
+            "product_price": [39.5, None],
+            "product_color": [None, "black"],
+            "label": [4, 3],
+            "annotations": ['{"query": {"type": "kettle"}}', None],
+        }
+    )
     pq.write_table(table, path)
     records = read_records(path)
     assert [r["id"] for r in records] == ["p1", "p2"]
@@ -142,7 +158,9 @@ def test_malformed_jsonl_row(tmp_path, case):
 
 
 def test_duplicate_id_names_both_lines(tmp_path):
-    path = write_lines(tmp_path / "dup.jsonl", [json.dumps(GOOD), json.dumps(row(id="other")), json.dumps(GOOD)])
+    path = write_lines(
+        tmp_path / "dup.jsonl", [json.dumps(GOOD), json.dumps(row(id="other")), json.dumps(GOOD)]
+    )
     with pytest.raises(DataError) as info:
         read_records(path)
     message = str(info.value)
@@ -225,7 +243,9 @@ def test_malformed_csv_row(tmp_path, bad, field):
 
 def test_malformed_parquet_row(tmp_path):
     path = tmp_path / "d.parquet"
-    pq.write_table(pa.table({"id": ["a", "b"], "query": ["q", "q"], "product_title": ["t", "t"], "label": [4, 9]}), path)
+    pq.write_table(
+        pa.table({"id": ["a", "b"], "query": ["q", "q"], "product_title": ["t", "t"], "label": [4, 9]}), path
+    )
     with pytest.raises(DataError) as info:
         read_records(path)
     assert str(path) in str(info.value) and ":2" in str(info.value) and "`label`" in str(info.value)
@@ -245,7 +265,9 @@ def test_csv_empty_optional_cell_means_missing(tmp_path, column):
 @pytest.mark.parametrize("column", ["annotations", "product_attributes"])
 def test_csv_invalid_json_cell_is_a_data_error(tmp_path, column):
     header = ["id", "query", "product_title", "label", column]
-    path = write_csv(tmp_path / "d.csv", header, [["a", "q", "t", "4", "{}"], ["b", "q", "t", "4", "{not json"]])
+    path = write_csv(
+        tmp_path / "d.csv", header, [["a", "q", "t", "4", "{}"], ["b", "q", "t", "4", "{not json"]]
+    )
     with pytest.raises(DataError) as info:
         read_records(path)
     message = str(info.value)
@@ -255,7 +277,9 @@ def test_csv_invalid_json_cell_is_a_data_error(tmp_path, column):
 
 def test_csv_line_numbers_count_physical_lines(tmp_path):
     # a quoted title spanning two lines: the bad row starts on physical line 4
-    path = write_csv(tmp_path / "d.csv", CSV_HEADER, [["a", "q", "Nike\nShoes", "1", "4"], ["b", "", "t", "1", "4"]])
+    path = write_csv(
+        tmp_path / "d.csv", CSV_HEADER, [["a", "q", "Nike\nShoes", "1", "4"], ["b", "", "t", "1", "4"]]
+    )
     assert path.read_text().count("\n") == 4
     with pytest.raises(DataError) as info:
         read_records(path)

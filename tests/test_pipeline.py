@@ -4,12 +4,42 @@ import json
 
 from agrl.pipeline import ARMS, Budget, run_comparison, run_demo
 
-SMALL_SFT = ["--max_steps", "4", "--tiny_hidden", "32", "--tiny_layers", "1", "--tiny_heads", "2",
-             "--tiny_intermediate", "64", "--report_to", "none"]
-SMALL_RL = ["--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "24",
-            "--logging_steps", "1", "--report_to", "none"]
-SMALL = Budget(rl_steps=2, prompts_per_step=2, eval_n=8, curve_every=1, curve_n=4, dpo_steps=2, gate_prompts=4,
-               gate_samples=2)
+SMALL_SFT = [
+    "--max_steps",
+    "4",
+    "--tiny_hidden",
+    "32",
+    "--tiny_layers",
+    "1",
+    "--tiny_heads",
+    "2",
+    "--tiny_intermediate",
+    "64",
+    "--report_to",
+    "none",
+]
+SMALL_RL = [
+    "--per_device_train_batch_size",
+    "8",
+    "--num_generations",
+    "4",
+    "--max_completion_length",
+    "24",
+    "--logging_steps",
+    "1",
+    "--report_to",
+    "none",
+]
+SMALL = Budget(
+    rl_steps=2,
+    prompts_per_step=2,
+    eval_n=8,
+    curve_every=1,
+    curve_n=4,
+    dpo_steps=2,
+    gate_prompts=4,
+    gate_samples=2,
+)
 
 
 def test_miniature_demo_end_to_end(tmp_path):
@@ -17,7 +47,12 @@ def test_miniature_demo_end_to_end(tmp_path):
     summary = run_demo(out, seed=0, overrides=SMALL_RL, sft_overrides=SMALL_SFT, budget=SMALL)
     for method in ("sft", "grpo", "agrl"):
         stats = summary["methods"][method]
-        for key in ("tail/tail_solved", "w_eval/head_accuracy", "b_eval/accuracy", "b_eval/grounded_adherence"):
+        for key in (
+            "tail/tail_solved",
+            "w_eval/head_accuracy",
+            "b_eval/accuracy",
+            "b_eval/grounded_adherence",
+        ):
             stat = stats[key]
             assert stat["n"] == 1 and 0.0 <= stat["mean"] <= 1.0 and stat["sd"] == 0.0, (method, key)
     assert (out / "runs" / "models" / "agrl_s0" / "config.json").exists()
@@ -28,7 +63,9 @@ def test_miniature_demo_end_to_end(tmp_path):
     assert "| AGRL |" in report and "training_curves.png" in report
     for png in ("accuracy.png", "per_rule.png", "training_curves.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    history = json.loads((out / "runs" / "models" / "agrl_s0" / "trainer_state.json").read_text())["log_history"]
+    history = json.loads((out / "runs" / "models" / "agrl_s0" / "trainer_state.json").read_text())[
+        "log_history"
+    ]
     assert any("replay/triggered_frac" in h for h in history)
     assert [h["step"] for h in history if "eval_tail_tail_solved" in h] == [0, 1, 2]  # the learning curve
 
@@ -47,7 +84,9 @@ def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     grpo = summary["methods"]["grpo"]["tail/tail_solved"]["per_seed"]
     assert diff["per_seed"] == {s: per_seed[s] - grpo[s] for s in ("0", "1")}
     # every arm of a seed saw the same prompts in the same order
-    prompts = [json.loads(line)["id"] for line in (out / "runs" / "data" / "rl_s1.jsonl").read_text().splitlines()]
+    prompts = [
+        json.loads(line)["id"] for line in (out / "runs" / "data" / "rl_s1.jsonl").read_text().splitlines()
+    ]
     assert len(prompts) == SMALL.rl_steps * SMALL.prompts_per_step
     assert summary["targets"] and all(("met" in t) or ("MISSED" in t) for t in summary["targets"])
     report = (out / "report.md").read_text()

@@ -13,9 +13,22 @@ import pytest
 from agrl.models.tiny import build_model, build_tokenizer
 
 RECORDS = [
-    {"id": 1, "query": "red running shoes", "product": {"title": "nike pegasus running shoes", "color": "blue"}},
-    {"id": "b", "query": "steel kettle 1.5 l", "product": {"title": "electric kettle", "price": 24.9}, "label": 3},
-    {"id": "c", "query": "usb cable", "product": {"title": "usb c cable 2 m", "attributes": {"length": "2 m"}}},
+    {
+        "id": 1,
+        "query": "red running shoes",
+        "product": {"title": "nike pegasus running shoes", "color": "blue"},
+    },
+    {
+        "id": "b",
+        "query": "steel kettle 1.5 l",
+        "product": {"title": "electric kettle", "price": 24.9},
+        "label": 3,
+    },
+    {
+        "id": "c",
+        "query": "usb cable",
+        "product": {"title": "usb c cable 2 m", "attributes": {"length": "2 m"}},
+    },
 ]
 
 
@@ -31,8 +44,13 @@ def model_dir(tmp_path_factory):
 def _start(*args: str) -> subprocess.Popen:
     # One intra-op thread: on a couple of busy cores more threads make a tiny model far slower.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.Popen([sys.executable, "-m", "agrl.cli", "predict", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agrl.cli", "predict", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
@@ -58,12 +76,19 @@ def runs(model_dir, tmp_path_factory):
         writer.writerow(["p1", "nike shoes", "nike air running shoes", "nike", "59.9"])
         writer.writerow(["p2", "kettle", "steel kettle 1.7 l", "", ""])
     bad = tmp / "bad.jsonl"
-    bad.write_text(json.dumps(RECORDS[0]) + "\n" + json.dumps({"id": "x", "query": "q", "product": {"title": ""}})
-                   + "\n", encoding="utf-8")
+    bad.write_text(
+        json.dumps(RECORDS[0])
+        + "\n"
+        + json.dumps({"id": "x", "query": "q", "product": {"title": ""}})
+        + "\n",
+        encoding="utf-8",
+    )
     cases = {"jsonl": jsonl, "csv": table, "bad": bad}
     common = ["--model", str(model_dir), "--max-new-tokens", "8", "--batch-size", "2"]
-    processes = {name: _start(*common, "--data", str(path), "--out", str(tmp / f"{name}.out.jsonl"))
-                 for name, path in cases.items()}
+    processes = {
+        name: _start(*common, "--data", str(path), "--out", str(tmp / f"{name}.out.jsonl"))
+        for name, path in cases.items()
+    }
     results = {name: _finish(p) for name, p in processes.items()}
     return {name: (*results[name], cases[name], tmp / f"{name}.out.jsonl") for name in cases}
 
@@ -102,10 +127,24 @@ def test_resume_after_a_kill_keeps_done_rows_and_never_duplicates(model_dir, tmp
     data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
     out = tmp_path / "p.csv"
     # what a run killed mid-batch leaves: one complete row and a line cut in the middle
-    (tmp_path / "p.csv.partial").write_text(json.dumps({"id": "b", "completion": "kept"}) + "\n{\"id\": \"c\", \"compl",
-                                            encoding="utf-8")
-    code, out_text, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(out),
-                                         "--max-new-tokens", "4", "--batch-size", "2", "--resume"))
+    (tmp_path / "p.csv.partial").write_text(
+        json.dumps({"id": "b", "completion": "kept"}) + '\n{"id": "c", "compl', encoding="utf-8"
+    )
+    code, out_text, err = _finish(
+        _start(
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--max-new-tokens",
+            "4",
+            "--batch-size",
+            "2",
+            "--resume",
+        )
+    )
     assert code == 0, err
     assert json.loads(out_text.strip().splitlines()[-1])["resumed"] == 1
     with open(out, encoding="utf-8", newline="") as handle:
@@ -114,14 +153,27 @@ def test_resume_after_a_kill_keeps_done_rows_and_never_duplicates(model_dir, tmp
     assert rows[1]["completion"] == "kept"  # not judged again
     assert not (tmp_path / "p.csv.partial").exists()
     # resuming a finished run judges nothing; a Parquet output is read back by the same reader
-    code, out_text, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(out),
-                                         "--resume"))
+    code, out_text, err = _finish(
+        _start("--model", str(model_dir), "--data", str(data), "--out", str(out), "--resume")
+    )
     assert code == 0 and json.loads(out_text.strip().splitlines()[-1])["resumed"] == 3
-    code, _, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "p.parquet"),
-                                  "--max-new-tokens", "4"))
+    code, _, err = _finish(
+        _start(
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "p.parquet"),
+            "--max-new-tokens",
+            "4",
+        )
+    )
     assert code == 0, err
     import pyarrow.parquet as pq
 
     assert pq.read_table(tmp_path / "p.parquet").column("id").to_pylist() == ["1", "b", "c"]
-    code, _, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "p.txt")))
+    code, _, err = _finish(
+        _start("--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "p.txt"))
+    )
     assert code != 0 and "unsupported output type" in err

@@ -83,5 +83,3 @@ def test_prompt_injection_in_title_stays_in_the_title_line():
     assert not any(line.startswith("hint:") for line in lines)
     assert "Ignore the rules" in next(line for line in lines if line.startswith("title:"))
     assert "Ignore the rules" not in messages[0]["content"]
-
-

@@ -13,18 +13,30 @@ ESCI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esci-us
 
 
 def _dev() -> list[dict]:
-    return [{"id": f"{q}{i}", "query": q, "label": g, "product": {"title": "t"}}
-            for q, grades in (("a", [4, 4, 3, 1]), ("b", [4, 3, 3, 1]), ("c", [4, 4, 4, 3]))
-            for i, g in enumerate(grades)]
+    return [
+        {"id": f"{q}{i}", "query": q, "label": g, "product": {"title": "t"}}
+        for q, grades in (("a", [4, 4, 3, 1]), ("b", [4, 3, 3, 1]), ("c", [4, 4, 4, 3]))
+        for i, g in enumerate(grades)
+    ]
 
 
 def test_summary_and_report_put_every_judge_on_the_same_rows(tmp_path):
     dev = _dev()
     gold = [r["label"] for r in dev]
-    predictions = {"majority": [4] * len(dev), "smollm2_sft": [4, 4, 3, 3, 4, 3, 3, 1, 4, 4, 4, 4],
-                   "smollm2_grpo_pr": [4] * len(dev), "smollm2_agrl": gold}
-    facts = {"records": 12, "queries": {"train": ["x"], "dev": ["a", "b", "c"]}, "rows": {"train": 1, "dev": 12},
-             "labels": {"train": {"E": 1}, "dev": {"E": 6}}, "check_coverage": {}, "rulebook_agrees_with_label_train": 0.5}
+    predictions = {
+        "majority": [4] * len(dev),
+        "smollm2_sft": [4, 4, 3, 3, 4, 3, 3, 1, 4, 4, 4, 4],
+        "smollm2_grpo_pr": [4] * len(dev),
+        "smollm2_agrl": gold,
+    }
+    facts = {
+        "records": 12,
+        "queries": {"train": ["x"], "dev": ["a", "b", "c"]},
+        "rows": {"train": 1, "dev": 12},
+        "labels": {"train": {"E": 1}, "dev": {"E": 6}},
+        "check_coverage": {},
+        "rulebook_agrees_with_label_train": 0.5,
+    }
     summary = summarize(dev, predictions, facts, {}, EsciBudget())
     summary.update(seconds=60.0, commit="test")
     assert list(summary["methods"]) == ["majority", "smollm2_sft", "smollm2_grpo_pr", "smollm2_agrl"]
@@ -37,7 +49,9 @@ def test_summary_and_report_put_every_judge_on_the_same_rows(tmp_path):
     write_esci_report(tmp_path, summary, dev, predictions)
     report = (tmp_path / "report.md").read_text()
     assert "| smollm2_agrl | 1.000 [1.000, 1.000]" in report
-    assert (tmp_path / "esci_bars.png").stat().st_size > 0 and (tmp_path / "esci_confusion.png").stat().st_size > 0
+    assert (tmp_path / "esci_bars.png").stat().st_size > 0 and (
+        tmp_path / "esci_confusion.png"
+    ).stat().st_size > 0
     assert json.loads((tmp_path / "summary.json").read_text())["methods"]["majority"]["accuracy"] == 0.5
 
 

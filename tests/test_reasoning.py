@@ -69,7 +69,9 @@ def test_reference_round_trip_on_shoprules(shoprules, split):
         notes = record["annotations"]
         rule = rulebook.get(record["rule"])
         for fmt in FORMATS:
-            text = render_reasoning(notes["query"], notes["product"], notes["checks"], rule.tag, record["label"], fmt)
+            text = render_reasoning(
+                notes["query"], notes["product"], notes["checks"], rule.tag, record["label"], fmt
+            )
             parsed = parse_reasoning(text, fmt)
             assert parsed.ok, (record["id"], fmt, parsed)
             assert parsed.query == {k: normalize_value(v) for k, v in notes["query"].items()}
@@ -107,7 +109,9 @@ def test_render_prefix_is_a_prefix_of_the_full_reasoning(shoprules, lines):
         assert record["reference"].startswith(prefix)
         n_lines = len(notes["checks"]) if lines is None else min(lines, len(notes["checks"]))
         assert prefix.count("\n") == 1 + n_lines + (lines is None)
-        with_rule = render_prefix(notes["query"], notes["product"], notes["checks"], rule_tag=rulebook.get(record["rule"]).tag)
+        with_rule = render_prefix(
+            notes["query"], notes["product"], notes["checks"], rule_tag=rulebook.get(record["rule"]).tag
+        )
         assert record["reference"].startswith(with_rule) and with_rule.rstrip().endswith("</rule>")
         assert "<answer>" not in with_rule
 
@@ -124,12 +128,16 @@ def test_whitespace_between_and_inside_sections_is_tolerated():
     shouty = GOLD.replace("nike", "  NIKE ")
     assert parse_reasoning(shouty) == parse_reasoning(GOLD)
     # a tokenizer that eats the newline after <checks> still gives a parseable text
-    assert parse_reasoning(GOLD.replace("<checks>\n", "<checks> ").replace("\n</checks>", "</checks>")) == parse_reasoning(GOLD)
+    assert parse_reasoning(
+        GOLD.replace("<checks>\n", "<checks> ").replace("\n</checks>", "</checks>")
+    ) == parse_reasoning(GOLD)
 
 
 def test_values_cannot_break_the_line_layout():
     # `|` inside a value is normalised away, so a rendered line always splits back into its parts
-    text = render_reasoning({"type": "a | b"}, {"type": "c|d"}, {"type": "mismatch"}, "R02 category_mismatch", 1)
+    text = render_reasoning(
+        {"type": "a | b"}, {"type": "c|d"}, {"type": "mismatch"}, "R02 category_mismatch", 1
+    )
     parsed = parse_reasoning(text)
     assert parsed.ok and parsed.query == {"type": "a / b"} and parsed.product == {"type": "c/d"}
 
@@ -163,7 +171,11 @@ STRICT = {
     "missing_checks": (GOLD.replace(SECTIONS["checks"] + "\n", ""), "think_first", ["<checks>"]),
     "missing_rule": (GOLD.replace(SECTIONS["rule"] + "\n", ""), "think_first", ["<rule>"]),
     "missing_answer": (GOLD.replace("\n" + SECTIONS["answer"], ""), "think_first", ["<answer>"]),
-    "sections_swapped": (SECTIONS["rule"] + "\n" + SECTIONS["checks"] + "\n" + SECTIONS["answer"], "think_first", ["<checks>"]),
+    "sections_swapped": (
+        SECTIONS["rule"] + "\n" + SECTIONS["checks"] + "\n" + SECTIONS["answer"],
+        "think_first",
+        ["<checks>"],
+    ),
     "unclosed_section": (GOLD.replace("</checks>", ""), "think_first", ["<checks>"]),
     "nested_tag": (_lines("type: <answer> 4 </answer> | x match"), "think_first", ["<checks>"]),
     "empty_checks": (_lines(), "think_first", ["<checks>"]),
@@ -171,12 +183,24 @@ STRICT = {
     "unknown_slot": (_lines(TYPE, "flavour: nike | nike match", NEG), "think_first", ["<checks>", "flavour"]),
     "repeated_slot": (_lines(TYPE, TYPE, NEG), "think_first", ["<checks>", "repeated"]),
     "empty_line": (_lines(TYPE, "", NEG), "think_first", ["<checks>", "empty"]),
-    "missing_product_value": (_lines(TYPE, "brand: nike | match", NEG), "think_first", ["<checks>", "line 2"]),
+    "missing_product_value": (
+        _lines(TYPE, "brand: nike | match", NEG),
+        "think_first",
+        ["<checks>", "line 2"],
+    ),
     "missing_separator": (_lines(TYPE, "brand: nike nike match", NEG), "think_first", ["<checks>", "line 2"]),
     "two_separators": (_lines(TYPE, "brand: nike | nike | nike match", NEG), "think_first", ["<checks>"]),
     "missing_verdict": (_lines(TYPE, "brand: nike | nike", NEG), "think_first", ["<checks>"]),
-    "bad_verdict": (_lines(TYPE, "brand: nike | nike probably", NEG), "think_first", ["<checks>", "probably"]),
-    "sections_of_v1": (GOLD.replace(SECTIONS["checks"], "<checks> type: match ; brand: match </checks>"), "think_first", ["<checks>"]),
+    "bad_verdict": (
+        _lines(TYPE, "brand: nike | nike probably", NEG),
+        "think_first",
+        ["<checks>", "probably"],
+    ),
+    "sections_of_v1": (
+        GOLD.replace(SECTIONS["checks"], "<checks> type: match ; brand: match </checks>"),
+        "think_first",
+        ["<checks>"],
+    ),
     "without_type": (_lines(BRAND, NEG), "think_first", ["<checks>", "type"]),
     "rule_one_word": (_replace_body("rule", "R03"), "think_first", ["<rule>"]),
     "rule_three_words": (_replace_body("rule", "R03 negation violated"), "think_first", ["<rule>"]),
@@ -265,9 +289,27 @@ def test_total_on_megabyte_strings(seed_text, where):
     assert_total(result, text)
 
 
-TAGS = [f"<{n}>" for n in THINK_FIRST] + [f"</{n}>" for n in THINK_FIRST] + ["<think>", "</think>", "<>", "</>"]
-PIECES = TAGS + ["type: shoes | shoes match", "brand: nike", " | ", "|", ":", "match", "mismatch",
-                 "R01 accessory_vs_main", "1", "2", "4", "5", " ", "\n", "-", "x"]
+TAGS = (
+    [f"<{n}>" for n in THINK_FIRST] + [f"</{n}>" for n in THINK_FIRST] + ["<think>", "</think>", "<>", "</>"]
+)
+PIECES = TAGS + [
+    "type: shoes | shoes match",
+    "brand: nike",
+    " | ",
+    "|",
+    ":",
+    "match",
+    "mismatch",
+    "R01 accessory_vs_main",
+    "1",
+    "2",
+    "4",
+    "5",
+    " ",
+    "\n",
+    "-",
+    "x",
+]
 
 
 @FAST

@@ -40,7 +40,11 @@ def test_zero_std_groups_detects_ties_only():
     assert zero_std_groups([0.5, 0.5, 0.5, 0.5, 0.1, 0.9, 0.5, 0.5], 4) == [True, False]
 
 
-@given(st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=16), st.integers(0, 20), st.integers(0, 10))
+@given(
+    st.lists(st.floats(-1, 1, allow_nan=False), min_size=1, max_size=16),
+    st.integers(0, 20),
+    st.integers(0, 10),
+)
 def test_select_replaced_takes_the_lowest(rewards, k, seed):
     chosen = select_replaced(rewards, k, random.Random(seed))
     assert len(chosen) == min(k, len(rewards))
@@ -59,7 +63,10 @@ def record(shoprules_dir):
 def test_prefix_guidance_levels_are_growing_gold_prefixes(record):
     book = default_rulebook()
     notes = record["annotations"]
-    texts = [build_guidance(notes, record["rule"], record["label"], lvl, "prefix", book).prefix for lvl in (1, 2, 3)]
+    texts = [
+        build_guidance(notes, record["rule"], record["label"], lvl, "prefix", book).prefix
+        for lvl in (1, 2, 3)
+    ]
     assert all(record["reference"].startswith(t) for t in texts)
     assert len(texts[0]) <= len(texts[1]) < len(texts[2])
     # level 1 stops right after the deciding check's line (R03: the negation line)
@@ -89,7 +96,9 @@ def test_level_one_reaches_the_deciding_line_for_every_rule(shoprules):
 def test_hint_guidance_names_rule_then_checks_then_prefix(record):
     book = default_rulebook()
     notes = record["annotations"]
-    g1, g2, g3 = (build_guidance(notes, record["rule"], record["label"], lvl, "hint", book) for lvl in (1, 2, 3))
+    g1, g2, g3 = (
+        build_guidance(notes, record["rule"], record["label"], lvl, "hint", book) for lvl in (1, 2, 3)
+    )
     assert record["rule"] in g1.hint and "negation_violated" in g1.hint and not g1.has_prefix
     assert "checks:" in g2.hint and "negation: mismatch" in g2.hint and not g2.has_prefix
     assert g3.has_prefix and g3.prefix.startswith("<checks>") and "<rule>" not in g3.prefix
@@ -99,8 +108,15 @@ def test_guidance_needs_ground_truth():
     book = default_rulebook()
     assert build_guidance({}, None, 4, 1, "prefix", book) is None
     assert build_guidance({}, None, None, 1, "hint", book) is None  # no rule and no grade: nothing to hint
-    partial = {"query": {"brand": "nike"}, "product": {"brand": "puma"}, "checks": {"brand": "mismatch"}, "partial": True}
-    assert build_guidance(partial, None, 2, 3, "prefix", book) is None  # no `type` line: no gold prefix exists
+    partial = {
+        "query": {"brand": "nike"},
+        "product": {"brand": "puma"},
+        "checks": {"brand": "mismatch"},
+        "partial": True,
+    }
+    assert (
+        build_guidance(partial, None, 2, 3, "prefix", book) is None
+    )  # no `type` line: no gold prefix exists
     with pytest.raises(ValueError):
         build_guidance({}, "R01", 1, 1, "bogus", book)
 
@@ -109,8 +125,12 @@ def test_partial_annotations_still_guide():
     # real data: no deciding rule, some slots. Hint mode hints the gold grade (+ the annotated checks);
     # prefix mode forces the annotated lines when they start with `type`.
     book = default_rulebook()
-    partial = {"query": {"type": "shoes", "brand": "nike"}, "product": {"type": "shoes", "brand": "puma"},
-               "checks": {"type": "match", "brand": "mismatch"}, "partial": True}
+    partial = {
+        "query": {"type": "shoes", "brand": "nike"},
+        "product": {"type": "shoes", "brand": "puma"},
+        "checks": {"type": "match", "brand": "mismatch"},
+        "partial": True,
+    }
     g1 = build_guidance(partial, None, 2, 1, "hint", book)
     assert g1.hint == "the grade is 2" and not g1.has_prefix
     g2 = build_guidance(partial, None, 2, 2, "hint", book)
@@ -124,8 +144,10 @@ def test_partial_annotations_still_guide():
 ESCI_SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/esci-us-sample"
 
 
-@pytest.mark.skipif(not (ESCI_SAMPLE / "shopping_queries_dataset_examples.parquet").is_file(),
-                    reason=f"ESCI sample not found at {ESCI_SAMPLE} (shared data not mounted)")
+@pytest.mark.skipif(
+    not (ESCI_SAMPLE / "shopping_queries_dataset_examples.parquet").is_file(),
+    reason=f"ESCI sample not found at {ESCI_SAMPLE} (shared data not mounted)",
+)
 def test_every_esci_record_can_be_guided_in_hint_mode():
     from agrl.data.esci import load_esci
 
@@ -136,7 +158,9 @@ def test_every_esci_record_can_be_guided_in_hint_mode():
         assert g is not None and g.hint.startswith(f"the grade is {record['label']}")
     # prefix mode needs a `type` line, which today's ESCI annotator never writes: counted, not silent
     guided = [build_guidance(r["annotations"], None, r["label"], 1, "prefix", book) for r in records]
-    assert all(g is None for g in guided) == all("type" not in (r["annotations"].get("checks") or {}) for r in records)
+    assert all(g is None for g in guided) == all(
+        "type" not in (r["annotations"].get("checks") or {}) for r in records
+    )
 
 
 def test_level_rises_on_every_stagnant_visit_and_falls_on_recovery():
@@ -191,9 +215,14 @@ def test_a_new_guidance_mode_is_one_registered_function(record, monkeypatch):
     def grade_hint(notes, rule, label, level, complete):
         return Guidance(level, f"the grade is {label}", "")
 
-    g = build_guidance(record["annotations"], record["rule"], record["label"], 5, "grade_hint", default_rulebook())
+    g = build_guidance(
+        record["annotations"], record["rule"], record["label"], 5, "grade_hint", default_rulebook()
+    )
     assert g == Guidance(3, f"the grade is {record['label']}", "")  # levels are clamped for every mode
-    assert load_config(AGRLConfig, None, ["--output_dir", "o", "--guidance_mode", "grade_hint"]).guidance_mode == "grade_hint"
+    assert (
+        load_config(AGRLConfig, None, ["--output_dir", "o", "--guidance_mode", "grade_hint"]).guidance_mode
+        == "grade_hint"
+    )
     with pytest.raises(ValueError, match="already registered"):
         register_guidance_mode("grade_hint")(grade_hint)
     with pytest.raises(ValueError, match="known: .*grade_hint.*hint.*prefix"):

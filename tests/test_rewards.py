@@ -45,7 +45,9 @@ def render(record: dict, fmt: str = "think_first", **change) -> str:
         "label": record["label"],
     }
     parts.update(change)
-    return render_reasoning(parts["query"], parts["product"], parts["checks"], parts["rule_tag"], parts["label"], fmt)
+    return render_reasoning(
+        parts["query"], parts["product"], parts["checks"], parts["rule_tag"], parts["label"], fmt
+    )
 
 
 def honest_wrong(record: dict, label: int | None = None) -> str:
@@ -91,7 +93,9 @@ def test_outcome_weights_score_only_the_label(records):
 
 # --- every single-step corruption costs ------------------------------------------------------------
 
-VALUE = st.text("abcdefghijklmnopqrstuvwxyz0123456789 .-", min_size=1, max_size=12).map(lambda s: " ".join(s.split()))
+VALUE = st.text("abcdefghijklmnopqrstuvwxyz0123456789 .-", min_size=1, max_size=12).map(
+    lambda s: " ".join(s.split())
+)
 
 
 @SETTINGS
@@ -110,11 +114,15 @@ def test_every_single_step_corruption_earns_less_than_gold(records, data, kind):
     elif kind == "checks":
         checks = dict(notes["checks"])
         slot = data.draw(st.sampled_from(sorted(checks)), label="slot")
-        checks[slot] = data.draw(st.sampled_from([v for v in CHECK_VALUES if v != checks[slot]]), label="value")
+        checks[slot] = data.draw(
+            st.sampled_from([v for v in CHECK_VALUES if v != checks[slot]]), label="value"
+        )
         completion = render(record, checks=checks)
         component = "checks"
     elif kind == "rule":
-        other = data.draw(st.sampled_from([r for r in rulebook.rules if r.id != record["rule"]]), label="rule")
+        other = data.draw(
+            st.sampled_from([r for r in rulebook.rules if r.id != record["rule"]]), label="rule"
+        )
         completion = render(record, rule_tag=other.tag)
         component = "rule"
     else:
@@ -140,7 +148,9 @@ def test_omitting_or_inventing_a_slot_costs(records):
     record = next(r for r in records if len(r["annotations"]["query"]) >= 3)
     notes = record["annotations"]
     drop = next(s for s in notes["query"] if s != "type")
-    fewer = {part: {k: v for k, v in notes[part].items() if k != drop} for part in ("query", "product", "checks")}
+    fewer = {
+        part: {k: v for k, v in notes[part].items() if k != drop} for part in ("query", "product", "checks")
+    }
     assert total(render(record, **fewer), record) < 1.0
     extra = next(s for s in SLOTS if s not in notes["query"])
     more = {
@@ -303,9 +313,14 @@ def test_trl_weighted_nansum_equals_total_reward(records):
     assert abs(sum(weights) - 1.0) < 1e-12
     for record in records[:40]:
         for completion in (record["reference"], honest_wrong(record), "junk"):
-            columns = {"label": [record["label"]], "rule": [record["rule"]],
-                       "annotations": [json.dumps(record["annotations"])]}
-            trl = sum(w * r for f, w in zip(funcs, weights) if (r := f([completion], **columns)[0]) is not None)
+            columns = {
+                "label": [record["label"]],
+                "rule": [record["rule"]],
+                "annotations": [json.dumps(record["annotations"])],
+            }
+            trl = sum(
+                w * r for f, w in zip(funcs, weights) if (r := f([completion], **columns)[0]) is not None
+            )
             assert trl == pytest.approx(score_completion(completion, record)["total"])
 
 
@@ -337,7 +352,9 @@ def test_trl_reward_functions_accept_strings_and_conversations(records):
     funcs, weights = make_reward_functions()
     assert [f.__name__ for f in funcs] == [f"{c}_reward" for c in components() if default_weights().get(c)]
     norm = sum(default_weights().values())
-    assert weights == pytest.approx([default_weights()[c] / norm for c in components() if default_weights().get(c)])
+    assert weights == pytest.approx(
+        [default_weights()[c] / norm for c in components() if default_weights().get(c)]
+    )
     batch = records[:6]
     texts = [r["reference"] for r in batch[:3]] + [honest_wrong(r) for r in batch[3:5]] + ["garbage"]
     conversations = [[{"role": "assistant", "content": t}] for t in texts]
@@ -358,7 +375,14 @@ def test_trl_reward_functions_accept_strings_and_conversations(records):
         assert as_text == as_chat, func.__name__
         assert all(v is None or isinstance(v, float) for v in as_text)
         assert all(v is None or 0.0 <= v <= 1.0 for v in as_text)
-        assert len(func(prompts=prompts, completions=texts, **{k: v for k, v in columns.items() if k != "prompt"})) == 6
+        assert (
+            len(
+                func(
+                    prompts=prompts, completions=texts, **{k: v for k, v in columns.items() if k != "prompt"}
+                )
+            )
+            == 6
+        )
     by_name = {f.__name__: f(completions=texts, **columns) for f in funcs}
     assert by_name["label_reward"] == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
     assert by_name["format_reward"] == [1.0] * 5 + [0.0]
@@ -403,7 +427,13 @@ def test_verl_compute_score(records):
         assert score("shoprules", label_first, ground_truth, {"format": "label_first"}) == 1.0
         assert score("shoprules", label_first, ground_truth) == 0.0
     letter = {4: "E", 3: "S", 2: "C", 1: "I"}[record["label"]]
-    for grade_only in (record["label"], str(record["label"]), json.dumps(record["label"]), letter, letter.lower()):
+    for grade_only in (
+        record["label"],
+        str(record["label"]),
+        json.dumps(record["label"]),
+        letter,
+        letter.lower(),
+    ):
         result = compute_score("esci", record["reference"], grade_only)
         assert result["label"] == 1.0 and result["checks"] is None
         assert result["score"] == pytest.approx(total_reward(result))

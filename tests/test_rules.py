@@ -166,20 +166,36 @@ INVALID = {
     "duplicate_id": ("rules:\n" + _rule("A1") + _rule("A1", "again") + CATCH_ALL, "A1", "id"),
     "unknown_check": ("rules:\n" + _rule(when="{flavour: mismatch}") + CATCH_ALL, "A1", "when.flavour"),
     "bad_value": ("rules:\n" + _rule(when="{brand: wrong}") + CATCH_ALL, "A1", "when.brand"),
-    "bad_value_in_list": ("rules:\n" + _rule(when="{brand: [mismatch, nope]}") + CATCH_ALL, "A1", "when.brand"),
+    "bad_value_in_list": (
+        "rules:\n" + _rule(when="{brand: [mismatch, nope]}") + CATCH_ALL,
+        "A1",
+        "when.brand",
+    ),
     "empty_value_list": ("rules:\n" + _rule(when="{brand: []}") + CATCH_ALL, "A1", "when.brand"),
     "bad_grade": ("rules:\n" + _rule(grade="5") + CATCH_ALL, "A1", "grade"),
     "grade_as_string": ("rules:\n" + _rule(grade="'2'") + CATCH_ALL, "A1", "grade"),
     "grade_as_bool": ("rules:\n" + _rule(grade="true") + CATCH_ALL, "A1", "grade"),
-    "missing_grade": ("rules:\n  - {id: A1, name: a_rule, when: {brand: mismatch}}\n" + CATCH_ALL, "A1", "grade"),
+    "missing_grade": (
+        "rules:\n  - {id: A1, name: a_rule, when: {brand: mismatch}}\n" + CATCH_ALL,
+        "A1",
+        "grade",
+    ),
     "name_with_space": ("rules:\n" + _rule(name="'a rule'") + CATCH_ALL, "A1", "name"),
     "when_not_mapping": ("rules:\n" + _rule(when="[brand]") + CATCH_ALL, "A1", "when"),
     "missing_catch_all": ("rules:\n" + _rule() + _rule("A2", "b_rule", "{color: mismatch}"), "A2", "when"),
     "catch_all_not_last": ("rules:\n" + CATCH_ALL + _rule() + _rule("Z8", "end", "{}", "4"), "Z9", "when"),
     "catch_all_first_only": ("rules:\n" + CATCH_ALL + _rule(), "A1", "when"),
     "blind_not_mapping": ("rules:\n" + _rule() + "    blind: [brand]\n" + CATCH_ALL, "A1", "blind"),
-    "blind_slot_not_in_when": ("rules:\n" + _rule() + "    blind: {color: match}\n" + CATCH_ALL, "A1", "blind.color"),
-    "blind_bad_value": ("rules:\n" + _rule() + "    blind: {brand: maybe}\n" + CATCH_ALL, "A1", "blind.brand"),
+    "blind_slot_not_in_when": (
+        "rules:\n" + _rule() + "    blind: {color: match}\n" + CATCH_ALL,
+        "A1",
+        "blind.color",
+    ),
+    "blind_bad_value": (
+        "rules:\n" + _rule() + "    blind: {brand: maybe}\n" + CATCH_ALL,
+        "A1",
+        "blind.brand",
+    ),
 }
 
 

@@ -31,8 +31,13 @@ from agrl.schema import PRODUCT_FIELDS
 from agrl.serve import JudgeRequest, Product, create_app
 from tests.helpers import serving
 
-SLOTS = ({"type": "running shoes", "color": "red"}, {"type": "running shoes", "color": "blue"},
-         {"type": "match", "color": "mismatch"}, "R08 color_mismatch", 3)
+SLOTS = (
+    {"type": "running shoes", "color": "red"},
+    {"type": "running shoes", "color": "blue"},
+    {"type": "match", "color": "mismatch"},
+    "R08 color_mismatch",
+    3,
+)
 REFERENCE = render_reasoning(*SLOTS)
 QUERY = "red running shoes"
 PRODUCTS = [
@@ -58,12 +63,16 @@ def trained(tmp_path_factory):
     pad = tokenizer.pad_token_id
     input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
     attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-    labels = torch.tensor([[-100] * (width - len(c)) + c for c in ([-100] * len(p) + completion for p in prompts)])
+    labels = torch.tensor(
+        [[-100] * (width - len(c)) + c for c in ([-100] * len(p) + completion for p in prompts)]
+    )
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model.train()
     for _ in range(300):
-        loss = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, labels=labels).loss
+        loss = model(
+            input_ids=input_ids, attention_mask=attention, position_ids=positions, labels=labels
+        ).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -107,10 +116,12 @@ def test_grade_token_ids_bpe():
     """A byte-level BPE tokenizer (as SmolLM2's): the tag is several tokens, digits are single tokens."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator([REFERENCE, "<answer> 1 </answer> <answer> 2 </answer> <answer> 4 </answer>"] * 5,
-                            trainer)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(
+        [REFERENCE, "<answer> 1 </answer> <answer> 2 </answer> <answer> 4 </answer>"] * 5, trainer
+    )
     tok.decoder = decoders.ByteLevel()
     hf = PreTrainedTokenizerFast(tokenizer_object=tok)
     ids = grade_token_ids(hf)
@@ -149,10 +160,14 @@ def test_grade_probabilities_on_hand_built_completion(trained):
     manual = torch.softmax(logits[[ids[g] for g in (1, 2, 3, 4)]], -1).tolist()
     assert [probs[g] for g in (1, 2, 3, 4)] == pytest.approx(manual, abs=1e-5)
     # No answer tag: no distribution.
-    no_answer = tokenizer("<checks> type: running shoes | running shoes match </checks>", add_special_tokens=False)["input_ids"]
+    no_answer = tokenizer(
+        "<checks> type: running shoes | running shoes match </checks>", add_special_tokens=False
+    )["input_ids"]
     assert grade_probabilities(model, tokenizer, prompt, no_answer, "think_first") is None
     # Label-first: the answer is the first section.
-    label_first = tokenizer(render_reasoning(*SLOTS, fmt="label_first"), add_special_tokens=False)["input_ids"]
+    label_first = tokenizer(render_reasoning(*SLOTS, fmt="label_first"), add_special_tokens=False)[
+        "input_ids"
+    ]
     assert answer_position(tokenizer, label_first, "label_first") == 1
     lf = grade_probabilities(model, tokenizer, prompt, label_first, "label_first")
     assert sum(lf.values()) == pytest.approx(1.0, abs=1e-5)
@@ -177,7 +192,10 @@ def test_judge_in_process(trained):
     assert len(results) == len(records)
     for r in results:
         assert r["label"] == 3 and r["tier"] == 3 and r["parse_error"] is None
-        assert r["rule"] == {"id": "R08", "name": "color_mismatch"}  # the rulebook spelling, not the lower-cased text
+        assert r["rule"] == {
+            "id": "R08",
+            "name": "color_mismatch",
+        }  # the rulebook spelling, not the lower-cased text
         assert r["reasoning"]["checks"] == {"type": "match", "color": "mismatch"}
     with pytest.raises(ValueError, match="threshold"):
         judge(model, tokenizer, records, threshold=0)
@@ -187,7 +205,16 @@ def test_judge_in_process(trained):
 
 
 def _check_result(r: dict) -> None:
-    assert set(r) == {"label", "grade_probs", "cumpt_score", "tier", "rule", "reasoning", "parse_error", "text"}
+    assert set(r) == {
+        "label",
+        "grade_probs",
+        "cumpt_score",
+        "tier",
+        "rule",
+        "reasoning",
+        "parse_error",
+        "text",
+    }
     assert set(r["grade_probs"]) == {"1", "2", "3", "4"}
     assert sum(r["grade_probs"].values()) == pytest.approx(1.0, abs=1e-4)
     assert 0.0 <= r["cumpt_score"] <= 1.0
@@ -226,7 +253,9 @@ def test_judge_several_products(client):
 
 
 def test_judge_unseen_product_gives_a_well_formed_answer(client):
-    response = client.post("/judge", json={"query": "blue kettle 1.5 l", "products": [{"title": "steel kettle"}]})
+    response = client.post(
+        "/judge", json={"query": "blue kettle 1.5 l", "products": [{"title": "steel kettle"}]}
+    )
     assert response.status_code == 200, response.text
     (r,) = response.json()["results"]
     assert isinstance(r["text"], str)
@@ -268,10 +297,16 @@ def test_concurrent_requests_are_serialised_and_all_answered(client, server):
         ({"query": "", "products": [{"title": "x"}]}, ["body", "query"]),
         ({"query": "   ", "products": [{"title": "x"}]}, ["body", "query"]),
         ({"query": QUERY, "products": [{"title": ""}]}, ["body", "products", 0, "title"]),
-        ({"query": QUERY, "products": [{"title": "ok"}, {"brand": "nike"}]}, ["body", "products", 1, "title"]),
+        (
+            {"query": QUERY, "products": [{"title": "ok"}, {"brand": "nike"}]},
+            ["body", "products", 1, "title"],
+        ),
         ({"query": QUERY, "products": [{"title": 5}]}, ["body", "products", 0, "title"]),
         ({"query": QUERY, "products": [{"title": "x", "price": "cheap"}]}, ["body", "products", 0, "price"]),
-        ({"query": QUERY, "products": [{"title": "x", "bullets": "one"}]}, ["body", "products", 0, "bullets"]),
+        (
+            {"query": QUERY, "products": [{"title": "x", "bullets": "one"}]},
+            ["body", "products", 0, "bullets"],
+        ),
         ({"query": 42, "products": [{"title": "x"}]}, ["body", "query"]),
         ({"query": QUERY, "products": "x"}, ["body", "products"]),
         ({"query": QUERY, "products": []}, ["body", "products"]),
@@ -293,8 +328,9 @@ def test_request_models_are_static_and_follow_the_record_schema(client):
     # A product is a record's product: PRODUCT_FIELDS plus `attributes` and `bullets`, so the two cannot drift.
     assert tuple(Product.model_fields) == (*PRODUCT_FIELDS, "attributes", "bullets")
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
-    assert schemas["JudgeRequest"]["required"] == ["query"] and set(schemas["JudgeRequest"]["properties"]) == set(
-        JudgeRequest.model_fields)
+    assert schemas["JudgeRequest"]["required"] == ["query"] and set(
+        schemas["JudgeRequest"]["properties"]
+    ) == set(JudgeRequest.model_fields)
 
 
 def test_invalid_json_is_422(client):
@@ -303,7 +339,15 @@ def test_invalid_json_is_422(client):
 
 
 def test_prompt_too_long_for_the_model_is_422(client):
-    products = [{"title": "ok"}, {"title": "x", **{k: " ".join(["word"] * 150) for k in ("category", "brand", "model", "color", "gender", "size")}}]
+    products = [
+        {"title": "ok"},
+        {
+            "title": "x",
+            **{
+                k: " ".join(["word"] * 150) for k in ("category", "brand", "model", "color", "gender", "size")
+            },
+        },
+    ]
     response = client.post("/judge", json={"query": QUERY, "products": products})
     assert response.status_code == 422, response.text
     assert ["body", "products", 1] in _locs(response)

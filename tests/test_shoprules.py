@@ -25,7 +25,9 @@ def test_six_files_are_written(shoprules_dir, shoprules):
     assert stats["seed"] == 0 and stats["scale"] == "tiny"
     for split in SPLITS:
         assert stats["splits"][split]["n"] == len(shoprules[split])
-        assert stats["splits"][split]["rule"] == dict(sorted(Counter(r["rule"] for r in shoprules[split]).items()))
+        assert stats["splits"][split]["rule"] == dict(
+            sorted(Counter(r["rule"] for r in shoprules[split]).items())
+        )
 
 
 def test_same_seed_same_bytes(shoprules_dir, tmp_path):
@@ -37,9 +39,13 @@ def test_same_seed_same_bytes(shoprules_dir, tmp_path):
 def test_different_seed_different_data(shoprules_dir, tmp_path):
     generate(tmp_path, seed=1, scale="tiny", progress=False)
     for split in SPLITS:
-        assert (tmp_path / f"{split}.jsonl").read_bytes() != (shoprules_dir / f"{split}.jsonl").read_bytes(), split
+        assert (tmp_path / f"{split}.jsonl").read_bytes() != (
+            shoprules_dir / f"{split}.jsonl"
+        ).read_bytes(), split
     ours = {(r["query"], r["product"]["title"]) for r in map(json.loads, (tmp_path / "b_eval.jsonl").open())}
-    theirs = {(r["query"], r["product"]["title"]) for r in map(json.loads, (shoprules_dir / "b_eval.jsonl").open())}
+    theirs = {
+        (r["query"], r["product"]["title"]) for r in map(json.loads, (shoprules_dir / "b_eval.jsonl").open())
+    }
     assert len(ours & theirs) < len(ours) / 2
 
 

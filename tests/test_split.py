@@ -16,14 +16,18 @@ ESCI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esci-us
 @given(st.text(min_size=1, max_size=40), st.floats(0.0, 1.0))
 @example("0ß", 0.5)  # upper() turns ß into SS: lower() would split them
 def test_split_ignores_case_and_spacing(query, fraction):
-    assert query_split(query, fraction) == query_split("  " + query.upper().replace(" ", "   ") + " ", fraction)
+    assert query_split(query, fraction) == query_split(
+        "  " + query.upper().replace(" ", "   ") + " ", fraction
+    )
 
 
 @given(st.lists(st.text(alphabet="abc ", min_size=1, max_size=8), min_size=1, max_size=40))
 def test_every_row_of_a_query_lands_on_one_side(queries):
     records = [{"id": i, "query": q} for i, q in enumerate(queries + queries)]
     split = split_by_query(records, 0.5)
-    train, dev = ({" ".join(r["query"].casefold().split()) for r in rows} for rows in (split["train"], split["dev"]))
+    train, dev = (
+        {" ".join(r["query"].casefold().split()) for r in rows} for rows in (split["train"], split["dev"])
+    )
     assert not train & dev
     assert sum(len(v) for v in split.values()) == len(records)
 

@@ -50,15 +50,62 @@ def test_label_only_csv_trains_with_grade_hints_and_is_judged_and_served(tmp_pat
     data = tmp_path / "team.csv"
     _write_csv(data)
     sft = tmp_path / "sft"
-    run_sft(load_config(AgrlSFTConfig, config_path("sft_tiny.yaml"), [
-        "--train_file", str(data), "--output_dir", str(sft), "--reasoning_format", "label_first",
-        "--max_steps", "40", "--per_device_train_batch_size", "12", "--learning_rate", "3e-3", *TINY, *QUIET]))
+    run_sft(
+        load_config(
+            AgrlSFTConfig,
+            config_path("sft_tiny.yaml"),
+            [
+                "--train_file",
+                str(data),
+                "--output_dir",
+                str(sft),
+                "--reasoning_format",
+                "label_first",
+                "--max_steps",
+                "40",
+                "--per_device_train_batch_size",
+                "12",
+                "--learning_rate",
+                "3e-3",
+                *TINY,
+                *QUIET,
+            ],
+        )
+    )
     agrl = tmp_path / "agrl"
-    run_grpo(load_config(AGRLConfig, config_path("agrl_tiny.yaml"), [
-        "--model_name_or_path", str(sft), "--train_file", str(data), "--output_dir", str(agrl),
-        "--reasoning_format", "label_first", "--guidance_mode", "hint", "--guidance_start_level", "1",
-        "--replay_k", "2", "--per_device_train_batch_size", "8", "--num_generations", "4",
-        "--max_completion_length", "24", "--max_steps", "3", "--seed", "0", *QUIET]))
+    run_grpo(
+        load_config(
+            AGRLConfig,
+            config_path("agrl_tiny.yaml"),
+            [
+                "--model_name_or_path",
+                str(sft),
+                "--train_file",
+                str(data),
+                "--output_dir",
+                str(agrl),
+                "--reasoning_format",
+                "label_first",
+                "--guidance_mode",
+                "hint",
+                "--guidance_start_level",
+                "1",
+                "--replay_k",
+                "2",
+                "--per_device_train_batch_size",
+                "8",
+                "--num_generations",
+                "4",
+                "--max_completion_length",
+                "24",
+                "--max_steps",
+                "3",
+                "--seed",
+                "0",
+                *QUIET,
+            ],
+        )
+    )
     history = json.loads((agrl / "trainer_state.json").read_text())["log_history"]
     logged = [h for h in history if "replay/no_guidance" in h]
     assert logged, "the AGRL trainer logs its replay counters"
@@ -77,9 +124,14 @@ def test_label_only_csv_trains_with_grade_hints_and_is_judged_and_served(tmp_pat
     assert metrics["n"] == len(ROWS) and 0.0 <= metrics["macro_f1"] <= 1.0
 
     with serving(create_app(str(agrl), max_batch=4)) as url:
-        response = httpx.post(f"{url}/judge", json={"query": "running shoes",
-                                                    "products": [{"title": "Trail Running Shoes", "brand": "Salomon"}]},
-                              timeout=60)
+        response = httpx.post(
+            f"{url}/judge",
+            json={
+                "query": "running shoes",
+                "products": [{"title": "Trail Running Shoes", "brand": "Salomon"}],
+            },
+            timeout=60,
+        )
     assert response.status_code == 200, response.text
     (result,) = response.json()["results"]
     assert set(result) >= {"label", "text"}

@@ -25,19 +25,67 @@ TINY = ["--tiny_hidden", "32", "--tiny_layers", "1", "--tiny_heads", "2", "--tin
 
 
 def rl_args(out: Path, model: Path, data: Path, *extra: str) -> list[str]:
-    return ["--model_name_or_path", str(model), "--train_file", str(data / "rl.jsonl"), "--output_dir", str(out),
-            "--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "40",
-            "--max_train_samples", "64", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
-            "--learning_rate", "1e-3", "--disable_tqdm", "true", "--seed", "0", *extra]
+    return [
+        "--model_name_or_path",
+        str(model),
+        "--train_file",
+        str(data / "rl.jsonl"),
+        "--output_dir",
+        str(out),
+        "--per_device_train_batch_size",
+        "8",
+        "--num_generations",
+        "4",
+        "--max_completion_length",
+        "40",
+        "--max_train_samples",
+        "64",
+        "--logging_steps",
+        "1",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--learning_rate",
+        "1e-3",
+        "--disable_tqdm",
+        "true",
+        "--seed",
+        "0",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
 def sft_model(shoprules_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sft")
-    args = load_config(AgrlSFTConfig, None, [
-        "--train_file", str(shoprules_dir / "sft.jsonl"), "--output_dir", str(out), "--max_train_samples", "128",
-        "--per_device_train_batch_size", "16", "--max_steps", "6", "--learning_rate", "3e-3", "--logging_steps", "2",
-        "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", *TINY])
+    args = load_config(
+        AgrlSFTConfig,
+        None,
+        [
+            "--train_file",
+            str(shoprules_dir / "sft.jsonl"),
+            "--output_dir",
+            str(out),
+            "--max_train_samples",
+            "128",
+            "--per_device_train_batch_size",
+            "16",
+            "--max_steps",
+            "6",
+            "--learning_rate",
+            "3e-3",
+            "--logging_steps",
+            "2",
+            "--save_strategy",
+            "no",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            *TINY,
+        ],
+    )
     run_sft(args)
     return out
 
@@ -57,8 +105,20 @@ def test_sft_writes_a_hugging_face_model_folder(sft_model):
 
 def test_config_rejects_groups_split_across_processes(tmp_path):
     with pytest.raises(ValueError, match="whole groups"):
-        load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--per_device_train_batch_size", "6",
-                                       "--num_generations", "4", "--generation_batch_size", "12"])
+        load_config(
+            AGRLConfig,
+            None,
+            [
+                "--output_dir",
+                str(tmp_path),
+                "--per_device_train_batch_size",
+                "6",
+                "--num_generations",
+                "4",
+                "--generation_batch_size",
+                "12",
+            ],
+        )
     with pytest.raises(ValueError, match="offpolicy_weighting"):
         load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--offpolicy_weighting", "bogus"])
     with pytest.raises(ValueError, match="use_vllm"):
@@ -80,9 +140,16 @@ def test_yaml_config_unknown_field_names_the_file(tmp_path):
 def test_config_layers_cpu_defaults_then_caller_then_yaml_then_cli(tmp_path, monkeypatch):
     monkeypatch.setenv("AGRL_TEST_ENV", "unset")  # restored after the test; TrlParser writes os.environ
     path = tmp_path / "c.yaml"
-    path.write_text("replay: true\nlearning_rate: 1e-4\nreplay_k: 3\nlogging_steps: 7\nenv:\n  AGRL_TEST_ENV: set\n")
-    args = load_config(AGRLConfig, path, ["--output_dir", str(tmp_path), "--replay_k", "2"],
-                       reward_mode="outcome", replay=False)
+    path.write_text(
+        "replay: true\nlearning_rate: 1e-4\nreplay_k: 3\nlogging_steps: 7\nenv:\n  AGRL_TEST_ENV: set\n"
+    )
+    args = load_config(
+        AGRLConfig,
+        path,
+        ["--output_dir", str(tmp_path), "--replay_k", "2"],
+        reward_mode="outcome",
+        replay=False,
+    )
     assert args.bf16 is False and args.gradient_checkpointing is False  # CPU defaults
     assert args.reward_mode == "outcome"  # the caller's default
     assert args.replay is True and args.learning_rate == 1e-4 and args.logging_steps == 7  # the file
@@ -103,8 +170,17 @@ def _batch(trainer, n_groups=2):
 
 
 def test_agrl_splices_guided_completions_onto_unguided_prompts(tmp_path, sft_model, shoprules_dir):
-    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--guidance_mode", "prefix",
-                            "--guidance_start_level", "1", "--replay_k", "2")
+    trainer = _agrl_trainer(
+        tmp_path,
+        sft_model,
+        shoprules_dir,
+        "--guidance_mode",
+        "prefix",
+        "--guidance_start_level",
+        "1",
+        "--replay_k",
+        "2",
+    )
     inputs = _batch(trainer)
     out = trainer._generate_and_score_completions(inputs)
     guided = trainer._guided
@@ -112,9 +188,14 @@ def test_agrl_splices_guided_completions_onto_unguided_prompts(tmp_path, sft_mod
     assert len(guided) == 2 * len({r["id"] for r in inputs})  # k per stagnant group
     tokenizer = trainer.processing_class
     for row in guided:
-        prompt = [t for t, m in zip(out["prompt_ids"][row.index].tolist(), out["prompt_mask"][row.index].tolist()) if m]
-        unguided = tokenizer.apply_chat_template(inputs[row.index]["prompt"], add_generation_prompt=True,
-                                                 return_dict=True)["input_ids"]
+        prompt = [
+            t
+            for t, m in zip(out["prompt_ids"][row.index].tolist(), out["prompt_mask"][row.index].tolist())
+            if m
+        ]
+        unguided = tokenizer.apply_chat_template(
+            inputs[row.index]["prompt"], add_generation_prompt=True, return_dict=True
+        )["input_ids"]
         assert prompt == unguided  # the loss is taken on the unguided prompt
         text = tokenizer.decode(out["completion_ids"][row.index][: row.prefix_len].tolist())
         assert text.startswith("<checks>") and row.prefix_len > 0
@@ -129,8 +210,9 @@ def test_agrl_splices_guided_completions_onto_unguided_prompts(tmp_path, sft_mod
 def test_guided_rollouts_use_the_trainers_sampling_settings(tmp_path, sft_model, shoprules_dir):
     # top_k = 1 makes TRL's sampling greedy: guided rollouts from the same forced prefix must then be
     # identical, which they are only if they go through the trainer's generation config.
-    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--top_k", "1", "--replay_k", "4",
-                            "--guidance_start_level", "2")
+    trainer = _agrl_trainer(
+        tmp_path, sft_model, shoprules_dir, "--top_k", "1", "--replay_k", "4", "--guidance_start_level", "2"
+    )
     out = trainer._generate_and_score_completions(_batch(trainer, n_groups=1))
     rows = [r.index for r in trainer._guided]
     assert len(rows) == 4
@@ -139,8 +221,17 @@ def test_guided_rollouts_use_the_trainers_sampling_settings(tmp_path, sft_model,
 
 
 def test_starting_level_is_read_and_every_trigger_raises_it(tmp_path, sft_model, shoprules_dir):
-    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--guidance_mode", "prefix",
-                            "--guidance_start_level", "2", "--replay_k", "1")
+    trainer = _agrl_trainer(
+        tmp_path,
+        sft_model,
+        shoprules_dir,
+        "--guidance_mode",
+        "prefix",
+        "--guidance_start_level",
+        "2",
+        "--replay_k",
+        "1",
+    )
     inputs = _batch(trainer)
     out = trainer._generate_and_score_completions(inputs)
     assert trainer._guided
@@ -159,8 +250,14 @@ def test_stuck_groups_without_usable_ground_truth_are_counted(tmp_path, sft_mode
     # real-data rows (partial annotations, no rule, no `type` line): prefix mode cannot guide them,
     # and the trainer says so instead of silently running GRPO-PR
     trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--guidance_mode", "prefix")
-    partial = json.dumps({"query": {"brand": "nike"}, "product": {"brand": "puma"},
-                          "checks": {"brand": "mismatch"}, "partial": True})
+    partial = json.dumps(
+        {
+            "query": {"brand": "nike"},
+            "product": {"brand": "puma"},
+            "checks": {"brand": "mismatch"},
+            "partial": True,
+        }
+    )
     inputs = [{**row, "annotations": partial, "rule": ""} for row in _batch(trainer)]
     trainer._generate_and_score_completions(inputs)
     metrics = trainer._metrics["train"]
@@ -184,11 +281,16 @@ def test_forced_prefix_tokens_never_get_a_negative_advantage(tmp_path, sft_model
 
     trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir)
     trainer._guided = [GuidedRow(0, 3, None), GuidedRow(1, 0, None), GuidedRow(2, 2, None)]
-    output = {"advantages": torch.tensor([-1.0, -1.0, 0.5, -0.7]), "completion_ids": torch.zeros(4, 6, dtype=torch.long)}
+    output = {
+        "advantages": torch.tensor([-1.0, -1.0, 0.5, -0.7]),
+        "completion_ids": torch.zeros(4, 6, dtype=torch.long),
+    }
     trainer._finish_guided_rows(output)
     adv = output["advantages"]
     assert adv.shape == (4, 6)
-    assert torch.equal(adv[0], torch.tensor([0.0, 0.0, 0.0, -1.0, -1.0, -1.0]))  # prefix clamped, continuation kept
+    assert torch.equal(
+        adv[0], torch.tensor([0.0, 0.0, 0.0, -1.0, -1.0, -1.0])
+    )  # prefix clamped, continuation kept
     assert torch.equal(adv[1], torch.full((6,), -1.0))  # no forced prefix: untouched
     assert torch.equal(adv[2], torch.full((6,), 0.5))  # positive advantages pass through
     assert torch.equal(adv[3], torch.full((6,), -0.7))  # unguided rows untouched
@@ -196,8 +298,17 @@ def test_forced_prefix_tokens_never_get_a_negative_advantage(tmp_path, sft_model
 
 @pytest.mark.parametrize("weighting", ["shaping", "clip"])
 def test_offpolicy_weights_shape_guided_advantages(tmp_path, sft_model, shoprules_dir, weighting):
-    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--offpolicy_weighting", weighting,
-                            "--guidance_mode", "hint", "--guidance_start_level", "1")
+    trainer = _agrl_trainer(
+        tmp_path,
+        sft_model,
+        shoprules_dir,
+        "--offpolicy_weighting",
+        weighting,
+        "--guidance_mode",
+        "hint",
+        "--guidance_start_level",
+        "1",
+    )
     out = trainer._generate_and_score_completions(_batch(trainer))
     adv = out["advantages"]
     assert adv.dim() == 2 and adv.shape == out["completion_ids"].shape
@@ -218,19 +329,35 @@ def test_offpolicy_weights_shape_guided_advantages(tmp_path, sft_model, shoprule
 
 
 def test_batched_hint_logprobs_equal_one_row_at_a_time(tmp_path, sft_model, shoprules_dir):
-    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--offpolicy_weighting", "clip",
-                            "--offpolicy_clip", "1e9", "--guidance_mode", "hint", "--guidance_start_level", "2",
-                            "--replay_k", "2")
+    trainer = _agrl_trainer(
+        tmp_path,
+        sft_model,
+        shoprules_dir,
+        "--offpolicy_weighting",
+        "clip",
+        "--offpolicy_clip",
+        "1e9",
+        "--guidance_mode",
+        "hint",
+        "--guidance_start_level",
+        "2",
+        "--replay_k",
+        "2",
+    )
     out = trainer._generate_and_score_completions(_batch(trainer, n_groups=2))
     rows = [r.index for r in trainer._guided]
-    assert len({len(r.guided_prompt_ids) for r in trainer._guided}) > 1 and len(rows) == 4  # padding is exercised
+    assert (
+        len({len(r.guided_prompt_ids) for r in trainer._guided}) > 1 and len(rows) == 4
+    )  # padding is exercised
     weights = trainer._offpolicy_weights(out)  # exp(logp - behaviour) on every hinted token
     completion_ids, completion_mask = out["completion_ids"][rows], out["completion_mask"][rows]
     keep = completion_ids.shape[1]
     with torch.no_grad():
         prompt = torch.cat([out["prompt_ids"][rows], completion_ids], dim=1)
         attention = torch.cat([out["prompt_mask"][rows], completion_mask], dim=1)
-        logp, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, prompt, attention, keep, len(rows))
+        logp, _, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, prompt, attention, keep, len(rows)
+        )
         for j, row in enumerate(trainer._guided):
             hinted = torch.tensor([row.guided_prompt_ids])
             ids = torch.cat([hinted, completion_ids[j : j + 1]], dim=1)
@@ -242,16 +369,28 @@ def test_batched_hint_logprobs_equal_one_row_at_a_time(tmp_path, sft_model, shop
 
 def test_guided_rows_survive_off_policy_mask_and_is_settings(tmp_path, sft_model, shoprules_dir):
     """With TRL's off-policy mask at its strictest and IS correction on, guided rows still get gradient."""
-    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--off_policy_mask_threshold", "0.0",
-                            "--vllm_importance_sampling_correction", "true", "--guided_prefix_loss", "true",
-                            "--replay_k", "2")
+    trainer = _agrl_trainer(
+        tmp_path,
+        sft_model,
+        shoprules_dir,
+        "--off_policy_mask_threshold",
+        "0.0",
+        "--vllm_importance_sampling_correction",
+        "true",
+        "--guided_prefix_loss",
+        "true",
+        "--replay_k",
+        "2",
+    )
     out = trainer._generate_and_score_completions(_batch(trainer))
     guided = [r.index for r in trainer._guided]
     assert guided
     keep = torch.zeros(out["advantages"].shape[0], dtype=torch.bool)
     keep[guided] = True
     keep = keep.view(-1, *[1] * (out["advantages"].dim() - 1))  # guided rows make advantages per token
-    out["advantages"] = torch.where(keep, torch.full_like(out["advantages"], -1.0), torch.zeros_like(out["advantages"]))
+    out["advantages"] = torch.where(
+        keep, torch.full_like(out["advantages"], -1.0), torch.zeros_like(out["advantages"])
+    )
     trainer.model.zero_grad()
     trainer.current_gradient_accumulation_steps = 1  # set by the training loop; we call the loss directly
     loss = trainer.compute_loss(trainer.model, out)
@@ -261,8 +400,9 @@ def test_guided_rows_survive_off_policy_mask_and_is_settings(tmp_path, sft_model
 
 
 def test_prefix_tokens_can_be_excluded_from_the_loss(tmp_path, sft_model, shoprules_dir):
-    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--guided_prefix_loss", "false",
-                            "--guidance_start_level", "1")
+    trainer = _agrl_trainer(
+        tmp_path, sft_model, shoprules_dir, "--guided_prefix_loss", "false", "--guidance_start_level", "1"
+    )
     out = trainer._generate_and_score_completions(_batch(trainer))
     assert "tool_mask" in out
     for row in trainer._guided:
@@ -275,7 +415,9 @@ def test_grpo_and_agrl_train_and_log(tmp_path, sft_model, shoprules_dir):
 
     for name, extra in (("grpo", ["--reward_mode", "outcome", "--replay", "false"]), ("agrl", [])):
         out = tmp_path / name
-        run_grpo(load_config(AGRLConfig, None, rl_args(out, sft_model, shoprules_dir, "--max_steps", "2", *extra)))
+        run_grpo(
+            load_config(AGRLConfig, None, rl_args(out, sft_model, shoprules_dir, "--max_steps", "2", *extra))
+        )
         history = json.loads((out / "trainer_state.json").read_text())["log_history"]
         assert any("frac_reward_zero_std" in h for h in history)
         assert any("replay/triggered_frac" in h for h in history) == (name == "agrl")
@@ -284,8 +426,19 @@ def test_grpo_and_agrl_train_and_log(tmp_path, sft_model, shoprules_dir):
 
 def test_killed_agrl_run_resumes_with_its_replay_state(tmp_path, sft_model, shoprules_dir):
     """SIGKILL a real `agrl train agrl` process after a checkpoint, resume it, and compare with a clean run."""
-    base = rl_args(tmp_path / "x", sft_model, shoprules_dir, "--max_steps", "4", "--save_strategy", "steps",
-                   "--save_steps", "1", "--lr_scheduler_type", "constant")
+    base = rl_args(
+        tmp_path / "x",
+        sft_model,
+        shoprules_dir,
+        "--max_steps",
+        "4",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+        "--lr_scheduler_type",
+        "constant",
+    )
     cli = [sys.executable, "-m", "agrl.cli", "train", "agrl"]
 
     def args_for(out: Path) -> list[str]:
@@ -303,8 +456,12 @@ def test_killed_agrl_run_resumes_with_its_replay_state(tmp_path, sft_model, shop
     proc.wait()
     saved = json.loads((killed / "checkpoint-2" / "replay_state_0.json").read_text())
     assert ReplayState.from_json(saved).examples  # levels and visits are in the checkpoint
-    subprocess.run(cli + args_for(killed) + ["--resume_from_checkpoint", str(killed / "checkpoint-2")],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        cli + args_for(killed) + ["--resume_from_checkpoint", str(killed / "checkpoint-2")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     a = json.loads((clean / "checkpoint-4" / "replay_state_0.json").read_text())
     b = json.loads((killed / "checkpoint-4" / "replay_state_0.json").read_text())
     assert a == b  # same levels, queue and RNG as the uninterrupted run
@@ -327,11 +484,32 @@ def test_dpo_pairs_from_hand_made_samples():
 
 def test_dpo_trains_on_pairs(tmp_path, sft_model, shoprules_dir):
     records = read_records(shoprules_dir / "rl.jsonl")[:8]
-    pairs = [{"id": r["id"], "chosen": r["reference"], "rejected": r["reference"].replace("match", "mismatch", 1)}
-             for r in records]
-    args = load_config(AgrlDPOConfig, None, ["--model_name_or_path", str(sft_model), "--output_dir", str(tmp_path),
-                                             "--max_steps", "2", "--per_device_train_batch_size", "4", "--logging_steps", "1",
-                                             "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true"])
+    pairs = [
+        {"id": r["id"], "chosen": r["reference"], "rejected": r["reference"].replace("match", "mismatch", 1)}
+        for r in records
+    ]
+    args = load_config(
+        AgrlDPOConfig,
+        None,
+        [
+            "--model_name_or_path",
+            str(sft_model),
+            "--output_dir",
+            str(tmp_path),
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--logging_steps",
+            "1",
+            "--report_to",
+            "none",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+        ],
+    )
     run_dpo(args, pairs_dataset(pairs, {r["id"]: r for r in records}, args))
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     assert any("loss" in h for h in history) and (tmp_path / "model.safetensors").exists()
@@ -341,16 +519,27 @@ def test_real_data_reference_holds_annotated_checks_the_rulebook_rule_and_the_hu
     from agrl.reasoning import parse_reasoning
     from agrl.train.data import reference_text
 
-    record = {"id": "e1", "query": "nike shoes", "label": 3, "product": {"title": "adidas shoes"},
-              "annotations": {"query": {"brand": "nike"}, "product": {"brand": "adidas"},
-                              "checks": {"brand": "mismatch"}, "partial": True}}
+    record = {
+        "id": "e1",
+        "query": "nike shoes",
+        "label": 3,
+        "product": {"title": "adidas shoes"},
+        "annotations": {
+            "query": {"brand": "nike"},
+            "product": {"brand": "adidas"},
+            "checks": {"brand": "mismatch"},
+            "partial": True,
+        },
+    }
     for fmt in ("label_first", "think_first"):
         parsed = parse_reasoning(reference_text(record, fmt), fmt)
         assert parsed.ok, parsed
         assert parsed.label == 3  # the human label, although the rulebook's brand rule says 2
         assert parsed.rule_id == "R04"
         assert parsed.checks == {"type": "unknown", "brand": "mismatch"}
-    bare = parse_reasoning(reference_text({"id": "e2", "query": "q", "label": 1, "product": {"title": "t"}}), "think_first")
+    bare = parse_reasoning(
+        reference_text({"id": "e2", "query": "q", "label": 1, "product": {"title": "t"}}), "think_first"
+    )
     assert bare.ok and bare.label == 1 and bare.checks == {"type": "unknown"}
 
 

@@ -24,8 +24,16 @@ from agrl.train.agrl_trainer import AGRLTrainer
 
 QUERIES = ["red running shoes", "blue steel kettle"]
 G = 2  # num_generations
-GENERATE_RESULT = ("prompt_ids", "completion_ids", "tool_mask", "completions", "logprobs", "extra_fields", "images",
-                   "tool_images")
+GENERATE_RESULT = (
+    "prompt_ids",
+    "completion_ids",
+    "tool_mask",
+    "completions",
+    "logprobs",
+    "extra_fields",
+    "images",
+    "tool_images",
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +42,31 @@ def trainer(tmp_path_factory):
     torch.manual_seed(0)
     tokenizer = build_tokenizer(QUERIES + ["<answer> 3 </answer>"])
     model = build_model(tokenizer, hidden=32, layers=1, heads=2, intermediate=64)
-    dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": q}] for q in QUERIES], "label": [3, 1]})
+    dataset = Dataset.from_dict(
+        {"prompt": [[{"role": "user", "content": q}] for q in QUERIES], "label": [3, 1]}
+    )
     calls: list[dict] = []
 
     def reward(completions, **kwargs):
         calls.append(kwargs)
-        return [float(len(c[0]["content"])) for c in completions]  # differs by completion: non-zero advantages
+        return [
+            float(len(c[0]["content"])) for c in completions
+        ]  # differs by completion: non-zero advantages
 
-    args = GRPOConfig(output_dir=str(tmp_path_factory.mktemp("grpo")), per_device_train_batch_size=2 * G,
-                      num_generations=G, max_completion_length=6, report_to="none", bf16=False,
-                      gradient_checkpointing=False, disable_tqdm=True, seed=0)
-    trainer = GRPOTrainer(model=model, reward_funcs=reward, args=args, train_dataset=dataset,
-                          processing_class=tokenizer)
+    args = GRPOConfig(
+        output_dir=str(tmp_path_factory.mktemp("grpo")),
+        per_device_train_batch_size=2 * G,
+        num_generations=G,
+        max_completion_length=6,
+        report_to="none",
+        bf16=False,
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=reward, args=args, train_dataset=dataset, processing_class=tokenizer
+    )
     trainer.reward_calls = calls
     trainer.model.train()
     return trainer
@@ -63,8 +84,12 @@ def _fake_generate(trainer, seen: list):
 
     def generate(prompts):
         seen.append(prompts)
-        prompt_ids = [trainer.processing_class.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
-                                                                   return_dict=True)["input_ids"] for p in prompts]
+        prompt_ids = [
+            trainer.processing_class.apply_chat_template(
+                p, add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
+            for p in prompts
+        ]
         texts = trainer.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
         completions = [[{"role": "assistant", "content": t}] for t in texts]
         return prompt_ids, completion_ids, tool_mask, completions, None, {}, None, []
@@ -82,7 +107,9 @@ def test_generate_signature_and_return_tuple(trainer):
     result = trainer._generate(prompts)
     assert isinstance(result, tuple) and len(result) == len(GENERATE_RESULT)
     named = dict(zip(GENERATE_RESULT, result))
-    assert len(named["prompt_ids"]) == len(named["completion_ids"]) == len(named["completions"]) == len(prompts)
+    assert (
+        len(named["prompt_ids"]) == len(named["completion_ids"]) == len(named["completions"]) == len(prompts)
+    )
     assert all(isinstance(t, int) for ids in named["prompt_ids"] + named["completion_ids"] for t in ids)
     texts = trainer.processing_class.batch_decode(named["completion_ids"], skip_special_tokens=True)
     assert named["completions"] == [[{"role": "assistant", "content": t}] for t in texts]
@@ -91,7 +118,10 @@ def test_generate_signature_and_return_tuple(trainer):
 
 
 def test_generate_and_score_unpacks_generate_and_uses_tool_mask(trainer, monkeypatch):
-    assert list(inspect.signature(GRPOTrainer._generate_and_score_completions).parameters) == ["self", "inputs"]
+    assert list(inspect.signature(GRPOTrainer._generate_and_score_completions).parameters) == [
+        "self",
+        "inputs",
+    ]
     seen: list = []
     generate, tool_mask = _fake_generate(trainer, seen)
     monkeypatch.setattr(trainer, "_generate", generate)  # TRL must call self._generate(prompts)
@@ -139,28 +169,44 @@ def test_sampler_repeats_each_prompt_in_consecutive_groups(trainer):
 
 def test_checkpoint_hooks_exist_with_expected_signatures():
     assert list(inspect.signature(GRPOTrainer._save_checkpoint).parameters)[:3] == ["self", "model", "trial"]
-    assert list(inspect.signature(GRPOTrainer._load_optimizer_and_scheduler).parameters)[:2] == ["self", "checkpoint"]
+    assert list(inspect.signature(GRPOTrainer._load_optimizer_and_scheduler).parameters)[:2] == [
+        "self",
+        "checkpoint",
+    ]
 
 
 def test_agrl_overrides_only_these_methods():
     own = {name for name in vars(AGRLTrainer) if name in dir(GRPOTrainer) and not name.startswith("__")}
-    assert own == {"_generate", "_generate_and_score_completions", "_save_checkpoint", "_load_optimizer_and_scheduler"}
+    assert own == {
+        "_generate",
+        "_generate_and_score_completions",
+        "_save_checkpoint",
+        "_load_optimizer_and_scheduler",
+    }
 
 
 def test_generation_path_used_by_guided_rollouts(trainer):
     from trl.models import unwrap_model_for_generation
 
     params = set(inspect.signature(unwrap_model_for_generation).parameters)
-    assert {"model", "accelerator", "gather_deepspeed3_params", "generation_kwargs",
-            "gradient_checkpointing_kwargs"} <= params
+    assert {
+        "model",
+        "accelerator",
+        "gather_deepspeed3_params",
+        "generation_kwargs",
+        "gradient_checkpointing_kwargs",
+    } <= params
     GenerationConfig(**trainer.generation_kwargs)  # the sampling settings, as GenerationConfig kwargs
     # AGRLTrainer's guided rollouts, run on a plain GRPOTrainer: every TRL attribute they read must exist.
     tokenizer = trainer.processing_class
     prompt = [{"role": "user", "content": QUERIES[0]}]
-    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)["input_ids"]
+    prompt_ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_dict=True)[
+        "input_ids"
+    ]
     prefixed = SimpleNamespace(prefix="<answer>", has_prefix=True, hint=None)
     hinted = SimpleNamespace(prefix="", has_prefix=False, hint="the grade is 3")
     (ids, prefix_len, none), (_, _, hint_ids) = AGRLTrainer._guided_rollouts(
-        trainer, [(prompt, prompt_ids, prefixed), (prompt, prompt_ids, hinted)])
+        trainer, [(prompt, prompt_ids, prefixed), (prompt, prompt_ids, hinted)]
+    )
     assert ids[:prefix_len] == tokenizer("<answer>", add_special_tokens=False)["input_ids"] and none is None
     assert len(ids) <= trainer.max_completion_length and len(hint_ids) > len(prompt_ids)

@@ -22,10 +22,19 @@ def cmd_data_shoprules(args: argparse.Namespace) -> int:
     from agrl.data.shoprules import generate
 
     started = time.perf_counter()
-    stats = generate(args.out, seed=args.seed, scale=args.scale, rulebook=_rulebook(args),
-                     sft_tail_share=args.sft_tail_share)
+    stats = generate(
+        args.out,
+        seed=args.seed,
+        scale=args.scale,
+        rulebook=_rulebook(args),
+        sft_tail_share=args.sft_tail_share,
+    )
     counts = {s: v["n"] for s, v in stats["splits"].items()}
-    print(json.dumps({"out": str(args.out), "seconds": round(time.perf_counter() - started, 2), "records": counts}))
+    print(
+        json.dumps(
+            {"out": str(args.out), "seconds": round(time.perf_counter() - started, 2), "records": counts}
+        )
+    )
     return 0
 
 
@@ -42,8 +51,13 @@ def cmd_baseline_overlap(args: argparse.Namespace) -> int:
     from agrl.baselines import overlap_completion
 
     records = read_records(args.data, require_label=False)
-    n = write_jsonl(args.out, ({"id": r["id"], "completion": overlap_completion(r["query"], r["product"]["title"])}
-                               for r in records))
+    n = write_jsonl(
+        args.out,
+        (
+            {"id": r["id"], "completion": overlap_completion(r["query"], r["product"]["title"])}
+            for r in records
+        ),
+    )
     print(json.dumps({"out": str(args.out), "predictions": n}))
     return 0
 
@@ -79,11 +93,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     records = load_records(args.data)
     # Head/tail split of the shipped rulebook (ShopRules); a user's rulebook has no known head.
     head = HEAD_RULES if rulebook.ids == default_rulebook().ids else None
-    metrics = evaluate(records, read_predictions(args.predictions), rulebook, fmt or "think_first", head_rules=head)
-    write_evaluation(metrics, args.out, title=f"Evaluation of {Path(args.predictions).name} on {Path(args.data).name}")
-    print(json.dumps({k: metrics[k] for k in ("n", "accuracy", "macro_f1", "format_valid", "grounded_adherence",
-                                               "self_consistency", "rule_accuracy", "tail_solved", "head_accuracy",
-                                               "lenient_accuracy")}))
+    metrics = evaluate(
+        records, read_predictions(args.predictions), rulebook, fmt or "think_first", head_rules=head
+    )
+    write_evaluation(
+        metrics, args.out, title=f"Evaluation of {Path(args.predictions).name} on {Path(args.data).name}"
+    )
+    print(
+        json.dumps(
+            {
+                k: metrics[k]
+                for k in (
+                    "n",
+                    "accuracy",
+                    "macro_f1",
+                    "format_valid",
+                    "grounded_adherence",
+                    "self_consistency",
+                    "rule_accuracy",
+                    "tail_solved",
+                    "head_accuracy",
+                    "lenient_accuracy",
+                )
+            }
+        )
+    )
     return 0
 
 
@@ -92,16 +126,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agrl {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="generate or convert data").add_subparsers(dest="source", required=True)
+    data = sub.add_parser("data", help="generate or convert data").add_subparsers(
+        dest="source", required=True
+    )
     p = data.add_parser("shoprules", help="generate the ShopRules benchmark")
     p.add_argument("--out", required=True, type=Path, help="folder for the split files and stats.json")
     p.add_argument("--seed", type=int, default=0, help="same seed -> same bytes")
     p.add_argument("--scale", choices=("tiny", "small", "default"), default="default", help="split sizes")
-    p.add_argument("--sft-tail-share", "--sft_tail_share", type=float, default=SFT_TAIL_SHARE,
-                   help="share of each tail rule in the sft split (0 allowed)")
+    p.add_argument(
+        "--sft-tail-share",
+        "--sft_tail_share",
+        type=float,
+        default=SFT_TAIL_SHARE,
+        help="share of each tail rule in the sft split (0 allowed)",
+    )
     p.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the shipped one)")
     p.set_defaults(func=cmd_data_shoprules)
-    p = data.add_parser("esci", help="convert the ESCI parquet layout to agrl JSONL with heuristic annotations")
+    p = data.add_parser(
+        "esci", help="convert the ESCI parquet layout to agrl JSONL with heuristic annotations"
+    )
     p.add_argument("--folder", required=True, type=Path, help="folder in the official ESCI parquet layout")
     p.add_argument("--out", required=True, type=Path, help="JSONL records to write")
     p.add_argument("--locale", default="us", help="product_locale to keep")
@@ -109,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="keep the first N records")
     p.set_defaults(func=cmd_data_esci)
 
-    baseline = sub.add_parser("baseline", help="reference predictors").add_subparsers(dest="kind", required=True)
+    baseline = sub.add_parser("baseline", help="reference predictors").add_subparsers(
+        dest="kind", required=True
+    )
     p = baseline.add_parser("overlap", help="word-overlap baseline")
     p.add_argument("--data", required=True, type=Path, help="records (JSONL/CSV/Parquet)")
     p.add_argument("--out", required=True, type=Path, help="JSONL of {id, completion}")
@@ -119,8 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, type=Path, help="records with ground truth")
     p.add_argument("--completions", required=True, type=Path, help="JSONL of {id, completion}")
     p.add_argument("--out", required=True, type=Path, help="JSONL of {id, total, components}")
-    p.add_argument("--weights", help='JSON object of component weights, e.g. \'{"label": 1}\'')
-    p.add_argument("--format", default="think_first", choices=("think_first", "label_first"), help="reasoning format")
+    p.add_argument("--weights", help="JSON object of component weights, e.g. '{\"label\": 1}'")
+    p.add_argument(
+        "--format", default="think_first", choices=("think_first", "label_first"), help="reasoning format"
+    )
     p.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the shipped one)")
     p.set_defaults(func=cmd_reward)
 
@@ -129,8 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", required=True, type=Path, help="JSONL of {id, completion}")
     p.add_argument("--out", required=True, type=Path, help="folder for metrics.json and report.md")
     p.add_argument("--model", type=Path, help="the model folder whose agrl.json says how to read the outputs")
-    p.add_argument("--format", default=None, choices=("think_first", "label_first"),
-                   help="reasoning format (default: the model's, else think_first)")
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=("think_first", "label_first"),
+        help="reasoning format (default: the model's, else think_first)",
+    )
     p.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the model's, else the shipped one)")
     p.set_defaults(func=cmd_eval)
 

@@ -42,8 +42,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from agrl.predict import run_predict
 
-    print(json.dumps(run_predict(args.model, args.data, args.out, args.batch_size, args.max_new_tokens, args.resume,
-                                 args.system_prompt, args.early_stop)))
+    print(
+        json.dumps(
+            run_predict(
+                args.model,
+                args.data,
+                args.out,
+                args.batch_size,
+                args.max_new_tokens,
+                args.resume,
+                args.system_prompt,
+                args.early_stop,
+            )
+        )
+    )
     return 0
 
 
@@ -52,8 +64,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from agrl.serve import create_app
 
-    app = create_app(args.model, max_batch=args.max_batch, system_prompt=args.system_prompt, fmt=args.format,
-                     max_new_tokens=args.max_new_tokens, max_body_bytes=args.max_body_bytes)
+    app = create_app(
+        args.model,
+        max_batch=args.max_batch,
+        system_prompt=args.system_prompt,
+        fmt=args.format,
+        max_new_tokens=args.max_new_tokens,
+        max_body_bytes=args.max_body_bytes,
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
@@ -78,45 +96,87 @@ def cmd_esci(args: argparse.Namespace) -> int:
 
     budget = EsciBudget(**{f.name: getattr(args, f.name) for f in fields(EsciBudget)})
     summary = run_esci(args.data, args.out, budget, work=args.work)
-    print(json.dumps({name: {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
-                      for name, m in summary["methods"].items()}))
+    print(
+        json.dumps(
+            {
+                name: {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4)}
+                for name, m in summary["methods"].items()
+            }
+        )
+    )
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a judge: sft | dpo | grpo | agrl (TRL config fields as --key value)")
+    p = sub.add_parser(
+        "train", help="train a judge: sft | dpo | grpo | agrl (TRL config fields as --key value)"
+    )
     p.add_argument("method", choices=METHODS, help="training stage (grpo = outcome reward, no replay)")
-    p.add_argument("--config", type=Path, help="YAML config (fields of the TRL config plus agrl's): a path, or "
-                   "the name of a shipped one (agrl_tiny.yaml, sft_tiny.yaml, ...)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="YAML config (fields of the TRL config plus agrl's): a path, or "
+        "the name of a shipped one (agrl_tiny.yaml, sft_tiny.yaml, ...)",
+    )
     p.set_defaults(func=cmd_train, accepts_overrides=True)
 
     p = sub.add_parser("predict", help="judge records with a model: JSONL/CSV/Parquet in, JSONL out")
-    p.add_argument("--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2")
+    p.add_argument(
+        "--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2"
+    )
     p.add_argument("--data", required=True, type=Path, help="records (JSONL/CSV/Parquet) or an ESCI folder")
     p.add_argument("--out", required=True, type=Path, help="{id, completion} rows; .jsonl, .csv or .parquet")
-    p.add_argument("--resume", action="store_true",
-                   help="keep the rows a killed or finished run already wrote and judge only the other ids")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows a killed or finished run already wrote and judge only the other ids",
+    )
     p.add_argument("--batch-size", "--batch_size", type=int, default=64, help="records per generate call")
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128, help="completion budget")
-    p.add_argument("--system-prompt", "--system_prompt", action="store_true", default=None,
-                   help="the model was trained with the system prompt (default: what its agrl.json says)")
-    p.add_argument("--early-stop", "--early_stop", action="store_true",
-                   help="stop each completion at </answer>: a label-first model's label in a few tokens, "
-                        "without its reasoning (a think-first model writes its label last: no saving)")
+    p.add_argument(
+        "--system-prompt",
+        "--system_prompt",
+        action="store_true",
+        default=None,
+        help="the model was trained with the system prompt (default: what its agrl.json says)",
+    )
+    p.add_argument(
+        "--early-stop",
+        "--early_stop",
+        action="store_true",
+        help="stop each completion at </answer>: a label-first model's label in a few tokens, "
+        "without its reasoning (a think-first model writes its label last: no saving)",
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="HTTP judge (FastAPI)")
-    p.add_argument("--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2")
+    p.add_argument(
+        "--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2"
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address")
     p.add_argument("--port", type=int, default=8000, help="bind port")
     p.add_argument("--max-batch", "--max_batch", type=int, default=64, help="most products per request")
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128, help="completion budget")
-    p.add_argument("--max-body-bytes", "--max_body_bytes", type=int, default=1_000_000,
-                   help="larger request bodies get HTTP 413")
-    p.add_argument("--format", default=None, choices=("think_first", "label_first"),
-                   help="reasoning format (default: what the model's agrl.json says)")
-    p.add_argument("--system-prompt", "--system_prompt", action="store_true", default=None,
-                   help="the model was trained with the system prompt (default: what its agrl.json says)")
+    p.add_argument(
+        "--max-body-bytes",
+        "--max_body_bytes",
+        type=int,
+        default=1_000_000,
+        help="larger request bodies get HTTP 413",
+    )
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=("think_first", "label_first"),
+        help="reasoning format (default: what the model's agrl.json says)",
+    )
+    p.add_argument(
+        "--system-prompt",
+        "--system_prompt",
+        action="store_true",
+        default=None,
+        help="the model was trained with the system prompt (default: what its agrl.json says)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the embedded default: data, tiny model, SFT, GRPO, AGRL, report")
@@ -127,17 +187,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="the paper's comparison table over seeds")
     p.add_argument("--out", default="results/reproduce", help="folder for report.md, summary.json, plots")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every arm (paired)")
-    p.add_argument("--scale", default="default", choices=("tiny", "small", "default"), help="ShopRules split sizes")
+    p.add_argument(
+        "--scale", default="default", choices=("tiny", "small", "default"), help="ShopRules split sizes"
+    )
     from agrl.pipeline import BUDGET_HELP, Budget
 
     for f in fields(Budget):
         p.add_argument(f"--{f.name}", type=int, default=f.default, help=BUDGET_HELP[f.name])
     p.set_defaults(func=cmd_reproduce, accepts_overrides=True)
 
-    p = sub.add_parser("esci", help="real data: SmolLM2 SFT / GRPO-PR / AGRL beside majority, overlap and MiniLM "
-                                    "peers on an ESCI folder's dev queries")
+    p = sub.add_parser(
+        "esci",
+        help="real data: SmolLM2 SFT / GRPO-PR / AGRL beside majority, overlap and MiniLM "
+        "peers on an ESCI folder's dev queries",
+    )
     p.add_argument("--data", required=True, type=Path, help="ESCI folder (official parquet layout)")
-    p.add_argument("--out", default=Path("results/esci"), type=Path, help="folder for report.md, summary.json, plots")
+    p.add_argument(
+        "--out", default=Path("results/esci"), type=Path, help="folder for report.md, summary.json, plots"
+    )
     p.add_argument("--work", default=Path("runs/esci"), type=Path, help="folder for split data and models")
     from agrl.realdata import BUDGET_HELP as ESCI_HELP
     from agrl.realdata import EsciBudget

@@ -52,18 +52,24 @@ class PromptContract:
         """Raise if a given flag (not None) says something else than the contract."""
         for name, value in flags.items():
             if value is not None and value != getattr(self, name):
-                raise ValueError(f"{source}: --{name} {value!r} contradicts the model's {CONTRACT_FILE} "
-                                 f"({name}: {getattr(self, name)!r}); the model was trained with the latter")
+                raise ValueError(
+                    f"{source}: --{name} {value!r} contradicts the model's {CONTRACT_FILE} "
+                    f"({name}: {getattr(self, name)!r}); the model was trained with the latter"
+                )
 
 
 def contract_from_args(args) -> PromptContract:
     """The contract of a training run (its AgrlArguments)."""
     text = Path(args.rulebook).read_text(encoding="utf-8") if args.rulebook else _default_rulebook_yaml()
-    return PromptContract(args.reasoning_format, bool(args.system_prompt), bool(args.rulebook_in_prompt), text)
+    return PromptContract(
+        args.reasoning_format, bool(args.system_prompt), bool(args.rulebook_in_prompt), text
+    )
 
 
 def save_contract(folder: str | Path, contract: PromptContract) -> None:
-    atomic_write_text(Path(folder) / CONTRACT_FILE, json.dumps(asdict(contract), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(
+        Path(folder) / CONTRACT_FILE, json.dumps(asdict(contract), indent=2, sort_keys=True) + "\n"
+    )
 
 
 def load_contract(folder: str | Path) -> PromptContract:
@@ -83,8 +89,10 @@ def load_contract(folder: str | Path) -> PromptContract:
         raise ValueError(f"{path}: unknown field(s) {unknown}")
     contract = PromptContract(**data)
     if contract.reasoning_format not in FORMATS:
-        raise ValueError(f"{path}: field `reasoning_format`: expected one of {sorted(FORMATS)}, "
-                         f"got {contract.reasoning_format!r}")
+        raise ValueError(
+            f"{path}: field `reasoning_format`: expected one of {sorted(FORMATS)}, "
+            f"got {contract.reasoning_format!r}"
+        )
     for name in ("system_prompt", "rulebook_in_prompt"):
         if not isinstance(getattr(contract, name), bool):
             raise ValueError(f"{path}: field `{name}`: expected true or false")

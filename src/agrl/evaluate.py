@@ -21,8 +21,17 @@ from agrl.data.io import atomic_write_text, write_json
 from agrl.reasoning import lenient_label, parse_reasoning
 from agrl.rules import GRADES, Rulebook, default_rulebook, same_rule
 
-HEADLINE = ("accuracy", "macro_f1", "format_valid", "grounded_adherence", "self_consistency", "rule_accuracy",
-            "tail_solved", "head_accuracy", "lenient_accuracy")
+HEADLINE = (
+    "accuracy",
+    "macro_f1",
+    "format_valid",
+    "grounded_adherence",
+    "self_consistency",
+    "rule_accuracy",
+    "tail_solved",
+    "head_accuracy",
+    "lenient_accuracy",
+)
 
 
 def luck_proof(record: Mapping, rulebook: Rulebook) -> bool:
@@ -38,8 +47,11 @@ def _share(hits: int, n: int) -> float | None:
 
 
 def evaluate(
-    records: Sequence[Mapping], predictions: Mapping[str, str], rulebook: Rulebook | None = None,
-    fmt: str = "think_first", head_rules: Collection[str] | None = None,
+    records: Sequence[Mapping],
+    predictions: Mapping[str, str],
+    rulebook: Rulebook | None = None,
+    fmt: str = "think_first",
+    head_rules: Collection[str] | None = None,
 ) -> dict:
     """Metrics of `predictions` ({id: completion}) on `records` (labelled).
 
@@ -51,11 +63,29 @@ def evaluate(
     head = {r.casefold() for r in head_rules} if head_rules is not None else None
     n = len(records)
     confusion = {g: {p: 0 for p in (*GRADES, "none")} for g in GRADES}
-    count = dict.fromkeys(("correct", "lenient", "valid", "consistent", "rule_hits", "rule_known", "missing",
-                           "grounded", "grounded_n", "tail_n", "tail_solved", "head_n", "head_correct"), 0)
+    count = dict.fromkeys(
+        (
+            "correct",
+            "lenient",
+            "valid",
+            "consistent",
+            "rule_hits",
+            "rule_known",
+            "missing",
+            "grounded",
+            "grounded_n",
+            "tail_n",
+            "tail_solved",
+            "head_n",
+            "head_correct",
+        ),
+        0,
+    )
     per_rule: dict[str, dict[str, int]] = {}
     # Per-record outcomes as 0/1 strings in record order: what paired bootstrap CIs resample.
-    outcomes: dict[str, list[str]] = {k: [] for k in ("correct", "solved", "luck_proof", "head", "grounded", "valid")}
+    outcomes: dict[str, list[str]] = {
+        k: [] for k in ("correct", "solved", "luck_proof", "head", "grounded", "valid")
+    }
     for record in records:
         completion = predictions.get(str(record["id"]))
         count["missing"] += completion is None
@@ -75,15 +105,25 @@ def evaluate(
         grounded = False
         if gold_checks and not (record.get("annotations") or {}).get("partial"):
             count["grounded_n"] += 1
-            grounded = bool(ok and parsed.checks == dict(gold_checks) and decided.grade == parsed.label
-                            and same_rule(decided.id, parsed.rule_id))
+            grounded = bool(
+                ok
+                and parsed.checks == dict(gold_checks)
+                and decided.grade == parsed.label
+                and same_rule(decided.id, parsed.rule_id)
+            )
             count["grounded"] += grounded
         gold_rule = record.get("rule")
         rule_hit = bool(ok and gold_rule and same_rule(parsed.rule_id, gold_rule))
         in_head = bool(gold_rule) and head is not None and gold_rule.casefold() in head
         proof = bool(gold_rule) and not in_head and luck_proof(record, rulebook)
-        for key, value in (("correct", hit), ("solved", hit and rule_hit), ("luck_proof", proof), ("head", in_head),
-                           ("grounded", grounded), ("valid", ok)):
+        for key, value in (
+            ("correct", hit),
+            ("solved", hit and rule_hit),
+            ("luck_proof", proof),
+            ("head", in_head),
+            ("grounded", grounded),
+            ("valid", ok),
+        ):
             outcomes[key].append("1" if value else "0")
         if gold_rule:
             count["rule_known"] += 1
@@ -119,13 +159,16 @@ def evaluate(
         "per_class": per_class,
         "confusion": {str(g): {str(p): c for p, c in row.items()} for g, row in confusion.items()},
         "per_rule": {
-            r: {"n": b["n"], "accuracy": b["correct"] / b["n"], "rule_accuracy": b["rule_correct"] / b["n"],
-                "solved": b["solved"] / b["n"]}
+            r: {
+                "n": b["n"],
+                "accuracy": b["correct"] / b["n"],
+                "rule_accuracy": b["rule_correct"] / b["n"],
+                "solved": b["solved"] / b["n"],
+            }
             for r, b in ((r, per_rule[r]) for r in ordered_rules)
         },
         "outcomes": {k: "".join(v) for k, v in outcomes.items()},
     }
-
 
 
 def _per_class(confusion: Mapping[int, Mapping]) -> tuple[dict, float]:
@@ -160,14 +203,20 @@ def label_metrics(gold: Sequence[int], predicted: Sequence[int | None]) -> dict:
         "macro_f1": macro_f1,
         "per_class": per_class,
         "confusion": {str(g): {str(p): c for p, c in row.items()} for g, row in confusion.items()},
-        "predicted_share": {str(p): sum(row[p] for row in confusion.values()) / n if n else 0.0
-                            for p in (*GRADES, "none")},
+        "predicted_share": {
+            str(p): sum(row[p] for row in confusion.values()) / n if n else 0.0 for p in (*GRADES, "none")
+        },
     }
 
 
 def bootstrap_by_group(
-    gold: Sequence[int], predicted: Sequence[int | None], groups: Sequence[str],
-    metrics: Sequence[str] = ("accuracy", "macro_f1"), n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+    gold: Sequence[int],
+    predicted: Sequence[int | None],
+    groups: Sequence[str],
+    metrics: Sequence[str] = ("accuracy", "macro_f1"),
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
     baseline: Sequence[int | None] | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap CIs of `label_metrics` resampling whole groups (queries) with replacement:
@@ -192,26 +241,55 @@ def bootstrap_by_group(
     tail = (1.0 - level) / 2 * 100
     return {m: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) for m, v in draws.items()}
 
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
 def render_report(metrics: Mapping, title: str = "Evaluation") -> str:
-    lines = [f"# {title}", "", f"{metrics['n']} examples, {metrics['missing']} without a prediction.", "",
-             "| metric | value (%) |", "|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"{metrics['n']} examples, {metrics['missing']} without a prediction.",
+        "",
+        "| metric | value (%) |",
+        "|---|---|",
+    ]
     for key in HEADLINE:
         if key in metrics:
             lines.append(f"| {key} | {_pct(metrics[key])} |")
-    lines += ["", "## Per class", "", "| grade | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Per class",
+        "",
+        "| grade | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
     for g, row in metrics["per_class"].items():
-        lines.append(f"| {g} | {_pct(row['precision'])} | {_pct(row['recall'])} | {_pct(row['f1'])} | {row['support']} |")
-    lines += ["", "## Confusion (rows: gold, columns: predicted)", "", "| gold | 1 | 2 | 3 | 4 | none |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {g} | {_pct(row['precision'])} | {_pct(row['recall'])} | {_pct(row['f1'])} | {row['support']} |"
+        )
+    lines += [
+        "",
+        "## Confusion (rows: gold, columns: predicted)",
+        "",
+        "| gold | 1 | 2 | 3 | 4 | none |",
+        "|---|---|---|---|---|---|",
+    ]
     for g, row in metrics["confusion"].items():
         lines.append(f"| {g} | " + " | ".join(str(row[k]) for k in ("1", "2", "3", "4", "none")) + " |")
     if metrics["per_rule"]:
-        lines += ["", "## Per deciding rule", "", "| rule | n | accuracy | rule accuracy | solved |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Per deciding rule",
+            "",
+            "| rule | n | accuracy | rule accuracy | solved |",
+            "|---|---|---|---|---|",
+        ]
         for r, row in metrics["per_rule"].items():
-            lines.append(f"| {r} | {row['n']} | {_pct(row['accuracy'])} | {_pct(row['rule_accuracy'])} | {_pct(row['solved'])} |")
+            lines.append(
+                f"| {r} | {row['n']} | {_pct(row['accuracy'])} | {_pct(row['rule_accuracy'])} | {_pct(row['solved'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -34,7 +34,9 @@ def get_weighting(name: str) -> Weighting | None:
 
 
 @register_weighting("shaping")
-def policy_shaping(logp: torch.Tensor, behaviour: torch.Tensor, offpolicy: torch.Tensor, args) -> torch.Tensor:
+def policy_shaping(
+    logp: torch.Tensor, behaviour: torch.Tensor, offpolicy: torch.Tensor, args
+) -> torch.Tensor:
     """LUFFY-style policy shaping: d/dθ [π/(π+γ)] = γπ/(π+γ)² ∇log π, scaled so the largest weight is 1."""
     pi = logp.exp()
     gamma = args.shaping_gamma

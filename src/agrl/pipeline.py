@@ -60,9 +60,11 @@ BUDGET_HELP = {
     "gate_samples": "samples per prompt for the stuck-rate gate",
 }
 # The gate: (name, metric key, op, threshold)
-GATE = (("head w_eval accuracy after SFT", "head_accuracy", ">=", 0.90),
-        ("tail solved after SFT", "tail_solved", "<=", 0.15),
-        ("tail rl prompts with no correct label in 8 samples", "stuck_rate", ">=", 0.40))
+GATE = (
+    ("head w_eval accuracy after SFT", "head_accuracy", ">=", 0.90),
+    ("tail solved after SFT", "tail_solved", "<=", 0.15),
+    ("tail rl prompts with no correct label in 8 samples", "stuck_rate", ">=", 0.40),
+)
 
 
 def config_path(name: str) -> Path:
@@ -78,11 +80,25 @@ def _commit() -> str:
     import subprocess
 
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=Path(__file__).resolve().parent).stdout.strip()
-        return done.stdout.strip() + (" (with uncommitted changes)" if dirty else "") if done.returncode == 0 else "unknown"
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        return (
+            done.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+            if done.returncode == 0
+            else "unknown"
+        )
     except OSError:
         return "unknown"
 
@@ -92,17 +108,35 @@ def _say(message: str) -> None:
 
 
 def _curve_args(data: Path, budget: Budget) -> list[str]:
-    return ["--eval_files", f"tail={data / 'tail.jsonl'}", "--eval_every_steps", str(budget.curve_every),
-            "--eval_max_samples", str(budget.curve_n)]
+    return [
+        "--eval_files",
+        f"tail={data / 'tail.jsonl'}",
+        "--eval_every_steps",
+        str(budget.curve_every),
+        "--eval_max_samples",
+        str(budget.curve_n),
+    ]
 
 
 def train_sft(data: Path, out: Path, seed: int, overrides: Sequence[str] = ()) -> Path:
     from agrl.train.config import AgrlSFTConfig, load_config
     from agrl.train.sft import run_sft
 
-    args = load_config(AgrlSFTConfig, config_path("sft_tiny.yaml"), [
-        "--train_file", str(data / "sft.jsonl"), "--tiny_vocab_files", str(data / "rl.jsonl"),
-        "--output_dir", str(out), "--seed", str(seed), *overrides])
+    args = load_config(
+        AgrlSFTConfig,
+        config_path("sft_tiny.yaml"),
+        [
+            "--train_file",
+            str(data / "sft.jsonl"),
+            "--tiny_vocab_files",
+            str(data / "rl.jsonl"),
+            "--output_dir",
+            str(out),
+            "--seed",
+            str(seed),
+            *overrides,
+        ],
+    )
     return Path(run_sft(args))
 
 
@@ -115,15 +149,39 @@ def rl_prompts(data: Path, seed: int, budget: Budget) -> Path:
     return path
 
 
-def train_rl(method: str, sft: Path, prompts: Path, data: Path, out: Path, seed: int, budget: Budget,
-             overrides: Sequence[str] = ()) -> Path:
+def train_rl(
+    method: str,
+    sft: Path,
+    prompts: Path,
+    data: Path,
+    out: Path,
+    seed: int,
+    budget: Budget,
+    overrides: Sequence[str] = (),
+) -> Path:
     from agrl.train.config import AGRLConfig, load_config
     from agrl.train.grpo import run_grpo
 
-    args = load_config(AGRLConfig, config_path(RL_METHODS[method]), [
-        "--model_name_or_path", str(sft), "--train_file", str(prompts), "--output_dir", str(out),
-        "--seed", str(seed), "--max_steps", str(budget.rl_steps), "--shuffle_dataset", "false",
-        *_curve_args(data, budget), *overrides])
+    args = load_config(
+        AGRLConfig,
+        config_path(RL_METHODS[method]),
+        [
+            "--model_name_or_path",
+            str(sft),
+            "--train_file",
+            str(prompts),
+            "--output_dir",
+            str(out),
+            "--seed",
+            str(seed),
+            "--max_steps",
+            str(budget.rl_steps),
+            "--shuffle_dataset",
+            "false",
+            *_curve_args(data, budget),
+            *overrides,
+        ],
+    )
     return Path(run_grpo(args))
 
 
@@ -132,10 +190,25 @@ def train_control(sft: Path, prompts: Path, data: Path, out: Path, seed: int, bu
     from agrl.train.config import AgrlSFTConfig, load_config
     from agrl.train.sft import run_sft
 
-    args = load_config(AgrlSFTConfig, config_path("sft_gold_tiny.yaml"), [
-        "--model_name_or_path", str(sft), "--train_file", str(prompts), "--output_dir", str(out),
-        "--seed", str(seed), "--max_steps", str(budget.rl_steps),
-        "--per_device_train_batch_size", str(budget.prompts_per_step), *_curve_args(data, budget)])
+    args = load_config(
+        AgrlSFTConfig,
+        config_path("sft_gold_tiny.yaml"),
+        [
+            "--model_name_or_path",
+            str(sft),
+            "--train_file",
+            str(prompts),
+            "--output_dir",
+            str(out),
+            "--seed",
+            str(seed),
+            "--max_steps",
+            str(budget.rl_steps),
+            "--per_device_train_batch_size",
+            str(budget.prompts_per_step),
+            *_curve_args(data, budget),
+        ],
+    )
     return Path(run_sft(args))
 
 
@@ -151,9 +224,20 @@ def train_dpo(sft: Path, prompts: Path, out: Path, seed: int, budget: Budget) ->
     write_jsonl(out.parent / f"{out.name}_pairs.jsonl", pairs)
     if not pairs:
         return None, counts
-    args = load_config(AgrlDPOConfig, config_path("dpo_tiny.yaml"), [
-        "--model_name_or_path", str(sft), "--output_dir", str(out), "--seed", str(seed),
-        "--max_steps", str(budget.dpo_steps)])
+    args = load_config(
+        AgrlDPOConfig,
+        config_path("dpo_tiny.yaml"),
+        [
+            "--model_name_or_path",
+            str(sft),
+            "--output_dir",
+            str(out),
+            "--seed",
+            str(seed),
+            "--max_steps",
+            str(budget.dpo_steps),
+        ],
+    )
     by_id = {str(r["id"]): r for r in records}
     return Path(run_dpo(args, pairs_dataset(pairs, by_id, args))), counts
 
@@ -169,12 +253,21 @@ def evaluate_model(model_dir: Path, data: Path, out: Path, max_samples: int | No
     results = {}
     for split in EVAL_SPLITS:
         records = read_records(data / f"{split}.jsonl")[:max_samples]
-        texts = generate_completions(model, tokenizer, records, system_prompt=contract.system_prompt,
-                                     rulebook=contract.prompt_rulebook(), desc=f"eval {model_dir.name}/{split}")
+        texts = generate_completions(
+            model,
+            tokenizer,
+            records,
+            system_prompt=contract.system_prompt,
+            rulebook=contract.prompt_rulebook(),
+            desc=f"eval {model_dir.name}/{split}",
+        )
         predictions = {r["id"]: t[0] for r, t in zip(records, texts)}
-        write_jsonl(out / f"{split}.predictions.jsonl", ({"id": k, "completion": v} for k, v in predictions.items()))
-        results[split] = evaluate(records, predictions, contract.rulebook, contract.reasoning_format,
-                                  head_rules=HEAD_RULES)
+        write_jsonl(
+            out / f"{split}.predictions.jsonl", ({"id": k, "completion": v} for k, v in predictions.items())
+        )
+        results[split] = evaluate(
+            records, predictions, contract.rulebook, contract.reasoning_format, head_rules=HEAD_RULES
+        )
         write_json(out / f"{split}.metrics.json", results[split])
     return results
 
@@ -188,15 +281,26 @@ def stuck_rate(model_dir: Path, data: Path, budget: Budget) -> float:
     rulebook = default_rulebook()
     records = [r for r in read_records(data / "rl.jsonl") if luck_proof(r, rulebook)][: budget.gate_prompts]
     model, tokenizer = load_model(str(model_dir))
-    samples = generate_completions(model, tokenizer, records, do_sample=True, num_return_sequences=budget.gate_samples,
-                                   desc="gate: tail pass@8")
-    stuck = sum(not any(label_correct(texts, [r["label"]] * len(texts))) for r, texts in zip(records, samples))
+    samples = generate_completions(
+        model,
+        tokenizer,
+        records,
+        do_sample=True,
+        num_return_sequences=budget.gate_samples,
+        desc="gate: tail pass@8",
+    )
+    stuck = sum(
+        not any(label_correct(texts, [r["label"]] * len(texts))) for r, texts in zip(records, samples)
+    )
     return stuck / len(records) if records else 0.0
 
 
 def check_gate(sft_metrics: dict, stuck: float) -> dict:
-    values = {"head_accuracy": sft_metrics["w_eval"]["head_accuracy"],
-              "tail_solved": sft_metrics["tail"]["tail_solved"], "stuck_rate": stuck}
+    values = {
+        "head_accuracy": sft_metrics["w_eval"]["head_accuracy"],
+        "tail_solved": sft_metrics["tail"]["tail_solved"],
+        "stuck_rate": stuck,
+    }
     checks = []
     for name, key, op, threshold in GATE:
         value = values[key]
@@ -210,7 +314,9 @@ def _history(model_dir: Path) -> list[dict]:
     return json.loads(path.read_text())["log_history"] if path.exists() else []
 
 
-def _prepare(out: Path, scale: str, budget: Budget, sft_overrides: Sequence[str]) -> tuple[Path, Path, dict, dict]:
+def _prepare(
+    out: Path, scale: str, budget: Budget, sft_overrides: Sequence[str]
+) -> tuple[Path, Path, dict, dict]:
     """Data, SFT warm-start, its evaluation and the gate (shared by demo and reproduce)."""
     data = out / "data"
     _say(f"generating ShopRules ({scale}, seed 0) -> {data}")
@@ -220,14 +326,23 @@ def _prepare(out: Path, scale: str, budget: Budget, sft_overrides: Sequence[str]
     sft_metrics = evaluate_model(sft, data, out / "eval" / "sft", budget.eval_n)
     gate = check_gate(sft_metrics, stuck_rate(sft, data, budget))
     for c in gate["checks"]:
-        _say(f"gate: {c['name']} = {100 * c['value']:.1f} % (needs {c['op']} {100 * c['threshold']:.0f} %): "
-             f"{'ok' if c['ok'] else 'FAILED'}")
+        _say(
+            f"gate: {c['name']} = {100 * c['value']:.1f} % (needs {c['op']} {100 * c['threshold']:.0f} %): "
+            f"{'ok' if c['ok'] else 'FAILED'}"
+        )
     _say(f"gate {'passed' if gate['passed'] else 'FAILED'}")
     return data, sft, sft_metrics, gate
 
 
-def run_arms(arms: Sequence[str], sft: Path, data: Path, work: Path, seed: int, budget: Budget,
-             overrides: Sequence[str] = ()) -> tuple[dict, dict, dict]:
+def run_arms(
+    arms: Sequence[str],
+    sft: Path,
+    data: Path,
+    work: Path,
+    seed: int,
+    budget: Budget,
+    overrides: Sequence[str] = (),
+) -> tuple[dict, dict, dict]:
     """Train and evaluate every arm of one seed; returns (metrics, histories, notes) by arm."""
     prompts = rl_prompts(data, seed, budget)
     results, histories, notes = {}, {}, {}
@@ -260,33 +375,51 @@ def target_checks(summary: dict) -> list[str]:
 
     d = (diffs.get("agrl") or {}).get("tail/tail_solved")
     if d:
-        lines.append(f"AGRL − GRPO tail solved: {100 * d['mean']:+.1f} points on the mean (target ≥ +20), "
-                     f"worst seed {100 * d['min']:+.1f} (target ≥ +10): "
-                     f"{'met' if d['mean'] >= 0.20 and d['min'] >= 0.10 else 'MISSED'}")
+        lines.append(
+            f"AGRL − GRPO tail solved: {100 * d['mean']:+.1f} points on the mean (target ≥ +20), "
+            f"worst seed {100 * d['min']:+.1f} (target ≥ +10): "
+            f"{'met' if d['mean'] >= 0.20 and d['min'] >= 0.10 else 'MISSED'}"
+        )
     a, c = mean("agrl", "tail/tail_solved"), mean("sft_gold", "tail/tail_solved")
     if a is not None and c is not None:
-        lines.append(f"AGRL tail solved {100 * a:.1f} vs SFT-on-gold control {100 * c:.1f} (target: AGRL ≥ control): "
-                     f"{'met' if a >= c else 'MISSED'}")
+        lines.append(
+            f"AGRL tail solved {100 * a:.1f} vs SFT-on-gold control {100 * c:.1f} (target: AGRL ≥ control): "
+            f"{'met' if a >= c else 'MISSED'}"
+        )
     curves = summary.get("curves", {}).get("agrl", {})
     fractions = list(curves.get("fraction_of_steps", {}).values())
     if fractions:
         shown = ", ".join("never" if f is None else f"{f:.0%}" for f in fractions)
         met = all(f is not None and f <= 0.5 for f in fractions)
-        lines.append(f"AGRL reaches GRPO's final tail solved after ({shown}) of its steps per seed "
-                     f"(target ≤ 50 %): {'met' if met else 'MISSED'}")
+        lines.append(
+            f"AGRL reaches GRPO's final tail solved after ({shown}) of its steps per seed "
+            f"(target ≤ 50 %): {'met' if met else 'MISSED'}"
+        )
     a, s = mean("agrl", "w_eval/head_accuracy"), mean("sft", "w_eval/head_accuracy")
     if a is not None and s is not None:
-        lines.append(f"AGRL head w_eval accuracy {100 * a:.1f} vs SFT {100 * s:.1f} (target: within 2 points): "
-                     f"{'met' if a >= s - 0.02 else 'MISSED'}")
+        lines.append(
+            f"AGRL head w_eval accuracy {100 * a:.1f} vs SFT {100 * s:.1f} (target: within 2 points): "
+            f"{'met' if a >= s - 0.02 else 'MISSED'}"
+        )
     g = mean("agrl", "b_eval/grounded_adherence")
     if g is not None:
-        lines.append(f"AGRL grounded adherence {100 * g:.1f} % (target ≥ 98 %): {'met' if g >= 0.98 else 'MISSED'}")
+        lines.append(
+            f"AGRL grounded adherence {100 * g:.1f} % (target ≥ 98 %): {'met' if g >= 0.98 else 'MISSED'}"
+        )
     return lines
 
 
-def run_comparison(out: Path, title: str, command: str, seeds: Sequence[int], scale: str, budget: Budget,
-                   arms: Sequence[str] = ARMS, overrides: Sequence[str] = (),
-                   sft_overrides: Sequence[str] = ()) -> dict:
+def run_comparison(
+    out: Path,
+    title: str,
+    command: str,
+    seeds: Sequence[int],
+    scale: str,
+    budget: Budget,
+    arms: Sequence[str] = ARMS,
+    overrides: Sequence[str] = (),
+    sft_overrides: Sequence[str] = (),
+) -> dict:
     """The comparison: one SFT warm-start and its gate, then `arms` over `seeds`; writes the report."""
     started = time.perf_counter()
     work = out / "runs"
@@ -302,8 +435,9 @@ def run_comparison(out: Path, title: str, command: str, seeds: Sequence[int], sc
         extra.update({f"seed {seed} {k}": v for k, v in notes.items()})
         write_json(out / "partial_results.json", results)
     extra["SFT"] = "one run (data seed 0); its row repeats it for every seed so that differences pair up"
-    summary = _summarize_and_report(out, results, histories, gate, extra, title, command,
-                                    time.perf_counter() - started)
+    summary = _summarize_and_report(
+        out, results, histories, gate, extra, title, command, time.perf_counter() - started
+    )
     _say(f"done in {(time.perf_counter() - started) / 60:.1f} min; report: {out / 'report.md'}")
     return summary
 
@@ -315,45 +449,98 @@ def rebuild_report(out: Path, title: str, command: str, seconds: float, extra: d
     saved = json.loads((out / "partial_results.json").read_text())
     order = [m for m in ("sft", *ARMS) if m in saved] + sorted(set(saved) - {"sft", *ARMS})
     results = {m: {int(s): r for s, r in saved[m].items()} for m in order}
-    histories = {m: {seed: _history(work / "models" / f"{m}_s{seed}") for seed in by}
-                 for m, by in results.items() if m != "sft"}
+    histories = {
+        m: {seed: _history(work / "models" / f"{m}_s{seed}") for seed in by}
+        for m, by in results.items()
+        if m != "sft"
+    }
     histories = {m: h for m, h in histories.items() if any(h.values())}
     old = json.loads((out / "summary.json").read_text())
-    notes = {"commit": old.get("commit", "unknown"), **old.get("notes", {}), **(extra or {}),
-             "report re-rendered from the saved metrics at": _commit()}
+    notes = {
+        "commit": old.get("commit", "unknown"),
+        **old.get("notes", {}),
+        **(extra or {}),
+        "report re-rendered from the saved metrics at": _commit(),
+    }
     return _summarize_and_report(out, results, histories, old["gate"], notes, title, command, seconds)
 
 
-def _summarize_and_report(out: Path, results: dict, histories: dict, gate: dict, notes: dict, title: str,
-                          command: str, seconds: float) -> dict:
+def _summarize_and_report(
+    out: Path,
+    results: dict,
+    histories: dict,
+    gate: dict,
+    notes: dict,
+    title: str,
+    command: str,
+    seconds: float,
+) -> dict:
     """summary.json (statistics, gate, curves, targets, commit and notes) and report.md with its plots."""
     summary = summarize(results)
     summary["gate"], summary["curves"] = gate, curve_summary(histories)
     summary["targets"] = target_checks(summary)
-    summary["commit"], summary["notes"] = notes.get("commit", "unknown"), {k: v for k, v in notes.items()
-                                                                             if k != "commit"}
+    summary["commit"], summary["notes"] = (
+        notes.get("commit", "unknown"),
+        {k: v for k, v in notes.items() if k != "commit"},
+    )
     write_json(out / "summary.json", summary)
-    write_report(out, summary, results, histories, title=title, command=command, seconds=seconds, extra=notes,
-                 gate=gate, targets=summary["targets"])
+    write_report(
+        out,
+        summary,
+        results,
+        histories,
+        title=title,
+        command=command,
+        seconds=seconds,
+        extra=notes,
+        gate=gate,
+        targets=summary["targets"],
+    )
     return summary
 
 
-def run_reproduce(out: Path, seeds: Sequence[int] = (0, 1, 2), scale: str = "default",
-                  overrides: Sequence[str] = (), budget: Budget | None = None,
-                  sft_overrides: Sequence[str] = ()) -> dict:
-    return run_comparison(out, f"agrl reproduce ({scale} data, seeds {list(seeds)})",
-                          f"agrl reproduce --scale {scale} --seeds {' '.join(map(str, seeds))}", seeds, scale,
-                          budget or Budget(), ARMS, overrides, sft_overrides)
+def run_reproduce(
+    out: Path,
+    seeds: Sequence[int] = (0, 1, 2),
+    scale: str = "default",
+    overrides: Sequence[str] = (),
+    budget: Budget | None = None,
+    sft_overrides: Sequence[str] = (),
+) -> dict:
+    return run_comparison(
+        out,
+        f"agrl reproduce ({scale} data, seeds {list(seeds)})",
+        f"agrl reproduce --scale {scale} --seeds {' '.join(map(str, seeds))}",
+        seeds,
+        scale,
+        budget or Budget(),
+        ARMS,
+        overrides,
+        sft_overrides,
+    )
 
 
 DEMO_BUDGET = Budget(rl_steps=60, eval_n=300, curve_every=15, curve_n=60, gate_prompts=60)
 
 
-def run_demo(out: Path, seed: int = 0, overrides: Sequence[str] = (), sft_overrides: Sequence[str] = (),
-             budget: Budget | None = None) -> dict:
+def run_demo(
+    out: Path,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+    sft_overrides: Sequence[str] = (),
+    budget: Budget | None = None,
+) -> dict:
     """The embedded default at one seed: tiny ShopRules, SFT, then GRPO and AGRL from the same SFT."""
-    summary = run_comparison(out, "agrl demo (tiny scale, one seed)", "make demo", [seed], "tiny",
-                             budget or DEMO_BUDGET, ("grpo", "agrl"), overrides,
-                             ["--max_steps", "900", *sft_overrides])
+    summary = run_comparison(
+        out,
+        "agrl demo (tiny scale, one seed)",
+        "make demo",
+        [seed],
+        "tiny",
+        budget or DEMO_BUDGET,
+        ("grpo", "agrl"),
+        overrides,
+        ["--max_steps", "900", *sft_overrides],
+    )
     print((out / "table.md").read_text())
     return summary

@@ -43,7 +43,9 @@ def _existing(out: Path) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                raise DataError(partial, number, None, "not a JSON row (remove the file to start over)") from None
+                raise DataError(
+                    partial, number, None, "not a JSON row (remove the file to start over)"
+                ) from None
     seen, unique = set(), []
     for row in rows:
         if str(row.get("id")) not in seen:
@@ -59,8 +61,10 @@ def _write(out: Path, rows: Sequence[dict]) -> None:
         return
     import pyarrow as pa
 
-    table = pa.Table.from_pylist([{"id": r["id"], "completion": r["completion"]} for r in rows],
-                                 schema=pa.schema([("id", pa.string()), ("completion", pa.string())]))
+    table = pa.Table.from_pylist(
+        [{"id": r["id"], "completion": r["completion"]} for r in rows],
+        schema=pa.schema([("id", pa.string()), ("completion", pa.string())]),
+    )
     tmp = out.with_name(f".{out.name}.tmp")
     if suffix == ".csv":
         import pyarrow.csv as pcsv
@@ -73,8 +77,16 @@ def _write(out: Path, rows: Sequence[dict]) -> None:
     os.replace(tmp, out)
 
 
-def run_predict(model: str, data: str | Path, out: str | Path, batch_size: int = 64, max_new_tokens: int = 128,
-                resume: bool = False, system_prompt: bool | None = None, early_stop: bool = False) -> dict:
+def run_predict(
+    model: str,
+    data: str | Path,
+    out: str | Path,
+    batch_size: int = 64,
+    max_new_tokens: int = 128,
+    resume: bool = False,
+    system_prompt: bool | None = None,
+    early_stop: bool = False,
+) -> dict:
     from agrl.contract import load_contract
     from agrl.data.load import load_records
     from agrl.models import load_model
@@ -99,11 +111,20 @@ def run_predict(model: str, data: str | Path, out: str | Path, batch_size: int =
         with open(partial, "a", encoding="utf-8") as handle:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
-                texts = generate_completions(model_, tokenizer, batch, batch_size=batch_size,
-                                             max_new_tokens=max_new_tokens, system_prompt=contract.system_prompt,
-                                             rulebook=contract.prompt_rulebook(), progress=False,
-                                             stop_after_answer=early_stop)
-                handle.write("".join(_line({"id": r["id"], "completion": t[0]}) for r, t in zip(batch, texts)))
+                texts = generate_completions(
+                    model_,
+                    tokenizer,
+                    batch,
+                    batch_size=batch_size,
+                    max_new_tokens=max_new_tokens,
+                    system_prompt=contract.system_prompt,
+                    rulebook=contract.prompt_rulebook(),
+                    progress=False,
+                    stop_after_answer=early_stop,
+                )
+                handle.write(
+                    "".join(_line({"id": r["id"], "completion": t[0]}) for r, t in zip(batch, texts))
+                )
                 handle.flush()
                 os.fsync(handle.fileno())
                 bar.update(len(batch))
@@ -112,4 +133,8 @@ def run_predict(model: str, data: str | Path, out: str | Path, batch_size: int =
     ordered = [rows[r["id"]] for r in records if r["id"] in rows]
     _write(out, ordered)
     partial.unlink()
-    return {"out": str(out), "predictions": len(ordered), "resumed": len(done_ids & {r["id"] for r in records})}
+    return {
+        "out": str(out),
+        "predictions": len(ordered),
+        "resumed": len(done_ids & {r["id"] for r in records}),
+    }

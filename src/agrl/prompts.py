@@ -30,7 +30,10 @@ def product_text(product: Mapping, bullets: bool = False, max_chars: int = 600) 
             lines.append(f"{key}: {_one_line(value)}")
     attributes = product.get("attributes") or {}
     if attributes:
-        lines.append("attributes: " + " ; ".join(f"{_one_line(k)}: {_one_line(v)}" for k, v in sorted(attributes.items())))
+        lines.append(
+            "attributes: "
+            + " ; ".join(f"{_one_line(k)}: {_one_line(v)}" for k, v in sorted(attributes.items()))
+        )
     if bullets and product.get("bullets"):
         lines.append("bullets: " + " ; ".join(_one_line(b) for b in product["bullets"]))
     # Real catalogues carry long descriptions; the judge reads a bounded prefix.
@@ -42,7 +45,10 @@ def user_text(query: str, product: Mapping, bullets: bool = False) -> str:
 
 
 def build_messages(
-    record: Mapping, rulebook: Rulebook | None = None, system: bool = True, bullets: bool = False,
+    record: Mapping,
+    rulebook: Rulebook | None = None,
+    system: bool = True,
+    bullets: bool = False,
 ) -> list[dict[str, str]]:
     """Chat messages for one record; `rulebook` adds its summary to the system message."""
     messages: list[dict[str, str]] = []

@@ -70,7 +70,9 @@ def slot_line(slot: str, query_value: str, product_value: str, verdict: str) -> 
 
 
 def _slot_lines(query: Mapping[str, str], product: Mapping[str, str], checks: Mapping[str, str]) -> list[str]:
-    return [slot_line(s, query.get(s, ABSENT), product.get(s, ABSENT), checks[s]) for s in SLOTS if s in checks]
+    return [
+        slot_line(s, query.get(s, ABSENT), product.get(s, ABSENT), checks[s]) for s in SLOTS if s in checks
+    ]
 
 
 def render_sections(
@@ -121,7 +123,9 @@ def render_prefix(
     return "<checks>\n" + "".join(line + "\n" for line in all_lines[: max(0, lines)])
 
 
-def _parse_lines(body: str, offset: int) -> tuple[dict[str, str], dict[str, str], dict[str, str]] | ParseError:
+def _parse_lines(
+    body: str, offset: int
+) -> tuple[dict[str, str], dict[str, str], dict[str, str]] | ParseError:
     query: dict[str, str] = {}
     product: dict[str, str] = {}
     checks: dict[str, str] = {}
@@ -136,7 +140,9 @@ def _parse_lines(body: str, offset: int) -> tuple[dict[str, str], dict[str, str]
             return ParseError(f"{where}: empty line", offset)
         found = _LINE.match(text)
         if not found:
-            return ParseError(f"{where}: expected `slot: query value | product value verdict`, got {text[:40]!r}", offset)
+            return ParseError(
+                f"{where}: expected `slot: query value | product value verdict`, got {text[:40]!r}", offset
+            )
         slot, q, p, verdict = (found.group(i).strip() for i in range(1, 5))
         if slot not in SLOTS:
             return ParseError(f"{where}: unknown slot {slot[:40]!r}", offset)
@@ -147,7 +153,9 @@ def _parse_lines(body: str, offset: int) -> tuple[dict[str, str], dict[str, str]
             return ParseError(f"{where}: slot {slot!r} out of order", offset)
         last_index = index
         if verdict not in CHECK_VALUES:
-            return ParseError(f"{where}: {slot!r} has verdict {verdict[:40]!r}, not one of {CHECK_VALUES}", offset)
+            return ParseError(
+                f"{where}: {slot!r} has verdict {verdict[:40]!r}, not one of {CHECK_VALUES}", offset
+            )
         if not q or not p:
             return ParseError(f"{where}: {slot!r} needs a query value and a product value", offset)
         query[slot], product[slot], checks[slot] = normalize_value(q), normalize_value(p), verdict
@@ -218,7 +226,9 @@ def parse_reasoning(text: object, fmt: str = "think_first") -> ParseResult:
     rule_body, rule_at = split["rule"]
     rule = _RULE.match(" ".join(rule_body.split()))
     if not rule:
-        return ParseError(f"<rule>: expected `ID name`, got {rule_body.strip()[:40]!r}", rule_at, lenient_label(text))
+        return ParseError(
+            f"<rule>: expected `ID name`, got {rule_body.strip()[:40]!r}", rule_at, lenient_label(text)
+        )
     answer_body, answer_at = split["answer"]
     answer = answer_body.strip()
     if answer not in {"1", "2", "3", "4"}:

@@ -81,7 +81,9 @@ def register_guidance_mode(name: str) -> Callable[[GuidanceMode], GuidanceMode]:
 
 
 @register_guidance_mode("prefix")
-def prefix_guidance(notes: Mapping, rule: Rule | None, label: int | None, level: int, complete: bool) -> Guidance | None:
+def prefix_guidance(
+    notes: Mapping, rule: Rule | None, label: int | None, level: int, complete: bool
+) -> Guidance | None:
     """Forced completion prefixes, for models that never saw hints: 1 = the gold slot lines up to the
     deciding check's line; 2 = all gold slot lines (the checks); 3 = the checks and the deciding rule.
     The model always writes the label itself.
@@ -102,7 +104,9 @@ def prefix_guidance(notes: Mapping, rule: Rule | None, label: int | None, level:
 
 
 @register_guidance_mode("hint")
-def hint_guidance(notes: Mapping, rule: Rule | None, label: int | None, level: int, complete: bool) -> Guidance | None:
+def hint_guidance(
+    notes: Mapping, rule: Rule | None, label: int | None, level: int, complete: bool
+) -> Guidance | None:
     """A prompt hint: 1 = the deciding rule; 2 = + the gold checks; 3 = + the gold slot lines forced as
     a completion prefix. Without a rule (real data) the gold grade is the hint, plus at level 2 and
     above whatever checks are annotated."""
@@ -120,13 +124,20 @@ def hint_guidance(notes: Mapping, rule: Rule | None, label: int | None, level: i
 
 
 def build_guidance(
-    annotations: Mapping, rule_id: str | None, label: int | None, level: int, mode: str, rulebook: Rulebook,
+    annotations: Mapping,
+    rule_id: str | None,
+    label: int | None,
+    level: int,
+    mode: str,
+    rulebook: Rulebook,
 ) -> Guidance | None:
     """Guidance for one example at `level` in `mode` (see `GUIDANCE_MODES`), or None where the example
     lacks the ground truth that mode needs."""
     guide = GUIDANCE_MODES.lookup(mode)
     notes = annotations or {}
-    complete = bool(notes.get("query") and notes.get("product") and notes.get("checks")) and not notes.get("partial")
+    complete = bool(notes.get("query") and notes.get("product") and notes.get("checks")) and not notes.get(
+        "partial"
+    )
     rule = rulebook.get(rule_id) if rule_id else None
     return guide(notes, rule, label, max(1, min(MAX_LEVEL, level)), complete)
 
@@ -167,7 +178,11 @@ class ReplayState:
 
 
 def update_example(
-    state: ExampleState, accuracy: float, tau: float = 0.0, recover: float = 0.5, max_level: int = MAX_LEVEL,
+    state: ExampleState,
+    accuracy: float,
+    tau: float = 0.0,
+    recover: float = 0.5,
+    max_level: int = MAX_LEVEL,
 ) -> ExampleState:
     """The example's state after a visit with this *unguided* group accuracy.
 

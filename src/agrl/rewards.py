@@ -186,12 +186,20 @@ def score_components(
     """Every registered component for one completion; None where the example lacks its ground truth."""
     rulebook = rulebook or default_rulebook()
     notes = _read_annotations(annotations)  # per completion: read the cached parse, do not copy it
-    truth = Truth(label, rule or None, notes.get("query"), notes.get("product"), notes.get("checks"),
-                  bool(notes.get("partial")))
+    truth = Truth(
+        label,
+        rule or None,
+        notes.get("query"),
+        notes.get("product"),
+        notes.get("checks"),
+        bool(notes.get("partial")),
+    )
     parsed = _parse(completion_text(completion), fmt)
     if not parsed.ok:
         return {c.name: (0.0 if c.applies(truth) else None) for c in REGISTRY.values()}
-    return {c.name: (c.score(parsed, truth, rulebook) if c.applies(truth) else None) for c in REGISTRY.values()}
+    return {
+        c.name: (c.score(parsed, truth, rulebook) if c.applies(truth) else None) for c in REGISTRY.values()
+    }
 
 
 def total_reward(components: Mapping[str, float | None], weights: Mapping[str, float] | None = None) -> float:
@@ -207,8 +215,11 @@ def total_reward(components: Mapping[str, float | None], weights: Mapping[str, f
 
 
 def score_completion(
-    completion: object, record: Mapping, rulebook: Rulebook | None = None,
-    weights: Mapping[str, float] | None = None, fmt: str = "think_first",
+    completion: object,
+    record: Mapping,
+    rulebook: Rulebook | None = None,
+    weights: Mapping[str, float] | None = None,
+    fmt: str = "think_first",
 ) -> dict[str, float | None]:
     """Components plus `total` for one completion against one record."""
     components = score_components(
@@ -228,8 +239,9 @@ class _BatchScores:
         self._key: tuple | None = None
         self._scores: list[dict[str, float | None]] = []
 
-    def __call__(self, completions: list, label: list | None, rule: list | None,
-                 annotations: list | None) -> list[dict[str, float | None]]:
+    def __call__(
+        self, completions: list, label: list | None, rule: list | None, annotations: list | None
+    ) -> list[dict[str, float | None]]:
         # Equality, not identity: a new batch may reuse a freed list's id.
         key = (list(completions), label, rule, annotations)
         if key != self._key:
@@ -246,8 +258,13 @@ class _BatchScores:
 
 
 def _component_func(name: str, scores: _BatchScores) -> RewardFunc:
-    def reward(completions: list, label: list | None = None, rule: list | None = None,
-               annotations: list | None = None, **_: object) -> list[float | None]:
+    def reward(
+        completions: list,
+        label: list | None = None,
+        rule: list | None = None,
+        annotations: list | None = None,
+        **_: object,
+    ) -> list[float | None]:
         return [row[name] for row in scores(completions, label, rule, annotations)]
 
     reward.__name__ = reward.__qualname__ = f"{name}_reward"
@@ -255,7 +272,9 @@ def _component_func(name: str, scores: _BatchScores) -> RewardFunc:
 
 
 def make_reward_functions(
-    weights: Mapping[str, float] | None = None, rulebook: Rulebook | None = None, fmt: str = "think_first",
+    weights: Mapping[str, float] | None = None,
+    rulebook: Rulebook | None = None,
+    fmt: str = "think_first",
 ) -> tuple[list[RewardFunc], list[float]]:
     """TRL reward functions and their weights (pass as `reward_funcs` / `GRPOConfig.reward_weights`).
 
@@ -285,7 +304,9 @@ def _ground_truth(ground_truth: object) -> Mapping:
     if isinstance(ground_truth, Mapping):
         return ground_truth
     if isinstance(ground_truth, bool):
-        raise TypeError("compute_score: ground_truth must be a record, a grade 1-4 or an ESCI letter, not a bool")
+        raise TypeError(
+            "compute_score: ground_truth must be a record, a grade 1-4 or an ESCI letter, not a bool"
+        )
     if isinstance(ground_truth, int):
         truth: object = ground_truth
     elif isinstance(ground_truth, str):
@@ -295,20 +316,25 @@ def _ground_truth(ground_truth: object) -> Mapping:
         try:
             truth = json.loads(text)
         except json.JSONDecodeError:
-            raise ValueError(f"compute_score: ground_truth {text[:40]!r} is neither JSON, a grade 1-4 nor an ESCI "
-                             f"letter ({'/'.join(DEFAULT_LABEL_MAP)})") from None
+            raise ValueError(
+                f"compute_score: ground_truth {text[:40]!r} is neither JSON, a grade 1-4 nor an ESCI "
+                f"letter ({'/'.join(DEFAULT_LABEL_MAP)})"
+            ) from None
         if isinstance(truth, Mapping):
             return truth
     else:
-        raise TypeError(f"compute_score: ground_truth must be a record, a grade 1-4 or an ESCI letter, "
-                        f"not {type(ground_truth).__name__}")
+        raise TypeError(
+            f"compute_score: ground_truth must be a record, a grade 1-4 or an ESCI letter, "
+            f"not {type(ground_truth).__name__}"
+        )
     if isinstance(truth, bool) or not isinstance(truth, int) or truth not in (1, 2, 3, 4):
         raise ValueError(f"compute_score: ground_truth grade must be 1-4, got {truth!r}")
     return {"label": truth}
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: object,
-                  extra_info: Mapping | None = None) -> dict[str, float | None]:
+def compute_score(
+    data_source: str, solution_str: str, ground_truth: object, extra_info: Mapping | None = None
+) -> dict[str, float | None]:
     """verl `compute_score`: {"score": total, **components} for one completion.
 
     `ground_truth` is the record (label, rule, annotations) as a dict or JSON, or just its grade
@@ -316,6 +342,10 @@ def compute_score(data_source: str, solution_str: str, ground_truth: object,
     carry `weights` (component -> weight) and `format`.
     """
     extra = extra_info or {}
-    scores = score_completion(solution_str, _ground_truth(ground_truth), weights=extra.get("weights"),
-                              fmt=extra.get("format", "think_first"))
+    scores = score_completion(
+        solution_str,
+        _ground_truth(ground_truth),
+        weights=extra.get("weights"),
+        fmt=extra.get("format", "think_first"),
+    )
     return {"score": scores.pop("total"), **scores}

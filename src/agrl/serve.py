@@ -50,14 +50,15 @@ MAX_QUERY_CHARS = 1000
 MAX_FIELD_CHARS = 10_000
 
 
-
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
     return value
 
 
-NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(_not_blank)]
+NonEmpty = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(_not_blank)
+]
 Text = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS)]
 Scalar = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS)] | int | float | bool
 
@@ -67,7 +68,9 @@ class Product(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    title: Annotated[str, StringConstraints(min_length=1, max_length=MAX_FIELD_CHARS), AfterValidator(_not_blank)]
+    title: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_FIELD_CHARS), AfterValidator(_not_blank)
+    ]
     category: Text | None = None
     brand: Text | None = None
     model: Text | None = None
@@ -105,13 +108,17 @@ class JudgeRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     query: NonEmpty = Field(description="the search query")
-    products: list[Product] | None = Field(None, min_length=1, description="1 to max_batch products (GET /health)")
+    products: list[Product] | None = Field(
+        None, min_length=1, description="1 to max_batch products (GET /health)"
+    )
     product: Product | None = Field(None, description="one product (instead of `products`)")
     early_stop: bool = Field(False, description="label-first early stop: the grade only, no reasoning")
     threshold: float = Field(0.5, gt=0, le=1, description="CumPT threshold")
 
 
-def _field_error(loc: tuple, msg: str, value: Any = None, kind: str = "value_error") -> RequestValidationError:
+def _field_error(
+    loc: tuple, msg: str, value: Any = None, kind: str = "value_error"
+) -> RequestValidationError:
     return RequestValidationError([{"type": kind, "loc": ("body", *loc), "msg": msg, "input": value}])
 
 
@@ -123,8 +130,16 @@ class BodyLimit:
 
     async def _reject(self, send) -> None:
         body = json.dumps({"detail": f"request body larger than {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):
@@ -164,12 +179,19 @@ class BodyLimit:
 def _model_name(model, given: str | None) -> str:
     if given is not None:
         return given
-    return str(getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "") or "in-memory")
+    return str(
+        getattr(model, "name_or_path", None) or getattr(model.config, "_name_or_path", "") or "in-memory"
+    )
 
 
 def create_app(
-    model_path_or_pair, max_batch: int = 64, system_prompt: bool | None = None, max_body_bytes: int = 1_000_000,
-    fmt: str | None = None, max_new_tokens: int = 128, device: str | None = None,
+    model_path_or_pair,
+    max_batch: int = 64,
+    system_prompt: bool | None = None,
+    max_body_bytes: int = 1_000_000,
+    fmt: str | None = None,
+    max_new_tokens: int = 128,
+    device: str | None = None,
 ) -> FastAPI:
     """The FastAPI app serving a judge: a model folder/id (or `smollm2`), or a `(model, tokenizer)` pair.
 
@@ -222,9 +244,14 @@ def create_app(
 
     @app.post("/judge", response_model=JudgeResponse)
     async def judge_endpoint(request: JudgeRequest) -> JudgeResponse:
-        if request.products is not None and len(request.products) > max_batch:  # as pydantic's max_length words it
-            raise _field_error(("products",), f"List should have at most {max_batch} items after validation, "
-                                              f"not {len(request.products)}", kind="too_long")
+        if (
+            request.products is not None and len(request.products) > max_batch
+        ):  # as pydantic's max_length words it
+            raise _field_error(
+                ("products",),
+                f"List should have at most {max_batch} items after validation, not {len(request.products)}",
+                kind="too_long",
+            )
         if request.products is not None and request.product is not None:
             raise _field_error(("product",), "give either `product` or `products`, not both")
         if request.products is None and request.product is None:
@@ -235,14 +262,24 @@ def create_app(
         async with lock:  # one batch at a time; waiting requests do not hold a worker thread
             try:
                 results = await run_in_threadpool(
-                    judge, model, tokenizer, records, fmt=fmt, early_stop=request.early_stop,
-                    max_new_tokens=max_new_tokens, system_prompt=system_prompt, threshold=request.threshold,
-                    batch_size=max_batch, rulebook=rulebook, prompt_rulebook=prompt_rulebook,
+                    judge,
+                    model,
+                    tokenizer,
+                    records,
+                    fmt=fmt,
+                    early_stop=request.early_stop,
+                    max_new_tokens=max_new_tokens,
+                    system_prompt=system_prompt,
+                    threshold=request.threshold,
+                    batch_size=max_batch,
+                    rulebook=rulebook,
+                    prompt_rulebook=prompt_rulebook,
                 )
             except PromptTooLong as exc:
                 loc = ("product",) if single else ("products", exc.index)
-                raise _field_error(loc, f"prompt of {exc.tokens} tokens is too long for the model "
-                                        f"({exc.limit} positions)") from None
+                raise _field_error(
+                    loc, f"prompt of {exc.tokens} tokens is too long for the model ({exc.limit} positions)"
+                ) from None
         for r in results:
             if r["grade_probs"] is not None:
                 r["grade_probs"] = {str(g): p for g, p in r["grade_probs"].items()}

@@ -58,9 +58,20 @@ def _text(product: Mapping, key: str) -> str:
 
 # Plurals the suffix rules get wrong, and words that only look plural.
 _IRREGULAR = {
-    "knives": "knife", "shelves": "shelf", "leaves": "leaf", "halves": "half", "scarves": "scarf",
-    "wolves": "wolf", "loaves": "loaf", "feet": "foot", "teeth": "tooth", "mice": "mouse",
-    "children": "child", "geese": "goose", "potatoes": "potato", "tomatoes": "tomato",
+    "knives": "knife",
+    "shelves": "shelf",
+    "leaves": "leaf",
+    "halves": "half",
+    "scarves": "scarf",
+    "wolves": "wolf",
+    "loaves": "loaf",
+    "feet": "foot",
+    "teeth": "tooth",
+    "mice": "mouse",
+    "children": "child",
+    "geese": "goose",
+    "potatoes": "potato",
+    "tomatoes": "tomato",
 }
 _NOT_PLURAL = frozenset(
     "lens series species news chassis canvas atlas bias gas bus plus yes us clothes scissors pliers "
@@ -72,7 +83,9 @@ _IE_NOUNS = frozenset(
     "necktie bowtie calorie genie pixie birdie auntie cutie undie foodie yorkie collie lingerie".split()
 )
 # Nouns ending in `i`: their plural ends in `is` like the singular of axis, tennis, chassis.
-_I_NOUNS = frozenset("bikini mini ski taxi kiwi martini zucchini panini safari khaki emoji salami alibi".split())
+_I_NOUNS = frozenset(
+    "bikini mini ski taxi kiwi martini zucchini panini safari khaki emoji salami alibi".split()
+)
 
 
 @lru_cache(maxsize=65536)
@@ -100,7 +113,9 @@ def singular_phrase(phrase: str) -> str:
 # --- brand -----------------------------------------------------------------------------------------
 
 # Brand fields that name no brand.
-_NO_BRAND = frozenset({"generic", "unknown", "na", "n a", "none", "unbranded", "no brand", "other", "various"})
+_NO_BRAND = frozenset(
+    {"generic", "unknown", "na", "n a", "none", "unbranded", "no brand", "other", "various"}
+)
 # Catalogue brands that are also common words: in a query they are more likely the word.
 _AMBIGUOUS_BRANDS = frozenset(
     "apple head purple giant specialized moment gap champion docs nb hm trek lodge ninja nomad sigma utopia "
@@ -153,7 +168,7 @@ _NOT_INITIALS = frozenset(
 
 
 def _initials(key: str) -> str:
-    """"under armour" -> "ua": how queries abbreviate multi-word brands."""
+    """ "under armour" -> "ua": how queries abbreviate multi-word brands."""
     parts = key.split()
     initials = "".join(w[0] for w in parts) if len(parts) >= 2 else ""
     return "" if initials in _NOT_INITIALS or not initials.isalpha() else initials
@@ -177,16 +192,24 @@ def _brand_in_query(key: str, words: str) -> str:
     return ""
 
 
-def _brand_slot(query: str, product: Mapping, query_brands: Iterable[str] = ()) -> tuple[str | None, str | None]:
+def _brand_slot(
+    query: str, product: Mapping, query_brands: Iterable[str] = ()
+) -> tuple[str | None, str | None]:
     words = _words(query)
     raw = product.get("brand")
     key = _brand_key(raw) if isinstance(raw, str) else ""
-    if key and _brand_stated(key, words) and (not _NEGATORS & set(key.split()) or _confirmed(key, query_brands)):
+    if (
+        key
+        and _brand_stated(key, words)
+        and (not _NEGATORS & set(key.split()) or _confirmed(key, query_brands))
+    ):
         value = _canonical_brand(raw)
         return value, value
     # Brands the query is known to name (read off other products of the same query), then the catalogue's.
     known = {_brand_key(b): _canonical_brand(b) for b in query_brands if isinstance(b, str) and _brand_key(b)}
-    candidates = [(k, v) for k, v in sorted(known.items(), key=lambda kv: -len(kv[0])) if _brand_stated(k, words)]
+    candidates = [
+        (k, v) for k, v in sorted(known.items(), key=lambda kv: -len(kv[0])) if _brand_stated(k, words)
+    ]
     candidates += _catalog_brands_in(words)
     if not candidates:
         return None, None
@@ -210,7 +233,11 @@ def _brand_words(query: str, product: Mapping, brand: str | None, query_brands: 
     words = _words(query)
     keys = {_words(brand)} | _ALIASES_OF.get(brand, set())
     keys |= {_brand_key(b) for b in (*query_brands, _text(product, "brand")) if isinstance(b, str)}
-    keys = {k for k in keys if k and (_canonical_brand(k) == brand or _words(_canonical_brand(k)) == _words(brand))}
+    keys = {
+        k
+        for k in keys
+        if k and (_canonical_brand(k) == brand or _words(_canonical_brand(k)) == _words(brand))
+    }
     for key in sorted(keys, key=len, reverse=True):
         found = _brand_in_query(key, words)
         if found:
@@ -250,8 +277,13 @@ def query_brands(query: str, products: Iterable[Mapping], min_products: int = 2)
 
 # Colours listings use besides the catalogue's (a "clear" container is no "white" one).
 _EXTRA_COLORS = {
-    "clear": ["clear", "transparent"], "tan": ["tan"], "ivory": ["ivory"], "teal": ["teal"],
-    "turquoise": ["turquoise"], "burgundy": ["burgundy", "maroon"], "khaki": ["khaki"],
+    "clear": ["clear", "transparent"],
+    "tan": ["tan"],
+    "ivory": ["ivory"],
+    "teal": ["teal"],
+    "turquoise": ["turquoise"],
+    "burgundy": ["burgundy", "maroon"],
+    "khaki": ["khaki"],
 }
 _COLOR_SURFACES = sorted(
     ((s, c) for c, ss in {**COLORS, **_EXTRA_COLORS}.items() for s in ss), key=lambda sc: -len(sc[0])
@@ -319,7 +351,9 @@ _UNIT_WORDS: dict[str, tuple[str, ...]] = {
     "tb": ("terabytes", "terabyte", "tb"),
 }
 if set(_UNIT_WORDS) | {"pack"} != set(ESCI_UNITS):  # pragma: no cover - guards catalogue edits
-    raise RuntimeError("every unit of agrl.data.catalog.ESCI_UNITS needs its spellings in annotate._UNIT_WORDS")
+    raise RuntimeError(
+        "every unit of agrl.data.catalog.ESCI_UNITS needs its spellings in annotate._UNIT_WORDS"
+    )
 _UNIT_OF = {w: u for u, ws in _UNIT_WORDS.items() for w in ws}
 # A number: "1-1/2" or "1 1/2" (mixed fraction), "1/2", "1.5", "half" (spelled).
 _NUMBER = r"(\d+[ -]\d+/\d+|\d+/\d+|\d+(?:\.\d+)?|half|one|two|three|four|five|six|ten|twelve)"
@@ -331,7 +365,17 @@ _SIZE_RE = re.compile(
 _PACK_RE = re.compile(
     r"(?<![a-z\d./,])(?:(\d+)\s*-?\s*(?:packs?|pk|count|ct|pcs|sets?)|(?:pack|set|box|case) of (\d+))(?![a-z\d])"
 )
-_SPELLED = {"half": 0.5, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10, "twelve": 12}
+_SPELLED = {
+    "half": 0.5,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "ten": 10,
+    "twelve": 12,
+}
 # After a unit, words that make it something else: "2 in 1" (preposition), "9 M US" (a shoe width).
 _NOT_UNIT_AFTER = {"in": re.compile(r"\s+[a-z\d]"), "m": re.compile(r"\s*(?:us|uk|eu|w)\b")}
 # "5G", "4G LTE", "2.4G wireless": network generations and radio bands, not grams.
@@ -439,8 +483,18 @@ _NEGATED_QUALITIES = frozenset(
 )
 # Names that contain a negation: an album, a band, a brand.
 _NAMES = (
-    "listen without prejudice", "no doubt", "no fear", "no mans sky", "no time to die", "without a trace",
-    "no boundaries", "no nonsense", "no more tears", "no bull", "no name", "not your mothers",
+    "listen without prejudice",
+    "no doubt",
+    "no fear",
+    "no mans sky",
+    "no time to die",
+    "without a trace",
+    "no boundaries",
+    "no nonsense",
+    "no more tears",
+    "no bull",
+    "no name",
+    "not your mothers",
 )
 # FEATURES phrasings without the feature word itself ("laceless", "unscented", "cordless").
 _FEATURE_NEGATIONS: dict[str, str] = {
@@ -485,8 +539,12 @@ def _negated_feature(query: str) -> str | None:
             before = words[index - 1]
             after = words[index + 1] if index + 1 < len(words) else ""
             if (
-                before not in _STOPWORDS and before not in _NEGATORS and before[0].isalpha() and len(before) >= 2
-                and after not in _FREE_COMPOUNDS and before not in _FREE_QUALITIES
+                before not in _STOPWORDS
+                and before not in _NEGATORS
+                and before[0].isalpha()
+                and len(before) >= 2
+                and after not in _FREE_COMPOUNDS
+                and before not in _FREE_QUALITIES
             ):
                 return before
     joined = " ".join(words)
@@ -574,11 +632,24 @@ def _negation_slot(query: str, product: Mapping) -> tuple[str | None, str | None
 
 # Words that state who a product is for. "man" alone is not one: "working mans hand cream" is a name.
 _GENDER_WORDS = {
-    "men": "men", "mens": "men", "male": "men",
-    "women": "women", "womens": "women", "ladies": "women", "womans": "women", "female": "women",
+    "men": "men",
+    "mens": "men",
+    "male": "men",
+    "women": "women",
+    "womens": "women",
+    "ladies": "women",
+    "womans": "women",
+    "female": "women",
     "unisex": "unisex",
-    "kids": "kids", "kid": "kids", "child": "kids", "boys": "kids", "girls": "kids", "childrens": "kids", "toddler": "kids",
-    "toddlers": "kids", "youth": "kids",
+    "kids": "kids",
+    "kid": "kids",
+    "child": "kids",
+    "boys": "kids",
+    "girls": "kids",
+    "childrens": "kids",
+    "toddler": "kids",
+    "toddlers": "kids",
+    "youth": "kids",
 }
 
 
@@ -609,19 +680,68 @@ def _gender_slot(query: str, product: Mapping) -> tuple[str | None, str | None]:
 
 # Two- and three-word product types whose first words are part of the name, not a description
 # ("a paper bag", but "a double wall container" is a container). Other queries' type is the head noun.
-_COMPOUND_TYPES = frozenset({
-    "water bottle", "spray bottle", "baby bottle", "lunch box", "lunch bag", "hand cream", "face cream",
-    "eye cream", "pocket clip", "paper bag", "gift bag", "trash bag", "garbage bag", "tote bag",
-    "sleeping bag", "shopping bag", "nail kit", "first aid kit", "flip flop", "t towel", "tea towel",
-    "dish towel", "hand towel", "bath towel", "beach towel", "paper towel", "phone case", "pencil case",
-    "nail polish", "lip balm", "body wash", "face mask", "hair dryer", "ice cream", "coffee maker",
-    "yoga mat", "mouse pad", "screen protector", "t shirt", "tank top", "sports bra", "hard drive",
-    "power bank", "gift card", "dog bed", "cat tree", "dog bone", "fire tv stick", "hot sauce",
-})
+_COMPOUND_TYPES = frozenset(
+    {
+        "water bottle",
+        "spray bottle",
+        "baby bottle",
+        "lunch box",
+        "lunch bag",
+        "hand cream",
+        "face cream",
+        "eye cream",
+        "pocket clip",
+        "paper bag",
+        "gift bag",
+        "trash bag",
+        "garbage bag",
+        "tote bag",
+        "sleeping bag",
+        "shopping bag",
+        "nail kit",
+        "first aid kit",
+        "flip flop",
+        "t towel",
+        "tea towel",
+        "dish towel",
+        "hand towel",
+        "bath towel",
+        "beach towel",
+        "paper towel",
+        "phone case",
+        "pencil case",
+        "nail polish",
+        "lip balm",
+        "body wash",
+        "face mask",
+        "hair dryer",
+        "ice cream",
+        "coffee maker",
+        "yoga mat",
+        "mouse pad",
+        "screen protector",
+        "t shirt",
+        "tank top",
+        "sports bra",
+        "hard drive",
+        "power bank",
+        "gift card",
+        "dog bed",
+        "cat tree",
+        "dog bone",
+        "fire tv stick",
+        "hot sauce",
+    }
+)
 # Query words that name a type in other words (a typo, a brand's product for the product).
 _QUERY_TYPE_ALIASES = {
-    "audible book": "audiobook", "audio book": "audiobook", "fire stick": "firestick",
-    "fire tv stick": "firestick", "band saw": "bandsaw", "wood planner": "planer", "tshirt": "t shirt",
+    "audible book": "audiobook",
+    "audio book": "audiobook",
+    "fire stick": "firestick",
+    "fire tv stick": "firestick",
+    "band saw": "bandsaw",
+    "wood planner": "planer",
+    "tshirt": "t shirt",
     "tee shirt": "t shirt",
 }
 # Heads too vague to be a type on their own: the words before them belong to the type.
@@ -651,7 +771,8 @@ _ACCESSORY_NOUNS = frozenset(
 )
 # Common product nouns: a title's head word counts as its type only when it is one of them (or the
 # query's type), so that a model name ("Puff N Chill") or a book's title is not read as a type.
-_PRODUCT_NOUNS = frozenset("""
+_PRODUCT_NOUNS = frozenset(
+    """
 accessory adapter amplifier apron armchair audiobook backpack bag bandana bandsaw bar basket bat
 battery beanie bed bench bicycle bike bikini bin binder blanket blazer blender blade blind blouse board
 boat bodysuit bookcase bookend bookmark boot bottle bowl box bra bracelet bracket brief brush bucket
@@ -671,31 +792,56 @@ shovel sign skillet skirt slide slipper sneaker soap sock sofa speaker sponge sp
 sticker stool strap stroller suit sunglasses sweater sweatshirt swimsuit switch table tablet tank tape
 tee tent thermometer tie timer toaster toothbrush top towel toy tray trimmer tripod trouser truck tub
 tumbler tv umbrella vacuum vase vest wallet watch wrench
-""".split())
+""".split()
+)
 # Trailing query words that describe the wanted product rather than name it ("t towels kitchen").
-_QUERY_MODIFIERS = frozenset("""
+_QUERY_MODIFIERS = frozenset(
+    """
 kitchen bathroom bedroom office outdoor outdoors indoor garden home car travel camping beach school work
 long lasting medium soft hard firm small large big mini heavy duty waterproof cheap best new portable
 adjustable plus petite tall wide slim cute funny vintage wireless electric deep extra strong thick thin
-""".split())
+""".split()
+)
 # Style phrases that are no product ("off the shoulder", "slip on" describe the cut, not the type).
-_STYLE_PHRASES = ("off the shoulder", "slip on", "one piece", "two piece", "high waisted", "long sleeve",
-                  "short sleeve", "v neck", "crew neck", "pull on")
+_STYLE_PHRASES = (
+    "off the shoulder",
+    "slip on",
+    "one piece",
+    "two piece",
+    "high waisted",
+    "long sleeve",
+    "short sleeve",
+    "v neck",
+    "crew neck",
+    "pull on",
+)
 # Title words that end the product's own name, and the kind of phrase each starts: what the product is for ("case for ..."), parts it comes with
 # ("... with lids"), or more of its own name ("... by Brush King").
 _TITLE_CUTS = {
-    "for": "for", "compatible": "for", "fits": "for", "fit": "for",
-    "with": "with", "featuring": "with", "including": "with", "includes": "with", "plus": "with",
-    "without": "with", "by": "own", "that": "with", "from": "own",
+    "for": "for",
+    "compatible": "for",
+    "fits": "for",
+    "fit": "for",
+    "with": "with",
+    "featuring": "with",
+    "including": "with",
+    "includes": "with",
+    "plus": "with",
+    "without": "with",
+    "by": "own",
+    "that": "with",
+    "from": "own",
 }
 # Shade words before a colour ("Light Grey"): part of the colour, not a product ("light").
 _SHADES = frozenset("light dark pale bright deep hot baby royal sky".split())
 # Title words that are never the product's head: counts, sizes, fits, fillers.
-_TITLE_JUNK = frozenset("""
+_TITLE_JUNK = frozenset(
+    """
 pack pk set count ct pcs pc piece pieces pair pairs lot size sizes inch inches in oz ounce ounces lb lbs
 ml l g kg mm cm ft feet m xl xxl xs s us uk eu b d w wide narrow regular new women men womens mens
 unisex kids boys girls ladies adult adults youth toddler medium large small x and the a of plus
-""".split())
+""".split()
+)
 # "Book 10", "Vol. 2": the number of a series, not the product's type.
 _SERIES = re.compile(r"\b(?:book|vol|volume|part|season|episode|edition)\s+\d+\b")
 
@@ -721,7 +867,9 @@ def _query_type(query: str, brand_words: str = "") -> str | None:
             tokens = tokens[:index]
             break
     tokens = [t for i, t in enumerate(tokens) if not _drops(tokens, i)]
-    while tokens and (tokens[-1] in _QUERY_MODIFIERS or tokens[-1] in _GENDER_WORDS or tokens[-1] in _COLOR_OF):
+    while tokens and (
+        tokens[-1] in _QUERY_MODIFIERS or tokens[-1] in _GENDER_WORDS or tokens[-1] in _COLOR_OF
+    ):
         tokens.pop()
     if not tokens or not tokens[-1].replace("_", "").isalpha() or len(tokens[-1]) < 3:
         return None
@@ -757,8 +905,13 @@ def _drops(tokens: list[str], index: int) -> bool:
     before = tokens[index - 1] if index else ""
     after = tokens[index + 1] if index + 1 < len(tokens) else ""
     return (
-        not token.replace("_", "").isalpha() or token in _UNIT_OF or token in _STOPWORDS
-        or token in _NEGATORS or before in {"non", "no"} or token == "free" or after == "free"
+        not token.replace("_", "").isalpha()
+        or token in _UNIT_OF
+        or token in _STOPWORDS
+        or token in _NEGATORS
+        or before in {"non", "no"}
+        or token == "free"
+        or after == "free"
         or token in {"mens", "womens", "men", "women", "ladies", "kids", "half", "pint", "gallon", "quart"}
     )
 
@@ -874,7 +1027,11 @@ def _phrase_verdict(qtype: str, words: list[str], rest: list[tuple[list[str], st
                 return name, "match" if name == qtype else "equivalent"
         return "next"
     names = (qtype, *synonyms)
-    if noun in _ACCESSORY_NOUNS and len(words) > 1 and any(_find(words[:-1], n) == len(words) - 2 for n in (head, *names)):
+    if (
+        noun in _ACCESSORY_NOUNS
+        and len(words) > 1
+        and any(_find(words[:-1], n) == len(words) - 2 for n in (head, *names))
+    ):
         return f"{words[-2]} {noun}", "mismatch"  # "towel hooks", "planer blades": an accessory
     if noun in _ACCESSORY_NOUNS and any(kind == "for" and _names(w, head, names) for w, kind in rest):
         return noun, "mismatch"  # "case for fire tv stick"
@@ -891,7 +1048,12 @@ def _names(words: list[str], head: str, names: Iterable[str]) -> bool:
 def _phrase_type(words: list[str]) -> str:
     """A phrase's type as its title names it: the head with the word before it ("laptop stand")."""
     before = words[-2] if len(words) > 1 else ""
-    plain = before.isalpha() and before not in _TITLE_JUNK | _STOPWORDS and before not in _COLOR_OF and len(before) > 2
+    plain = (
+        before.isalpha()
+        and before not in _TITLE_JUNK | _STOPWORDS
+        and before not in _COLOR_OF
+        and len(before) > 2
+    )
     return f"{before} {words[-1]}" if plain else words[-1]
 
 
@@ -955,11 +1117,14 @@ def annotate(query: str, product: Mapping, query_brands: Iterable[str] = ()) -> 
     return {"query": _ordered(q), "product": _ordered(p), "checks": _ordered(checks), "partial": True}
 
 
-def _type_reading(query: str, product: Mapping, brand_words: str) -> tuple[str | None, str | None, str | None]:
+def _type_reading(
+    query: str, product: Mapping, brand_words: str
+) -> tuple[str | None, str | None, str | None]:
     """(query type, product type, check); the check is the type reading's own (see `_type_slot`)."""
     qtype = _query_type(query, brand_words)
     if not qtype or not _value(qtype):
         return None, None, None
     return (_value(qtype), *_type_slot(_value(qtype), product))
+
 
 __all__ = ["annotate", "query_brands", "singular", "singular_phrase"]

@@ -52,7 +52,13 @@ DEFAULT_LABEL_MAP: Mapping[str, int] = MappingProxyType({"E": 4, "S": 3, "C": 2,
 
 _EXAMPLE_COLUMNS = ("example_id", "query", "query_id", "product_id", "product_locale", "esci_label")
 _PRODUCT_COLUMNS = ("product_id", "product_title")
-_PRODUCT_TEXT = ("product_title", "product_description", "product_bullet_point", "product_brand", "product_color")
+_PRODUCT_TEXT = (
+    "product_title",
+    "product_description",
+    "product_bullet_point",
+    "product_brand",
+    "product_color",
+)
 MAX_BULLETS = 5
 MAX_BULLET_CHARS = 200
 MAX_DESCRIPTION_CHARS = 500
@@ -79,7 +85,9 @@ def _check_label_map(label_map: Mapping[str, int]) -> dict[str, int]:
     out: dict[str, int] = {}
     for key, grade in label_map.items():
         if not isinstance(key, str) or isinstance(grade, bool) or grade not in GRADES:
-            raise ValueError(f"label_map: {key!r} -> {grade!r}; expected a label string -> grade in {list(GRADES)}")
+            raise ValueError(
+                f"label_map: {key!r} -> {grade!r}; expected a label string -> grade in {list(GRADES)}"
+            )
         out[key.strip().upper()] = int(grade)
     return out
 
@@ -213,7 +221,9 @@ def load_esci_with_stats(
     if not folder.is_dir():
         raise DataError(folder, None, None, "no such folder (expected the ESCI parquet files in it)")
     ex_path, pr_path = folder / EXAMPLES_FILE, folder / PRODUCTS_FILE
-    ex_schema = _schema(ex_path, _EXAMPLE_COLUMNS, ("query", "product_id", "product_locale", "esci_label", "split"))
+    ex_schema = _schema(
+        ex_path, _EXAMPLE_COLUMNS, ("query", "product_id", "product_locale", "esci_label", "split")
+    )
     pr_schema = _schema(pr_path, _PRODUCT_COLUMNS, ("product_id", "product_locale", *_PRODUCT_TEXT))
     optional = [c for c in ("split", "small_version", "large_version") if c in ex_schema.names]
     examples = _filter_examples(
@@ -240,7 +250,10 @@ def load_esci_with_stats(
             record = _example_record(row, ex_path, grades)
             if record["id"] in seen:
                 raise DataError(
-                    ex_path, row["__row"], "example_id", f"duplicate id {record['id']!r} (first on row {seen[record['id']]})"
+                    ex_path,
+                    row["__row"],
+                    "example_id",
+                    f"duplicate id {record['id']!r} (first on row {seen[record['id']]})",
                 )
             seen[record["id"]] = row["__row"]
             key = (row["product_id"], row["product_locale"] if by_locale else None)
@@ -318,13 +331,20 @@ def load_esci(
     if stats.skipped_no_title or stats.skipped_no_product:
         log.warning(
             "%s: skipped %d examples whose product has no title and %d whose product is not in %s",
-            folder, stats.skipped_no_title, stats.skipped_no_product, PRODUCTS_FILE,
+            folder,
+            stats.skipped_no_title,
+            stats.skipped_no_product,
+            PRODUCTS_FILE,
         )
     return records
 
 
-
 __all__ = [
-    "DEFAULT_LABEL_MAP", "EXAMPLES_FILE", "PRODUCTS_FILE", "EsciStats", "load_esci", "load_esci_with_stats",
+    "DEFAULT_LABEL_MAP",
+    "EXAMPLES_FILE",
+    "PRODUCTS_FILE",
+    "EsciStats",
+    "load_esci",
+    "load_esci_with_stats",
     "product_record",
 ]

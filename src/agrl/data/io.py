@@ -69,8 +69,6 @@ def write_json(path: str | Path, data: object) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
 
 
-
-
 def validate_record(row: object, path: str | Path, line: int | None, require_label: bool = True) -> dict:
     """Check one record against the schema and return it normalised (id as string, label as int)."""
     if not isinstance(row, dict):
@@ -90,7 +88,9 @@ def validate_record(row: object, path: str | Path, line: int | None, require_lab
         raise DataError(path, line, "product.title", "missing or not a non-empty string")
     for key in TEXT_PRODUCT_FIELDS:
         if product.get(key) is not None and not isinstance(product[key], str):
-            raise DataError(path, line, f"product.{key}", f"expected a string, got {type(product[key]).__name__}")
+            raise DataError(
+                path, line, f"product.{key}", f"expected a string, got {type(product[key]).__name__}"
+            )
     price = product.get("price")
     if price is not None and (isinstance(price, bool) or not isinstance(price, (int, float))):
         raise DataError(path, line, "product.price", f"expected a number, got {price!r}")
@@ -109,7 +109,11 @@ def validate_record(row: object, path: str | Path, line: int | None, require_lab
             grade = int(label)
         except (TypeError, ValueError, OverflowError):
             raise DataError(path, line, "label", f"expected a grade 1-4, got {label!r}") from None
-        if grade not in (1, 2, 3, 4) or isinstance(label, bool) or (isinstance(label, float) and label != grade):
+        if (
+            grade not in (1, 2, 3, 4)
+            or isinstance(label, bool)
+            or (isinstance(label, float) and label != grade)
+        ):
             raise DataError(path, line, "label", f"expected a grade 1-4, got {label!r}")
         out["label"] = grade
     annotations = row.get("annotations")
@@ -206,7 +210,9 @@ def read_records(path: str | Path, require_label: bool = True) -> list[dict]:
     for line, row in read_rows(path):
         record = validate_record(row, path, line, require_label)
         if record["id"] in seen:
-            raise DataError(path, line, "id", f"duplicate id {record['id']!r} (first on line {seen[record['id']]})")
+            raise DataError(
+                path, line, "id", f"duplicate id {record['id']!r} (first on line {seen[record['id']]})"
+            )
         seen[record["id"]] = line
         records.append(record)
     return records

@@ -14,6 +14,8 @@ def load_records(path: str | Path, require_label: bool = True) -> list[dict]:
         from agrl.data.esci import EXAMPLES_FILE, load_esci
 
         if not (path / EXAMPLES_FILE).is_file():
-            raise FileNotFoundError(f"{path}: a folder given as data must hold the ESCI layout ({EXAMPLES_FILE})")
+            raise FileNotFoundError(
+                f"{path}: a folder given as data must hold the ESCI layout ({EXAMPLES_FILE})"
+            )
         return load_esci(path)
     return read_records(path, require_label=require_label)

@@ -44,9 +44,18 @@ from agrl.schema import ABSENT, SLOTS
 
 # Scenario -> the default rulebook's rule it is built to trigger.
 SCENARIOS: dict[str, str] = {
-    "accessory": "R01", "category": "R02", "negation": "R03", "brand": "R04", "model": "R05",
-    "gender": "R06", "size": "R07", "color": "R08", "price": "R09", "unit": "R10",
-    "implied": "R11", "exact": "R12",
+    "accessory": "R01",
+    "category": "R02",
+    "negation": "R03",
+    "brand": "R04",
+    "model": "R05",
+    "gender": "R06",
+    "size": "R07",
+    "color": "R08",
+    "price": "R09",
+    "unit": "R10",
+    "implied": "R11",
+    "exact": "R12",
 }
 TAIL = ("accessory", "negation", "price", "unit", "implied")
 HEAD = tuple(s for s in SCENARIOS if s not in TAIL)
@@ -57,12 +66,30 @@ SPLITS = ("sft", "rl", "dev", "b_eval", "w_eval", "hard", "tail")
 SCALES: dict[str, dict[str, int]] = {
     "tiny": {"sft": 8000, "rl": 2000, "dev": 300, "b_eval": 300, "w_eval": 300, "hard": 200, "tail": 300},
     "small": {"sft": 8000, "rl": 3000, "dev": 500, "b_eval": 600, "w_eval": 600, "hard": 500, "tail": 600},
-    "default": {"sft": 30000, "rl": 12000, "dev": 1000, "b_eval": 3000, "w_eval": 3000, "hard": 2500, "tail": 1500},
+    "default": {
+        "sft": 30000,
+        "rl": 12000,
+        "dev": 1000,
+        "b_eval": 3000,
+        "w_eval": 3000,
+        "hard": 2500,
+        "tail": 1500,
+    },
 }
 # Natural (long-tailed) scenario weights, as in a live query log: mostly exact and head mismatches.
 NATURAL = {
-    "exact": 32, "category": 12, "color": 10, "size": 8, "brand": 9, "model": 4, "gender": 4,
-    "accessory": 3, "negation": 2, "price": 3, "unit": 2, "implied": 3,
+    "exact": 32,
+    "category": 12,
+    "color": 10,
+    "size": 8,
+    "brand": 9,
+    "model": 4,
+    "gender": 4,
+    "accessory": 3,
+    "negation": 2,
+    "price": 3,
+    "unit": 2,
+    "implied": 3,
 }
 
 
@@ -110,7 +137,9 @@ def luck_proof_tail(rulebook: Rulebook | None = None, seed: int = 0, n: int = 60
     gen = _Gen(random.Random(f"shoprules/{seed}/luck"), rulebook, 0.1)
     kept = []
     for scenario in TAIL:
-        examples = [e for e in (gen.example(scenario, hard=False) for _ in range(20 * n)) if e is not None][:n]
+        examples = [e for e in (gen.example(scenario, hard=False) for _ in range(20 * n)) if e is not None][
+            :n
+        ]
         wrong = sum(rulebook.blind_decision(e["annotations"]["checks"]).grade != e["label"] for e in examples)
         if examples and wrong > len(examples) / 2:
             kept.append(scenario)
@@ -163,7 +192,9 @@ class _Gen:
         gender = fixed.get("gender")
         if gender is None and ptype.gendered:
             gender = rng.choice(("men", "women", "kids", "unisex"))
-        color = fixed.get("color") if "color" in fixed else (rng.choice(list(COLORS)) if ptype.colors else None)
+        color = (
+            fixed.get("color") if "color" in fixed else (rng.choice(list(COLORS)) if ptype.colors else None)
+        )
         product = Product(
             title="",
             type=ptype.name,
@@ -193,7 +224,9 @@ class _Gen:
             parts.append(capwords(rng.choice(GENDERS[p.gender][:2])))
         parts.append(capwords(kind))
         if p.accessory_of:
-            target = capwords(p.model) if p.model and show_model else capwords(TYPE_BY_NAME[p.accessory_of].name)
+            target = (
+                capwords(p.model) if p.model and show_model else capwords(TYPE_BY_NAME[p.accessory_of].name)
+            )
             parts.append(f"for {target}")
         for feature in ptype.features:
             info = FEATURES[feature]
@@ -213,20 +246,30 @@ class _Gen:
         if unit:
             return self.rng.choice(UNIT_SURFACE[unit]).format(v=value)
         prefix = SIZE_QUERY_PREFIX.get(ptype.size or "", ["size {v}"])
-        return ("size {v}" if in_title else self.rng.choice(prefix)).format(v=value.upper() if in_title else value)
+        return ("size {v}" if in_title else self.rng.choice(prefix)).format(
+            v=value.upper() if in_title else value
+        )
 
     # --- slots ----------------------------------------------------------------------------------
     @staticmethod
     def product_slots(p: Product, negation: str | None) -> dict[str, str]:
         slots = {
-            "type": p.type, "for": p.accessory_of or ABSENT, "brand": p.brand, "model": p.model or ABSENT,
-            "gender": p.gender or ABSENT, "size": p.size or ABSENT, "color": p.color or ABSENT,
-            "price": format_number(p.price), "negation": ABSENT,
+            "type": p.type,
+            "for": p.accessory_of or ABSENT,
+            "brand": p.brand,
+            "model": p.model or ABSENT,
+            "gender": p.gender or ABSENT,
+            "size": p.size or ABSENT,
+            "color": p.color or ABSENT,
+            "price": format_number(p.price),
+            "negation": ABSENT,
         }
         if negation:
             info = FEATURES[negation]
             value = p.attributes.get(info["attr"])
-            slots["negation"] = ABSENT if value is None else f"has {negation}" if value == info["yes"] else f"no {negation}"
+            slots["negation"] = (
+                ABSENT if value is None else f"has {negation}" if value == info["yes"] else f"no {negation}"
+            )
         return slots
 
     # --- one example ----------------------------------------------------------------------------
@@ -254,7 +297,9 @@ class _Gen:
         q["type"] = ptype.name
         if ptype.accessory_of:
             q["for"] = ptype.accessory_of
-        implied = scenario == "implied" or (scenario not in ("exact", "category") and ptype.top == "electronics" and rng.random() < self.tail)
+        implied = scenario == "implied" or (
+            scenario not in ("exact", "category") and ptype.top == "electronics" and rng.random() < self.tail
+        )
         alias = None
         if base.model and (scenario in ("model", "implied") or rng.random() < 0.5):
             q["model"] = base.model
@@ -282,9 +327,17 @@ class _Gen:
 
         # The judged product: the base product, changed so that the scenario's rule applies.
         fixed: dict = {
-            "brand": base.brand, "model": base.model, "gender": base.gender, "color": base.color,
-            "price": base.price, "size": tuple(base.size.split(" ")) if base.size and " " in base.size else ((base.size, "") if base.size else None),
-            "features": {f: FEATURES[f]["yes"] == base.attributes.get(FEATURES[f]["attr"]) for f in ptype.features},
+            "brand": base.brand,
+            "model": base.model,
+            "gender": base.gender,
+            "color": base.color,
+            "price": base.price,
+            "size": tuple(base.size.split(" "))
+            if base.size and " " in base.size
+            else ((base.size, "") if base.size else None),
+            "features": {
+                f: FEATURES[f]["yes"] == base.attributes.get(FEATURES[f]["attr"]) for f in ptype.features
+            },
         }
         if negation:
             fixed["features"][negation] = scenario == "negation"
@@ -308,7 +361,11 @@ class _Gen:
             if q["price"] != ABSENT:
                 fixed["price"] = float(q["price"].split()[1]) - 1.01
         elif scenario == "category":
-            others = [t for t in TYPES if t.name != ptype.name and t.accessory_of != ptype.name and ptype.accessory_of != t.name]
+            others = [
+                t
+                for t in TYPES
+                if t.name != ptype.name and t.accessory_of != ptype.name and ptype.accessory_of != t.name
+            ]
             judged_type = rng.choice(others)
             for slot in ("model", "size", "features", "price"):
                 fixed.pop(slot)
@@ -367,7 +424,9 @@ class _Gen:
         expected = SCENARIOS[scenario]
         if self.rulebook.get(expected) is not None and rule.id != expected:
             return None
-        query_text = self.query_text(q_slots, ptype if scenario != "accessory" else ptype, implied, alias, negation)
+        query_text = self.query_text(
+            q_slots, ptype if scenario != "accessory" else ptype, implied, alias, negation
+        )
         shown = list(checks)
         annotations = {
             "query": {s: q_slots.get(s, ABSENT) for s in shown},
@@ -403,12 +462,19 @@ class _Gen:
                     options.append((format_number(amount), other))
         return self.rng.choice(options) if options else None
 
-    def query_text(self, q: dict[str, str], ptype: ProductType, implied: bool, alias: str | None, negation: str | None) -> str:
+    def query_text(
+        self, q: dict[str, str], ptype: ProductType, implied: bool, alias: str | None, negation: str | None
+    ) -> str:
         rng = self.rng
         core: list[str] = []
         if "gender" in q:
             core.append(rng.choice(GENDERS[q["gender"]]))
-        brand_stated = "brand" in q and not (implied and rng.random() < 0.5) and "model" in q or ("brand" in q and "model" not in q)
+        brand_stated = (
+            "brand" in q
+            and not (implied and rng.random() < 0.5)
+            and "model" in q
+            or ("brand" in q and "model" not in q)
+        )
         if "brand" in q and (brand_stated or alias is None and "model" not in q):
             brand = rng.choice([q["brand"], *BRAND_ALIASES.get(q["brand"], [])])
             core.append(brand if rng.random() < 0.6 else capwords(brand))
@@ -448,7 +514,11 @@ def _balanced_scenario(rng: random.Random, rulebook: Rulebook) -> str:
 
 
 def generate_split(
-    split: str, n: int, seed: int, rulebook: Rulebook | None = None, sft_tail_share: float = SFT_TAIL_SHARE,
+    split: str,
+    n: int,
+    seed: int,
+    rulebook: Rulebook | None = None,
+    sft_tail_share: float = SFT_TAIL_SHARE,
     seen: set[tuple[str, str]] | None = None,
 ) -> Iterator[dict]:
     """Yield `n` records of one split; `seen` (query, title) pairs are skipped so splits stay disjoint."""
@@ -460,7 +530,9 @@ def generate_split(
     scenarios = list(luck_proof_tail(rulebook, seed) if spec.blind_wrong else spec.weights)
     weights = [spec.weights[s] for s in scenarios]
     # `hard` takes an equal quota of each tail scenario so every tail rule is well represented.
-    quota = Counter({s: -(-n // len(scenarios)) for s in scenarios}) if spec.hard or spec.blind_wrong else None
+    quota = (
+        Counter({s: -(-n // len(scenarios)) for s in scenarios}) if spec.hard or spec.blind_wrong else None
+    )
     made, attempts = 0, 0
     while made < n:
         attempts += 1
@@ -481,7 +553,10 @@ def generate_split(
             record = gen.example(scenario, hard=spec.hard)
             if record is None or (record["query"].lower(), record["product"]["title"].lower()) in seen:
                 continue
-            if not spec.blind_wrong or rulebook.blind_decision(record["annotations"]["checks"]).grade != record["label"]:
+            if (
+                not spec.blind_wrong
+                or rulebook.blind_decision(record["annotations"]["checks"]).grade != record["label"]
+            ):
                 break
         else:
             continue
@@ -495,8 +570,13 @@ def generate_split(
 
 
 def generate(
-    out: str | Path, seed: int = 0, scale: str = "default", rulebook: Rulebook | None = None,
-    sft_tail_share: float = SFT_TAIL_SHARE, sizes: dict[str, int] | None = None, progress: bool = True,
+    out: str | Path,
+    seed: int = 0,
+    scale: str = "default",
+    rulebook: Rulebook | None = None,
+    sft_tail_share: float = SFT_TAIL_SHARE,
+    sizes: dict[str, int] | None = None,
+    progress: bool = True,
 ) -> dict:
     """Write the five splits and `stats.json` into `out`; returns the stats."""
     from tqdm import tqdm
@@ -510,15 +590,25 @@ def generate(
     # Evaluation splits first so that training splits, not evaluation ones, give way on collisions.
     for split in ("b_eval", "w_eval", "hard", "tail", "dev", "rl", "sft"):
         n = sizes[split]
-        records = list(tqdm(generate_split(split, n, seed, rulebook, sft_tail_share, seen), total=n,
-                            desc=f"shoprules {split}", disable=not progress, leave=False))
+        records = list(
+            tqdm(
+                generate_split(split, n, seed, rulebook, sft_tail_share, seen),
+                total=n,
+                desc=f"shoprules {split}",
+                disable=not progress,
+                leave=False,
+            )
+        )
         text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
         atomic_write_text(out / f"{split}.jsonl", text)
         stats["splits"][split] = split_stats(records)
     stats["seconds"] = round(time.perf_counter() - started, 2)
     stats["splits"] = {s: stats["splits"][s] for s in SPLITS}
     # Timing varies run to run; keep it out of the file so same seed -> same bytes.
-    atomic_write_text(out / "stats.json", json.dumps({k: v for k, v in stats.items() if k != "seconds"}, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(
+        out / "stats.json",
+        json.dumps({k: v for k, v in stats.items() if k != "seconds"}, indent=2, sort_keys=True) + "\n",
+    )
     return stats
 
 

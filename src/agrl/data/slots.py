@@ -58,7 +58,9 @@ def compare_price(cap: str, price: str) -> str:
     return "match" if amount <= limit else "mismatch"
 
 
-def compare_slot(slot: str, query: Mapping[str, str], product: Mapping[str, str], type_implied: bool = False) -> str:
+def compare_slot(
+    slot: str, query: Mapping[str, str], product: Mapping[str, str], type_implied: bool = False
+) -> str:
     q, p = query.get(slot, ABSENT), product.get(slot, ABSENT)
     if slot == "for":
         q_type, p_type = query.get("type", ABSENT), product.get("type", ABSENT)
@@ -94,5 +96,7 @@ def shown_slots(query: Mapping[str, str], product: Mapping[str, str]) -> list[st
     return [s for s in SLOTS if s in shown]
 
 
-def compare(query: Mapping[str, str], product: Mapping[str, str], type_implied: bool = False) -> dict[str, str]:
+def compare(
+    query: Mapping[str, str], product: Mapping[str, str], type_implied: bool = False
+) -> dict[str, str]:
     return {s: compare_slot(s, query, product, type_implied) for s in shown_slots(query, product)}

@@ -26,7 +26,9 @@ def query_split(query: str, dev_fraction: float = 0.2, salt: str = "agrl") -> st
 
 
 def split_by_query(
-    records: Iterable[Mapping], dev_fraction: float = 0.2, salt: str = "agrl",
+    records: Iterable[Mapping],
+    dev_fraction: float = 0.2,
+    salt: str = "agrl",
 ) -> dict[str, list[Mapping]]:
     """Records grouped into `train` and `dev` by :func:`query_split` of their `query`; order kept."""
     out: dict[str, list[Mapping]] = {name: [] for name in SPLITS}

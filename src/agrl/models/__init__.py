@@ -37,7 +37,9 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     gguf_file = Path(gguf_file)
     out_dir = Path(out_dir)
     tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32
+    )
     for attr in ("hf_quantizer", "quantization_method"):
         if hasattr(model, attr):
             setattr(model, attr, None)
@@ -62,7 +64,9 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path = "runs/models")
 
 
 def load_model(
-    name_or_path: str, dtype: torch.dtype = torch.float32, cache_dir: str | Path = "runs/models",
+    name_or_path: str,
+    dtype: torch.dtype = torch.float32,
+    cache_dir: str | Path = "runs/models",
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A causal LM and its tokenizer from a folder, a hub id available offline, or `smollm2`."""
     path = resolve_model_path(name_or_path, cache_dir)

@@ -21,12 +21,15 @@ ANSWER_END = "</answer>"
 
 
 def encode_prompts(
-    tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping], system_prompt: bool = False,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Mapping],
+    system_prompt: bool = False,
     rulebook: Rulebook | None = None,
 ) -> list[list[int]]:
     return [
         tokenizer.apply_chat_template(
-            build_messages(r, rulebook=rulebook, system=system_prompt), add_generation_prompt=True,
+            build_messages(r, rulebook=rulebook, system=system_prompt),
+            add_generation_prompt=True,
             return_dict=True,
         )["input_ids"]
         for r in records
@@ -35,9 +38,15 @@ def encode_prompts(
 
 @torch.no_grad()
 def generate_ids(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Sequence[int]],
-    max_new_tokens: int = 128, do_sample: bool = False, temperature: float = 1.0, num_return_sequences: int = 1,
-    eos_token_ids: Sequence[int] | None = None, generation_config: GenerationConfig | None = None,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int = 128,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    num_return_sequences: int = 1,
+    eos_token_ids: Sequence[int] | None = None,
+    generation_config: GenerationConfig | None = None,
     stop_after_answer: bool = False,
 ) -> list[list[int]]:
     """Completion ids for prompts of token ids (left-padded together), cut after the first eos.
@@ -46,20 +55,31 @@ def generate_ids(
     `stop_after_answer` ends each completion at its first `</answer>` (label-first early stop: the
     label is known after a handful of tokens, the reasoning after it is skipped).
     """
-    batch = tokenizer.pad({"input_ids": [list(p) for p in prompts]}, padding=True, padding_side="left",
-                          return_tensors="pt")
+    batch = tokenizer.pad(
+        {"input_ids": [list(p) for p in prompts]}, padding=True, padding_side="left", return_tensors="pt"
+    )
     eos = list(eos_token_ids) if eos_token_ids else [tokenizer.eos_token_id]
     if generation_config is None:
         settings = {"do_sample": True, "temperature": temperature} if do_sample else {"do_sample": False}
-        generation_config = GenerationConfig(max_new_tokens=max_new_tokens, num_return_sequences=num_return_sequences,
-                                             eos_token_id=eos, pad_token_id=tokenizer.pad_token_id, **settings)
+        generation_config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=num_return_sequences,
+            eos_token_id=eos,
+            pad_token_id=tokenizer.pad_token_id,
+            **settings,
+        )
     else:
-        eos = list(generation_config.eos_token_id) if isinstance(generation_config.eos_token_id, list) else eos
+        eos = (
+            list(generation_config.eos_token_id) if isinstance(generation_config.eos_token_id, list) else eos
+        )
     width = batch["input_ids"].shape[1]
     stop = StoppingCriteriaList([_AnswerEnd(tokenizer, width)]) if stop_after_answer else None
-    out = model.generate(input_ids=batch["input_ids"].to(model.device),
-                         attention_mask=batch["attention_mask"].to(model.device), generation_config=generation_config,
-                         stopping_criteria=stop)
+    out = model.generate(
+        input_ids=batch["input_ids"].to(model.device),
+        attention_mask=batch["attention_mask"].to(model.device),
+        generation_config=generation_config,
+        stopping_criteria=stop,
+    )
     completions = []
     for row in out[:, width:].tolist():
         cut = next((i for i, t in enumerate(row) if t in eos), None)
@@ -92,10 +112,19 @@ def _cut_after_answer(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> lis
 
 
 def generate_completions(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping],
-    batch_size: int = 64, max_new_tokens: int = 128, system_prompt: bool = False, do_sample: bool = False,
-    temperature: float = 1.0, num_return_sequences: int = 1, progress: bool = True, desc: str = "generate",
-    rulebook: Rulebook | None = None, stop_after_answer: bool = False,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Mapping],
+    batch_size: int = 64,
+    max_new_tokens: int = 128,
+    system_prompt: bool = False,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    num_return_sequences: int = 1,
+    progress: bool = True,
+    desc: str = "generate",
+    rulebook: Rulebook | None = None,
+    stop_after_answer: bool = False,
 ) -> list[list[str]]:
     """For each record, `num_return_sequences` completions (decoded text, special tokens dropped)."""
     was_training = model.training
@@ -108,8 +137,16 @@ def generate_completions(
     bar = tqdm(total=len(records), desc=desc, disable=None if progress else True, leave=False)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        ids = generate_ids(model, tokenizer, [prompts[i] for i in chunk], max_new_tokens, do_sample, temperature,
-                           num_return_sequences, stop_after_answer=stop_after_answer)
+        ids = generate_ids(
+            model,
+            tokenizer,
+            [prompts[i] for i in chunk],
+            max_new_tokens,
+            do_sample,
+            temperature,
+            num_return_sequences,
+            stop_after_answer=stop_after_answer,
+        )
         texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
         for j, i in enumerate(chunk):
             results[i] = texts[j * num_return_sequences : (j + 1) * num_return_sequences]

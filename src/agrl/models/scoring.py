@@ -109,7 +109,9 @@ def _offsets(tokenizer: PreTrainedTokenizerBase, text: str, ids: list[int]) -> l
     return [tuple(span) for span in encoding["offset_mapping"]] if encoding["input_ids"] == ids else None
 
 
-def answer_position(tokenizer: PreTrainedTokenizerBase, completion_ids: Sequence[int], fmt: str) -> int | None:
+def answer_position(
+    tokenizer: PreTrainedTokenizerBase, completion_ids: Sequence[int], fmt: str
+) -> int | None:
     """Index in `completion_ids` where the completion writes its grade, None without an answer tag.
 
     The index may equal ``len(completion_ids)`` (the completion ends right after the tag): the grade is
@@ -158,8 +160,11 @@ def _position_ids(attention: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def batch_grade_probabilities(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Sequence[int]],
-    completions: Sequence[Sequence[int]], fmt: str = "think_first",
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    fmt: str = "think_first",
 ) -> list[dict[int, float] | None]:
     """:func:`grade_probabilities` for many (prompt, completion) pairs, in one left-padded forward pass."""
     if len(prompts) != len(completions):
@@ -183,7 +188,8 @@ def batch_grade_probabilities(
     model.eval()
     try:
         logits = model(
-            input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+            input_ids=input_ids.to(model.device),
+            attention_mask=attention.to(model.device),
             position_ids=_position_ids(attention).to(model.device),
         ).logits
     finally:
@@ -197,8 +203,11 @@ def batch_grade_probabilities(
 
 
 def grade_probabilities(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt_ids: Sequence[int],
-    completion_ids: Sequence[int], fmt: str = "think_first",
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_ids: Sequence[int],
+    completion_ids: Sequence[int],
+    fmt: str = "think_first",
 ) -> dict[int, float] | None:
     """The model's distribution over the grades where the completion writes its answer.
 
@@ -211,7 +220,9 @@ class PromptTooLong(ValueError):
     """A record's prompt leaves no room for the completion within the model's context."""
 
     def __init__(self, index: int, tokens: int, limit: int):
-        super().__init__(f"record {index}: prompt of {tokens} tokens leaves no room within the model's {limit} positions")
+        super().__init__(
+            f"record {index}: prompt of {tokens} tokens leaves no room within the model's {limit} positions"
+        )
         self.index, self.tokens, self.limit = index, tokens, limit
 
 
@@ -222,15 +233,28 @@ def _context_limit(model: PreTrainedModel) -> int | None:
 def _result(text: str, probs: dict[int, float] | None, label: int | None, threshold: float) -> dict:
     score, tier = cumpt(probs, threshold) if probs is not None else (None, None)
     return {
-        "label": label, "grade_probs": probs, "cumpt_score": score, "tier": tier, "rule": None,
-        "reasoning": None, "parse_error": None, "text": text,
+        "label": label,
+        "grade_probs": probs,
+        "cumpt_score": score,
+        "tier": tier,
+        "rule": None,
+        "reasoning": None,
+        "parse_error": None,
+        "text": text,
     }
 
 
 def judge(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: Sequence[Mapping],
-    fmt: str = "think_first", early_stop: bool = False, max_new_tokens: int = 128, system_prompt: bool = False,
-    threshold: float = 0.5, batch_size: int = 64, rulebook: Rulebook | None = None,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Mapping],
+    fmt: str = "think_first",
+    early_stop: bool = False,
+    max_new_tokens: int = 128,
+    system_prompt: bool = False,
+    threshold: float = 0.5,
+    batch_size: int = 64,
+    rulebook: Rulebook | None = None,
     prompt_rulebook: Rulebook | None = None,
 ) -> list[dict]:
     """Judge records (each with `query` and `product`); one result dict per record, in order.
@@ -281,7 +305,11 @@ def judge(
                     known = (rulebook or default_rulebook()).get(parsed.rule_id)
                     # Lower-casing tokenizers write `r08`; report the rulebook's own spelling.
                     result["rule"] = {"id": known.id if known else parsed.rule_id, "name": parsed.rule_name}
-                    result["reasoning"] = {"query": parsed.query, "product": parsed.product, "checks": parsed.checks}
+                    result["reasoning"] = {
+                        "query": parsed.query,
+                        "product": parsed.product,
+                        "checks": parsed.checks,
+                    }
                 else:
                     result["parse_error"] = str(parsed)
                 results[i] = result

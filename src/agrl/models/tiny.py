@@ -38,14 +38,18 @@ CHAT_TEMPLATE = (
 def _pre_tokenizer() -> pt.PreTokenizer:
     # Metaspace glues "▁" to each word so decoding restores spaces exactly; then every digit and
     # every punctuation mark (keeping a leading "▁") becomes its own piece, newlines too.
-    return pt.Sequence([
-        pt.Metaspace(replacement="▁", prepend_scheme="always", split=True),
-        pt.Split("\n", behavior="isolated"),
-        pt.Split(Regex(r"▁?[^\w▁\s]|▁?\d"), behavior="isolated"),
-    ])
+    return pt.Sequence(
+        [
+            pt.Metaspace(replacement="▁", prepend_scheme="always", split=True),
+            pt.Split("\n", behavior="isolated"),
+            pt.Split(Regex(r"▁?[^\w▁\s]|▁?\d"), behavior="isolated"),
+        ]
+    )
 
 
-def build_tokenizer(corpus: Iterable[str], min_count: int = 1, max_length: int = 512) -> PreTrainedTokenizerFast:
+def build_tokenizer(
+    corpus: Iterable[str], min_count: int = 1, max_length: int = 512
+) -> PreTrainedTokenizerFast:
     """A lower-cased word-level tokenizer over the pieces of `corpus`; anything else is <unk>."""
     normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     pre = _pre_tokenizer()
@@ -85,8 +89,13 @@ def build_tokenizer(corpus: Iterable[str], min_count: int = 1, max_length: int =
 
 
 def build_model(
-    tokenizer: PreTrainedTokenizerFast, hidden: int = 192, layers: int = 4, heads: int = 6,
-    intermediate: int = 512, max_positions: int = 512, seed: int = 0,
+    tokenizer: PreTrainedTokenizerFast,
+    hidden: int = 192,
+    layers: int = 4,
+    heads: int = 6,
+    intermediate: int = 512,
+    max_positions: int = 512,
+    seed: int = 0,
 ) -> LlamaForCausalLM:
     torch.manual_seed(seed)
     config = LlamaConfig(
@@ -104,6 +113,8 @@ def build_model(
     )
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     return model

@@ -16,9 +16,18 @@ import yaml
 
 from agrl.schema import CHECK_VALUES, GRADES, SLOTS
 
-__all__ = ["CHECK_VALUES", "GRADES", "SLOTS", "Rule", "Rulebook", "RulebookError", "default_rulebook", "load_rulebook",
-           "parse_rulebook", "same_rule"]
-
+__all__ = [
+    "CHECK_VALUES",
+    "GRADES",
+    "SLOTS",
+    "Rule",
+    "Rulebook",
+    "RulebookError",
+    "default_rulebook",
+    "load_rulebook",
+    "parse_rulebook",
+    "same_rule",
+]
 
 
 def same_rule(a: str | None, b: str | None) -> bool:
@@ -134,7 +143,9 @@ def parse_rulebook(data: object, source: str = "<memory>") -> Rulebook:
         when: dict[str, tuple[str, ...]] = {}
         for slot, accepted in when_raw.items():
             if slot not in SLOTS:
-                raise _fail(source, f"{where} field `when.{slot}`", f"unknown check; known: {', '.join(SLOTS)}")
+                raise _fail(
+                    source, f"{where} field `when.{slot}`", f"unknown check; known: {', '.join(SLOTS)}"
+                )
             values = (accepted,) if isinstance(accepted, str) else accepted
             if not isinstance(values, (list, tuple)) or not values:
                 raise _fail(source, f"{where} field `when.{slot}`", "expected a value or a list of values")
@@ -153,10 +164,16 @@ def parse_rulebook(data: object, source: str = "<memory>") -> Rulebook:
             if slot not in when:
                 raise _fail(source, f"{where} field `blind.{slot}`", "names a check that is not in `when`")
             if value not in CHECK_VALUES:
-                raise _fail(source, f"{where} field `blind.{slot}`", f"unknown value {value!r}; known: {', '.join(CHECK_VALUES)}")
+                raise _fail(
+                    source,
+                    f"{where} field `blind.{slot}`",
+                    f"unknown value {value!r}; known: {', '.join(CHECK_VALUES)}",
+                )
         rules.append(Rule(rule_id, name, description, when, int(grade), dict(blind_raw)))
     if rules[-1].when:
-        raise _fail(source, f"rule {rules[-1].id} field `when`", "the last rule must be a catch-all (empty `when`)")
+        raise _fail(
+            source, f"rule {rules[-1].id} field `when`", "the last rule must be a catch-all (empty `when`)"
+        )
     for rule in rules[:-1]:
         if not rule.when:
             raise _fail(source, f"rule {rule.id} field `when`", "only the last rule may be a catch-all")

@@ -109,7 +109,9 @@ class AGRLTrainer(GRPOTrainer):
         result = super()._generate(prompts)
         if not (self.model.training and self.args.replay and self._current_inputs is not None):
             return result
-        prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images = result
+        prompt_ids, completion_ids, tool_mask, completions, logprobs, extra_fields, images, tool_images = (
+            result
+        )
         inputs = self._current_inputs
         g = self.num_generations
         if len(inputs) % g or any(inputs[i]["id"] != inputs[i - i % g]["id"] for i in range(len(inputs))):
@@ -117,9 +119,20 @@ class AGRLTrainer(GRPOTrainer):
         labels = [row["label"] for row in inputs]
         correct = label_correct(completions, labels, self.args.reasoning_format)
         weights = self.args.component_weights()
-        rewards = [total_reward(score_components(c, row["label"], row.get("rule") or None, row.get("annotations"),
-                                            self.rulebook, self.args.reasoning_format), weights)
-                   for c, row in zip(completions, inputs)]
+        rewards = [
+            total_reward(
+                score_components(
+                    c,
+                    row["label"],
+                    row.get("rule") or None,
+                    row.get("annotations"),
+                    self.rulebook,
+                    self.args.reasoning_format,
+                ),
+                weights,
+            )
+            for c, row in zip(completions, inputs)
+        ]
         accuracy = group_accuracy(correct, g)
         self._replay_counts["groups"] += len(accuracy)
         self._replay_counts["zero_before"] += sum(zero_std_groups(rewards, g))
@@ -132,15 +145,24 @@ class AGRLTrainer(GRPOTrainer):
             start = group * g
             row = inputs[start]
             example_id = str(row["id"])
-            before = self.replay_state.examples.get(example_id, ExampleState(level=self.args.guidance_start_level))
-            self.replay_state.examples[example_id] = update_example(before, acc, self.args.replay_tau,
-                                                                    self.args.guidance_recover)
+            before = self.replay_state.examples.get(
+                example_id, ExampleState(level=self.args.guidance_start_level)
+            )
+            self.replay_state.examples[example_id] = update_example(
+                before, acc, self.args.replay_tau, self.args.guidance_recover
+            )
             if not is_stagnant(acc, self.args.replay_tau):
                 dequeue_solved(self.replay_state, example_id)
                 continue
             # This trigger is guided at the level the example had; the next one, one level higher.
-            guidance = build_guidance(parse_annotations(row.get("annotations")), row.get("rule") or None,
-                                      row.get("label"), before.level, self.args.guidance_mode, self.rulebook)
+            guidance = build_guidance(
+                parse_annotations(row.get("annotations")),
+                row.get("rule") or None,
+                row.get("label"),
+                before.level,
+                self.args.guidance_mode,
+                self.rulebook,
+            )
             if guidance is None:  # stuck, but the example lacks the ground truth this mode needs
                 self._replay_counts["no_guidance"] += 1
                 continue
@@ -150,13 +172,19 @@ class AGRLTrainer(GRPOTrainer):
             enqueue(self.replay_state, example_id, row, self.state.global_step, self.args.replay_retry_budget)
             for offset in select_replaced(rewards[start : start + g], self.args.k, self._replay_rng):
                 planned.append((start + offset, guidance, row))
-        rollouts = self._guided_rollouts([(prompts[i], prompt_ids[i], guidance) for i, guidance, _ in planned])
+        rollouts = self._guided_rollouts(
+            [(prompts[i], prompt_ids[i], guidance) for i, guidance, _ in planned]
+        )
         for (i, _, row), (new_ids, prefix_len, guided_prompt) in zip(planned, rollouts):
             completion_ids[i] = new_ids
             text = self.processing_class.decode(new_ids, skip_special_tokens=True)
-            completions[i] = [{"role": "assistant", "content": text}] if isinstance(completions[i], list) else text
+            completions[i] = (
+                [{"role": "assistant", "content": text}] if isinstance(completions[i], list) else text
+            )
             if new_logprobs is not None:
-                new_logprobs[i] = [math.nan] * len(new_ids)  # no sampler logprobs: TRL applies no IS correction
+                new_logprobs[i] = [math.nan] * len(
+                    new_ids
+                )  # no sampler logprobs: TRL applies no IS correction
             if masks is not None or (prefix_len and not self.args.guided_prefix_loss):
                 if masks is None:
                     masks = [[1] * len(ids) for ids in completion_ids]
@@ -184,11 +212,17 @@ class AGRLTrainer(GRPOTrainer):
         tokenizer = self.processing_class
         contexts, prefixes, hinted = [], [], []
         for prompt, prompt_ids, guidance in items:
-            prefix = tokenizer(guidance.prefix, add_special_tokens=False)["input_ids"] if guidance.has_prefix else []
+            prefix = (
+                tokenizer(guidance.prefix, add_special_tokens=False)["input_ids"]
+                if guidance.has_prefix
+                else []
+            )
             guided_prompt_ids = None
             if guidance.hint:
                 guided_prompt_ids = tokenizer.apply_chat_template(
-                    with_hint(prompt, guidance.hint), add_generation_prompt=True, return_dict=True,
+                    with_hint(prompt, guidance.hint),
+                    add_generation_prompt=True,
+                    return_dict=True,
                     chat_template=self.chat_template,
                 )["input_ids"]
             contexts.append(list(guided_prompt_ids or prompt_ids) + prefix)
@@ -197,18 +231,24 @@ class AGRLTrainer(GRPOTrainer):
         budgets = [max(1, self.max_completion_length - len(p)) for p in prefixes]
         # TRL's own generation path: its sampling settings, and the unwrap/gather that ZeRO-3 and
         # FSDP need before generating.
-        config = GenerationConfig(**{**self.generation_kwargs, "max_new_tokens": max(budgets)}, disable_compile=True)
+        config = GenerationConfig(
+            **{**self.generation_kwargs, "max_new_tokens": max(budgets)}, disable_compile=True
+        )
         with (
             unwrap_model_for_generation(
-                self.model_wrapped, self.accelerator, gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
                 generation_kwargs=self.generation_kwargs,
                 gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
             ) as unwrapped,
             self._dist.summon_full_params(self.model_wrapped, recurse=False),
         ):
             generated = generate_ids(unwrapped, tokenizer, contexts, generation_config=config)
-        return [(prefix + ids[:budget], len(prefix), hint)
-                for prefix, ids, budget, hint in zip(prefixes, generated, budgets, hinted)]
+        return [
+            (prefix + ids[:budget], len(prefix), hint)
+            for prefix, ids, budget, hint in zip(prefixes, generated, budgets, hinted)
+        ]
 
     # ------------------------------------------------------------------ off-policy weights, metrics
     def _finish_guided_rows(self, output: dict) -> None:
@@ -228,7 +268,9 @@ class AGRLTrainer(GRPOTrainer):
         # the sampled continuation keeps the full signal.
         for row in self._guided:
             if row.prefix_len:
-                advantages[row.index, : row.prefix_len] = advantages[row.index, : row.prefix_len].clamp(min=0.0)
+                advantages[row.index, : row.prefix_len] = advantages[row.index, : row.prefix_len].clamp(
+                    min=0.0
+                )
         output["advantages"] = advantages
 
     @torch.no_grad()
@@ -240,7 +282,9 @@ class AGRLTrainer(GRPOTrainer):
         logits_to_keep = completion_ids.shape[1]
         prompt = torch.cat([output["prompt_ids"][rows], completion_ids], dim=1)
         attention = torch.cat([output["prompt_mask"][rows], completion_mask], dim=1)
-        logp, _, _ = self._get_per_token_logps_and_entropies(self.model, prompt, attention, logits_to_keep, len(rows))
+        logp, _, _ = self._get_per_token_logps_and_entropies(
+            self.model, prompt, attention, logits_to_keep, len(rows)
+        )
         # Behaviour log-probs: forced prefix tokens were certain (log 1 = 0); sampled tokens came from the
         # policy itself, on the unguided context (prefix mode) or on the hinted prompt (hint mode).
         behaviour = logp.clone()
@@ -254,8 +298,9 @@ class AGRLTrainer(GRPOTrainer):
             mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=logp.device)
             ids = torch.cat([ids, completion_ids[hinted]], dim=1)
             mask = torch.cat([mask, completion_mask[hinted]], dim=1)
-            hinted_logp, _, _ = self._get_per_token_logps_and_entropies(self.model, ids, mask, logits_to_keep,
-                                                                        len(hinted))
+            hinted_logp, _, _ = self._get_per_token_logps_and_entropies(
+                self.model, ids, mask, logits_to_keep, len(hinted)
+            )
             behaviour[hinted] = hinted_logp
             offpolicy[hinted] = True
         for j, row in enumerate(self._guided):
@@ -271,12 +316,25 @@ class AGRLTrainer(GRPOTrainer):
         zero_after = int((per_row.view(-1, g).amax(dim=1) < 1e-6).sum())
         rule_ids = list(self.rulebook.ids) + ["unknown"]
         c = self._replay_counts
-        local = [c["groups"], c["triggered"], c["zero_before"], zero_after, c["guided"], c["guided_correct"],
-                 c["level_1"], c["level_2"], c["level_3"], c["from_queue"], len(self.replay_state.queue),
-                 c["no_guidance"]]
+        local = [
+            c["groups"],
+            c["triggered"],
+            c["zero_before"],
+            zero_after,
+            c["guided"],
+            c["guided_correct"],
+            c["level_1"],
+            c["level_2"],
+            c["level_3"],
+            c["from_queue"],
+            len(self.replay_state.queue),
+            c["no_guidance"],
+        ]
         local += [c[f"guided_{kind}level_{level}"] for level in (1, 2, 3) for kind in ("", "correct_")]
         local += [self._rule_triggers[r] for r in rule_ids]
-        totals = self.accelerator.gather(torch.tensor(local, dtype=torch.float64, device=self.accelerator.device))
+        totals = self.accelerator.gather(
+            torch.tensor(local, dtype=torch.float64, device=self.accelerator.device)
+        )
         totals = totals.view(-1, len(local)).sum(dim=0).tolist()
         groups, triggered, zb, za, guided, guided_ok, l1, l2, l3, from_queue, queue, no_guidance = totals[:12]
         per_level, by_rule = totals[12:18], totals[18:]
@@ -305,7 +363,9 @@ class AGRLTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
-        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        folder = os.path.join(
+            self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        )
         self.replay_state.rng_state = _rng_to_json(self._replay_rng.getstate())
         path = os.path.join(folder, STATE_FILE.format(rank=self.accelerator.process_index))
         atomic_write_text(path, json.dumps(self.replay_state.to_json(), sort_keys=True))

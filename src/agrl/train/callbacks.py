@@ -15,8 +15,16 @@ from agrl.models.generate import generate_completions
 
 
 class AccuracyCallback(TrainerCallback):
-    def __init__(self, splits: Mapping[str, Sequence[Mapping]], every_steps: int, tokenizer, system_prompt: bool = False,
-                 max_new_tokens: int = 128, fmt: str = "think_first", rulebook=None):
+    def __init__(
+        self,
+        splits: Mapping[str, Sequence[Mapping]],
+        every_steps: int,
+        tokenizer,
+        system_prompt: bool = False,
+        max_new_tokens: int = 128,
+        fmt: str = "think_first",
+        rulebook=None,
+    ):
         self.splits = splits
         self.every = every_steps
         self.tokenizer = tokenizer
@@ -28,8 +36,15 @@ class AccuracyCallback(TrainerCallback):
     def measure(self, model) -> dict[str, float]:
         logs = {}
         for name, records in self.splits.items():
-            texts = generate_completions(model, self.tokenizer, records, max_new_tokens=self.max_new_tokens,
-                                         system_prompt=self.system_prompt, progress=False, rulebook=self.rulebook)
+            texts = generate_completions(
+                model,
+                self.tokenizer,
+                records,
+                max_new_tokens=self.max_new_tokens,
+                system_prompt=self.system_prompt,
+                progress=False,
+                rulebook=self.rulebook,
+            )
             metrics = evaluate(records, {r["id"]: t[0] for r, t in zip(records, texts)}, fmt=self.fmt)
             logs[f"eval_{name}_accuracy"] = metrics["accuracy"]
             logs[f"eval_{name}_self_consistency"] = metrics["self_consistency"]

@@ -17,16 +17,25 @@ def check_contract(args: AgrlArguments) -> None:
     """A stage that starts from an agrl model folder must prompt it as it was trained."""
     path = Path(args.model_name_or_path)
     if (path / CONTRACT_FILE).is_file():
-        load_contract(path).check(str(path), reasoning_format=args.reasoning_format, system_prompt=args.system_prompt,
-                                  rulebook_in_prompt=args.rulebook_in_prompt)
+        load_contract(path).check(
+            str(path),
+            reasoning_format=args.reasoning_format,
+            system_prompt=args.system_prompt,
+            rulebook_in_prompt=args.rulebook_in_prompt,
+        )
 
 
 def peft_config(args: AgrlArguments) -> LoraConfig | None:
     if not args.use_peft:
         return None
     targets = args.lora_target_modules
-    return LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, task_type="CAUSAL_LM",
-                      target_modules=targets if targets == "all-linear" else targets.split(","))
+    return LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        task_type="CAUSAL_LM",
+        target_modules=targets if targets == "all-linear" else targets.split(","),
+    )
 
 
 def eval_callback(args: AgrlArguments, tokenizer) -> list[AccuracyCallback]:
@@ -37,8 +46,16 @@ def eval_callback(args: AgrlArguments, tokenizer) -> list[AccuracyCallback]:
         name, _, path = item.partition("=")
         splits[name] = read_records(path)[: args.eval_max_samples]
     rulebook = load_rulebook(args.rulebook) if args.rulebook_in_prompt else None
-    return [AccuracyCallback(splits, args.eval_every_steps, tokenizer, args.system_prompt, fmt=args.reasoning_format,
-                             rulebook=rulebook)]
+    return [
+        AccuracyCallback(
+            splits,
+            args.eval_every_steps,
+            tokenizer,
+            args.system_prompt,
+            fmt=args.reasoning_format,
+            rulebook=rulebook,
+        )
+    ]
 
 
 def save_final(trainer, tokenizer, output_dir: str, args: AgrlArguments) -> None:

@@ -22,27 +22,45 @@ from agrl.rewards import OUTCOME_WEIGHTS, check_weights, default_weights
 
 # CPU-friendly defaults for TRL fields (TRL defaults to bf16 and gradient checkpointing); progress
 # bars only on a terminal, so that a log file gets the logged metrics without carriage-return spam.
-CPU_DEFAULTS = {"bf16": False, "gradient_checkpointing": False, "report_to": ["tensorboard"], "save_only_model": False,
-                "disable_tqdm": not sys.stderr.isatty()}
+CPU_DEFAULTS = {
+    "bf16": False,
+    "gradient_checkpointing": False,
+    "report_to": ["tensorboard"],
+    "save_only_model": False,
+    "disable_tqdm": not sys.stderr.isatty(),
+}
 
 
 @dataclass
 class AgrlArguments:
     """What every agrl training stage adds to its TRL config."""
 
-    model_name_or_path: str = field(default="tiny", metadata={"help": "model folder, hub id (offline), `smollm2`, or `tiny` (build from scratch; SFT only)"})
+    model_name_or_path: str = field(
+        default="tiny",
+        metadata={
+            "help": "model folder, hub id (offline), `smollm2`, or `tiny` (build from scratch; SFT only)"
+        },
+    )
     train_file: str = field(default="runs/data/sft.jsonl", metadata={"help": "JSONL/CSV/Parquet records"})
     rulebook: str | None = field(default=None, metadata={"help": "rulebook YAML (default: the shipped one)"})
-    system_prompt: bool = field(default=False, metadata={"help": "prepend the system instruction (+ rulebook summary)"})
-    rulebook_in_prompt: bool = field(default=False, metadata={"help": "include the rulebook summary in the system prompt"})
+    system_prompt: bool = field(
+        default=False, metadata={"help": "prepend the system instruction (+ rulebook summary)"}
+    )
+    rulebook_in_prompt: bool = field(
+        default=False, metadata={"help": "include the rulebook summary in the system prompt"}
+    )
     reasoning_format: str = field(default="think_first", metadata={"help": "think_first | label_first"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use the first N records"})
     use_peft: bool = field(default=False, metadata={"help": "train LoRA adapters (PEFT)"})
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
-    lora_target_modules: str = field(default="all-linear", metadata={"help": "comma-separated names or all-linear"})
-    eval_files: str | None = field(default=None, metadata={"help": "split=path,... evaluated greedily during training"})
+    lora_target_modules: str = field(
+        default="all-linear", metadata={"help": "comma-separated names or all-linear"}
+    )
+    eval_files: str | None = field(
+        default=None, metadata={"help": "split=path,... evaluated greedily during training"}
+    )
     eval_every_steps: int = field(default=0, metadata={"help": "0: no accuracy evaluation during training"})
     eval_max_samples: int = 200
 
@@ -51,7 +69,12 @@ class AgrlArguments:
 class AgrlSFTConfig(AgrlArguments, SFTConfig):
     """SFT on the gold reasoning (completion-only loss)."""
 
-    tiny_vocab_files: str | None = field(default=None, metadata={"help": "comma-separated record files the tiny tokenizer's vocabulary is built from (default: train_file)"})
+    tiny_vocab_files: str | None = field(
+        default=None,
+        metadata={
+            "help": "comma-separated record files the tiny tokenizer's vocabulary is built from (default: train_file)"
+        },
+    )
     tiny_hidden: int = 192
     tiny_layers: int = 4
     tiny_heads: int = 6
@@ -72,18 +95,41 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
     """
 
     reward_mode: str = field(default="rule_aware", metadata={"help": "rule_aware | outcome"})
-    reward_component_weights: str | None = field(default=None, metadata={"help": "JSON object component -> weight (default: each registered component's weight, agrl.rewards.REGISTRY)"})
+    reward_component_weights: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSON object component -> weight (default: each registered component's weight, agrl.rewards.REGISTRY)"
+        },
+    )
     replay: bool = field(default=True, metadata={"help": "adaptive guided replay on stagnant groups"})
-    replay_tau: float = field(default=0.0, metadata={"help": "a group is stagnant when its label accuracy <= tau"})
-    replay_k: int | None = field(default=None, metadata={"help": "guided rollouts per stagnant group (default G/4)"})
-    guidance_mode: str = field(default="prefix", metadata={"help": "a registered guidance mode: prefix | hint (agrl.replay.GUIDANCE_MODES)"})
+    replay_tau: float = field(
+        default=0.0, metadata={"help": "a group is stagnant when its label accuracy <= tau"}
+    )
+    replay_k: int | None = field(
+        default=None, metadata={"help": "guided rollouts per stagnant group (default G/4)"}
+    )
+    guidance_mode: str = field(
+        default="prefix",
+        metadata={"help": "a registered guidance mode: prefix | hint (agrl.replay.GUIDANCE_MODES)"},
+    )
     guidance_start_level: int = 1
-    guidance_recover: float = field(default=0.5, metadata={"help": "unguided accuracy at which the level falls"})
+    guidance_recover: float = field(
+        default=0.5, metadata={"help": "unguided accuracy at which the level falls"}
+    )
     guided_prefix_loss: bool = field(default=True, metadata={"help": "forced-prefix tokens carry loss"})
-    offpolicy_weighting: str = field(default="none", metadata={"help": "a registered weighting: none | shaping (pi/(pi+gamma)) | clip (agrl.offpolicy.WEIGHTINGS)"})
+    offpolicy_weighting: str = field(
+        default="none",
+        metadata={
+            "help": "a registered weighting: none | shaping (pi/(pi+gamma)) | clip (agrl.offpolicy.WEIGHTINGS)"
+        },
+    )
     shaping_gamma: float = 0.1
-    offpolicy_clip: float = field(default=2.0, metadata={"help": "upper clip of the importance ratio (clip mode)"})
-    replay_queue_fraction: float = field(default=0.25, metadata={"help": "max share of a batch's groups served from the replay queue"})
+    offpolicy_clip: float = field(
+        default=2.0, metadata={"help": "upper clip of the importance ratio (clip mode)"}
+    )
+    replay_queue_fraction: float = field(
+        default=0.25, metadata={"help": "max share of a batch's groups served from the replay queue"}
+    )
     replay_retry_budget: int = 3
 
     def __post_init__(self) -> None:
@@ -104,14 +150,18 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
         if self.replay and self.use_vllm:
             # Unguided rollouts could come from vLLM, but guided ones are generated with the trainer's
             # own model: refuse rather than silently mix two samplers.
-            raise ValueError("replay with use_vllm is not supported yet: guided rollouts are generated with "
-                             "transformers; set use_vllm false (or replay false: GRPO-PR runs on vLLM)")
+            raise ValueError(
+                "replay with use_vllm is not supported yet: guided rollouts are generated with "
+                "transformers; set use_vllm false (or replay false: GRPO-PR runs on vLLM)"
+            )
         self.component_weights()  # validate early
 
     def component_weights(self) -> dict[str, float]:
         if self.reward_mode == "outcome":
             return dict(OUTCOME_WEIGHTS)
-        weights = json.loads(self.reward_component_weights) if self.reward_component_weights else default_weights()
+        weights = (
+            json.loads(self.reward_component_weights) if self.reward_component_weights else default_weights()
+        )
         try:
             return check_weights(weights)
         except ValueError as exc:
@@ -130,7 +180,9 @@ def _keys(leftovers: list[str]) -> list[str]:
     return sorted(k.removeprefix("--") for k in leftovers[::2])
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None, **defaults) -> C:
+def load_config(
+    cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None, **defaults
+) -> C:
     """A config of type `cls` from CPU defaults, then `defaults`, then YAML `path`, then CLI `overrides`.
 
     Parsed by TRL's `TrlParser` (`--config path` plus the overrides), so a YAML `env:` mapping sets
@@ -152,7 +204,8 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         # Leftovers come back separately rather than as TrlParser's error, which names neither the
         # file nor a fix that applies here (it suggests `fail_with_unknown_args=False`).
         config, from_file, from_cli = parser.parse_args_and_config(
-            args, return_remaining_strings=True, separate_remaining_strings=True)
+            args, return_remaining_strings=True, separate_remaining_strings=True
+        )
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: cannot read config: {exc}") from exc
     if from_file:

@@ -23,7 +23,9 @@ def prompt_messages(record: Mapping, args, rulebook: Rulebook | None = None) -> 
     """The record's prompt; the rulebook summary is included when `args.rulebook_in_prompt`."""
     if args.rulebook_in_prompt and rulebook is None:
         rulebook = load_rulebook(args.rulebook)
-    return build_messages(record, rulebook=rulebook if args.rulebook_in_prompt else None, system=args.system_prompt)
+    return build_messages(
+        record, rulebook=rulebook if args.rulebook_in_prompt else None, system=args.system_prompt
+    )
 
 
 def reference_text(record: Mapping, fmt: str = "think_first", rulebook: Rulebook | None = None) -> str:
@@ -37,7 +39,9 @@ def reference_text(record: Mapping, fmt: str = "think_first", rulebook: Rulebook
         return record["reference"]
     rulebook = rulebook or default_rulebook()
     notes = record.get("annotations") or {}
-    complete = notes.get("query") and notes.get("product") and notes.get("checks") and not notes.get("partial")
+    complete = (
+        notes.get("query") and notes.get("product") and notes.get("checks") and not notes.get("partial")
+    )
     if not record.get("rule") or not complete:
         if record.get("rule"):
             raise ValueError(f"record {record.get('id')!r} names a rule but has no complete annotations")
@@ -45,7 +49,9 @@ def reference_text(record: Mapping, fmt: str = "think_first", rulebook: Rulebook
     rule = rulebook.get(record["rule"])
     if rule is None:
         raise ValueError(f"record {record.get('id')!r}: rule {record['rule']!r} is not in the rulebook")
-    return render_reasoning(notes["query"], notes["product"], notes["checks"], rule.tag, int(record["label"]), fmt)
+    return render_reasoning(
+        notes["query"], notes["product"], notes["checks"], rule.tag, int(record["label"]), fmt
+    )
 
 
 def _partial_reference(record: Mapping, notes: Mapping, fmt: str, rulebook: Rulebook) -> str:
@@ -57,27 +63,33 @@ def _partial_reference(record: Mapping, notes: Mapping, fmt: str, rulebook: Rule
 
 def sft_dataset(records: Sequence[Mapping], args) -> Dataset:
     rulebook = load_rulebook(args.rulebook)
-    return Dataset.from_list([
-        {
-            "prompt": prompt_messages(r, args, rulebook),
-            "completion": [{"role": "assistant", "content": reference_text(r, args.reasoning_format, rulebook)}],
-        }
-        for r in records
-    ])
+    return Dataset.from_list(
+        [
+            {
+                "prompt": prompt_messages(r, args, rulebook),
+                "completion": [
+                    {"role": "assistant", "content": reference_text(r, args.reasoning_format, rulebook)}
+                ],
+            }
+            for r in records
+        ]
+    )
 
 
 def rl_dataset(records: Sequence[Mapping], args) -> Dataset:
     """Prompts plus the columns reward functions and replay read (annotations as JSON: keys vary per row)."""
     rulebook = load_rulebook(args.rulebook) if args.rulebook_in_prompt else None
-    return Dataset.from_list([
-        {
-            "prompt": prompt_messages(r, args, rulebook),
-            "id": str(r["id"]),
-            "label": int(r["label"]),
-            "rule": r.get("rule") or "",
-            "annotations": json.dumps(r.get("annotations") or {}, sort_keys=True),
-            "query": r["query"],
-            "product": json.dumps(r["product"], sort_keys=True),
-        }
-        for r in records
-    ])
+    return Dataset.from_list(
+        [
+            {
+                "prompt": prompt_messages(r, args, rulebook),
+                "id": str(r["id"]),
+                "label": int(r["label"]),
+                "rule": r.get("rule") or "",
+                "annotations": json.dumps(r.get("annotations") or {}, sort_keys=True),
+                "query": r["query"],
+                "product": json.dumps(r["product"], sort_keys=True),
+            }
+            for r in records
+        ]
+    )

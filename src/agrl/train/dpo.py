@@ -24,7 +24,10 @@ from agrl.train.data import prompt_messages
 
 
 def pairs_from_samples(
-    records: Sequence[Mapping], samples: Sequence[Sequence[str]], seed: int = 0, fmt: str = "think_first",
+    records: Sequence[Mapping],
+    samples: Sequence[Sequence[str]],
+    seed: int = 0,
+    fmt: str = "think_first",
 ) -> tuple[list[dict], dict[str, int]]:
     """chosen/rejected completions per record from its N samples; counts of what was skipped."""
     rng = random.Random(seed)
@@ -45,26 +48,45 @@ def pairs_from_samples(
     return pairs, counts
 
 
-def build_pairs(model, tokenizer, records: Sequence[Mapping], n: int = 8, temperature: float = 1.0,
-                max_new_tokens: int = 96, system_prompt: bool = False, seed: int = 0,
-                batch_size: int = 32) -> tuple[list[dict], dict[str, int]]:
-    samples = generate_completions(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                   system_prompt=system_prompt, do_sample=True, temperature=temperature,
-                                   num_return_sequences=n, desc="pass@N sampling")
+def build_pairs(
+    model,
+    tokenizer,
+    records: Sequence[Mapping],
+    n: int = 8,
+    temperature: float = 1.0,
+    max_new_tokens: int = 96,
+    system_prompt: bool = False,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> tuple[list[dict], dict[str, int]]:
+    samples = generate_completions(
+        model,
+        tokenizer,
+        records,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        system_prompt=system_prompt,
+        do_sample=True,
+        temperature=temperature,
+        num_return_sequences=n,
+        desc="pass@N sampling",
+    )
     return pairs_from_samples(records, samples, seed)
 
 
 def pairs_dataset(pairs: Sequence[Mapping], records_by_id: Mapping[str, Mapping], args) -> Dataset:
     """Conversational prompt/chosen/rejected rows (the prompt rebuilt from the record)."""
     rulebook = load_rulebook(args.rulebook) if args.rulebook_in_prompt else None
-    return Dataset.from_list([
-        {
-            "prompt": prompt_messages(records_by_id[p["id"]], args, rulebook),
-            "chosen": [{"role": "assistant", "content": p["chosen"]}],
-            "rejected": [{"role": "assistant", "content": p["rejected"]}],
-        }
-        for p in pairs
-    ])
+    return Dataset.from_list(
+        [
+            {
+                "prompt": prompt_messages(records_by_id[p["id"]], args, rulebook),
+                "chosen": [{"role": "assistant", "content": p["chosen"]}],
+                "rejected": [{"role": "assistant", "content": p["rejected"]}],
+            }
+            for p in pairs
+        ]
+    )
 
 
 def read_pairs(path: str) -> list[dict]:
@@ -83,8 +105,14 @@ def run_dpo(args: AgrlDPOConfig, pairs: Dataset | None = None) -> str:
     model, tokenizer = load_model(args.model_name_or_path)
     ref, _ = load_model(args.model_name_or_path) if not args.use_peft else (None, None)
     dataset = pairs if pairs is not None else Dataset.from_list(read_pairs(args.train_file))
-    trainer = DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=peft_config(args))
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=ref,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config(args),
+    )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     save_final(trainer, tokenizer, args.output_dir, args)
     return args.output_dir

@@ -31,8 +31,15 @@ def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=Non
     rulebook = load_rulebook(args.rulebook)
     funcs, weights = make_reward_functions(args.component_weights(), rulebook, args.reasoning_format)
     args.reward_weights = weights
-    kwargs = dict(model=model, reward_funcs=funcs, args=args, train_dataset=rl_dataset(records, args),
-                  processing_class=tokenizer, peft_config=peft_config(args), callbacks=eval_callback(args, tokenizer))
+    kwargs = dict(
+        model=model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=rl_dataset(records, args),
+        processing_class=tokenizer,
+        peft_config=peft_config(args),
+        callbacks=eval_callback(args, tokenizer),
+    )
     if args.replay:
         return AGRLTrainer(rulebook=rulebook, **kwargs)
     return GRPOTrainer(**kwargs)

@@ -31,8 +31,14 @@ def build_tiny(args: AgrlSFTConfig, records: list[dict]):
         if r.get("label") is not None and (r.get("annotations") or not r.get("rule")):
             corpus.append(reference_text(r, "think_first", rulebook))
     tokenizer = build_tokenizer(corpus)
-    model = build_model(tokenizer, hidden=args.tiny_hidden, layers=args.tiny_layers, heads=args.tiny_heads,
-                        intermediate=args.tiny_intermediate, seed=args.seed)
+    model = build_model(
+        tokenizer,
+        hidden=args.tiny_hidden,
+        layers=args.tiny_layers,
+        heads=args.tiny_heads,
+        intermediate=args.tiny_intermediate,
+        seed=args.seed,
+    )
     return model, tokenizer
 
 
@@ -44,8 +50,12 @@ def run_sft(args: AgrlSFTConfig, extra_callbacks: list | None = None) -> str:
         check_contract(args)
         model, tokenizer = load_model(args.model_name_or_path)
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=sft_dataset(records, args), processing_class=tokenizer,
-        peft_config=peft_config(args), callbacks=eval_callback(args, tokenizer) + list(extra_callbacks or []),
+        model=model,
+        args=args,
+        train_dataset=sft_dataset(records, args),
+        processing_class=tokenizer,
+        peft_config=peft_config(args),
+        callbacks=eval_callback(args, tokenizer) + list(extra_callbacks or []),
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     save_final(trainer, tokenizer, args.output_dir, args)
