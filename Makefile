@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench smollm2 clean reproduce
+.PHONY: demo test test-fast lint types bench smollm2 clean reproduce
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,17 +20,26 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/agrl demo --out runs/demo
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
+# The gates: lint (ruff check + format check), types (mypy on src/agrl, configured in pyproject.toml),
+# then the tests. `test` runs the whole suite (what .ci/run calls); `test-fast` leaves out the tests
+# marked slow (miniature pipelines, multi-process runs, the wheel in a fresh venv).
+test: lint types
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+test-fast: lint types
+	$(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 
+types: $(STAMP)
+	$(BIN)/mypy
+
 bench: $(STAMP)
 	$(BIN)/python bench/reward_throughput.py
 	$(BIN)/python bench/step_time.py
+	$(BIN)/python bench/shoprules_speed.py
 
 reproduce: $(STAMP)
 	$(BIN)/agrl reproduce --out results/reproduce

@@ -16,11 +16,11 @@ import time
 
 from transformers import TrainerCallback
 
+from agrl.configs import config_path
 from agrl.data.io import read_records
 from agrl.data.shoprules import HEAD_RULES, generate
 from agrl.evaluate import evaluate
 from agrl.models.generate import generate_completions
-from agrl.pipeline import config_path
 from agrl.train.config import AgrlSFTConfig, load_config
 from agrl.train.sft import run_sft
 
@@ -40,13 +40,13 @@ class Curve(TrainerCallback):
             m = evaluate(records, {r["id"]: t[0] for r, t in zip(records, texts)}, head_rules=HEAD_RULES)
             if name == "w_eval":
                 row |= {
-                    "w_eval": m["accuracy"],
-                    "head": m["head_accuracy"],
-                    "format": m["format_valid"],
-                    "lenient": m["lenient_accuracy"],
+                    "w_eval": m.accuracy,
+                    "head": m.head_accuracy,
+                    "format": m.format_valid,
+                    "lenient": m.lenient_accuracy,
                 }
             else:
-                row[f"{name}_solved"] = m["tail_solved"]
+                row[f"{name}_solved"] = m.tail_solved
         self.rows.append(row)
         print(json.dumps(row), flush=True)
         self.paused += time.perf_counter() - pause

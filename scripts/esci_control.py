@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from agrl.data.io import read_records, write_json, write_jsonl
-from agrl.evaluate import bootstrap_by_group, label_metrics
-from agrl.realdata import EsciBudget, judge_predictions, paired_by_query, sft_smollm2
+from agrl.experiments.budgets import EsciBudget
+from agrl.experiments.esci import judge_predictions, paired_by_query, sft_smollm2
 from agrl.reasoning import lenient_label
+from agrl.stats import label_intervals, label_metrics
 
 
 def main() -> None:
@@ -42,25 +43,18 @@ def main() -> None:
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(budget.seed)).tolist()
     seen = [train[i] for i in order[: budget.rl_steps * 4]]
     write_jsonl(args.work / "data" / "control.jsonl", seen)
-    model, info = sft_smollm2(
+    info = sft_smollm2(
         args.work / "data" / "control.jsonl",
         args.work / "models" / "smollm2_control",
         budget,
-        [
-            "--model_name_or_path",
-            str(args.work / "models" / "smollm2_sft"),
-            "--num_train_epochs",
-            "1",
-            "--learning_rate",
-            args.learning_rate,
-            "--lr_scheduler_type",
-            "constant",
-            "--warmup_steps",
-            "0",
-        ],
+        model_name_or_path=str(args.work / "models" / "smollm2_sft"),
+        num_train_epochs=1.0,
+        learning_rate=float(args.learning_rate),
+        lr_scheduler_type="constant",
+        warmup_steps=0,
     )
     predicted, meta = judge_predictions(
-        model, dev, budget, args.out / "predictions" / f"smollm2_{args.name}.jsonl"
+        info.path, dev, budget, args.out / "predictions" / f"smollm2_{args.name}.jsonl"
     )
     gold, groups = [r["label"] for r in dev], [r["query"] for r in dev]
 
@@ -69,20 +63,14 @@ def main() -> None:
         return [lenient_label(r["completion"]) for r in rows]
 
     metrics = label_metrics(gold, predicted)
-    metrics["ci"] = bootstrap_by_group(gold, predicted, groups)
+    metrics["ci"] = label_intervals(gold, predicted, groups)
     result = {
         "records": len(seen),
-        **info,
+        **info.summary(),
         **meta,
         "metrics": metrics,
-        "agrl_minus_control": {
-            m: paired_by_query(gold, grades("smollm2_agrl"), predicted, groups, m)
-            for m in ("accuracy", "macro_f1")
-        },
-        "control_minus_sft": {
-            m: paired_by_query(gold, predicted, grades("smollm2_sft"), groups, m)
-            for m in ("accuracy", "macro_f1")
-        },
+        "agrl_minus_control": paired_by_query(gold, grades("smollm2_agrl"), predicted, groups),
+        "control_minus_sft": paired_by_query(gold, predicted, grades("smollm2_sft"), groups),
     }
     write_json(args.out / f"{args.name}.json", result)
     print(

@@ -18,9 +18,11 @@ from pathlib import Path
 from agrl.data.io import read_records, write_json
 from agrl.data.shoprules import HEAD_RULES
 from agrl.evaluate import evaluate
+from agrl.experiments.budgets import ComparisonBudget
+from agrl.experiments.runner import train_arm
+from agrl.experiments.shoprules import comparison_arms, rl_prompts
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
-from agrl.pipeline import Budget, rl_prompts, train_rl
 
 TUNING_SEED = 100  # not one of the reported seeds
 
@@ -29,8 +31,8 @@ def score(model_dir: Path, records: list[dict]) -> dict:
     model, tokenizer = load_model(str(model_dir))
     texts = generate_completions(model, tokenizer, records, progress=False)
     m = evaluate(records, {r["id"]: t[0] for r, t in zip(records, texts)}, head_rules=HEAD_RULES)
-    return {k: m[k] for k in ("tail_solved", "tail_n", "head_accuracy", "accuracy", "format_valid")} | {
-        f"solved_{rule}": round(row["solved"], 3) for rule, row in m["per_rule"].items()
+    return {k: m.get(k) for k in ("tail_solved", "tail_n", "head_accuracy", "accuracy", "format_valid")} | {
+        f"solved_{rule}": round(row["solved"], 3) for rule, row in m.per_rule.items()
     }
 
 
@@ -49,7 +51,7 @@ def main() -> None:
     args, extra = parser.parse_known_args()  # anything else: config overrides for every run (--key value)
     args.extra = extra
     dev = read_records(args.data / "dev.jsonl")
-    budget = Budget(rl_steps=args.steps, curve_every=0)
+    budget = ComparisonBudget(rl_steps=args.steps, curve_every=0)
     prompts = rl_prompts(args.data, TUNING_SEED, budget)
     previous = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
     rows = [r for r in previous if r["setting"] != "sft"]
@@ -63,16 +65,8 @@ def main() -> None:
         knobs = [] if level is None else ["--guidance_start_level", str(level), "--replay_k", str(k)]
         name = " ".join([args.method, *knobs, *args.extra]).replace("--", "")
         out = args.work / name.replace(" ", "_")
-        train_rl(
-            args.method,
-            args.sft,
-            prompts,
-            args.data,
-            out,
-            TUNING_SEED,
-            budget,
-            [*knobs, "--eval_every_steps", "0", "--disable_tqdm", "true", *args.extra],
-        )
+        arm = comparison_arms(args.sft, args.data, prompts, args.work, TUNING_SEED, budget)[args.method]
+        train_arm(arm.with_fields(output_dir=str(out), disable_tqdm=True), [*knobs, *args.extra])
         rows = [r for r in rows if r["setting"] != name]
         rows.append(
             {"setting": name, "minutes": round((time.perf_counter() - started) / 60, 1), **score(out, dev)}

@@ -14,22 +14,19 @@ from hypothesis import strategies as st
 
 from agrl.data.annotate import annotate, query_brands, singular, singular_phrase
 from agrl.data.catalog import ESCI_UNITS, UNITS
-from agrl.data.esci import EXAMPLES_FILE, load_esci
+from agrl.data.esci import load_esci
 from agrl.data.slots import compare_size, compare_slot, parse_size
 from agrl.reasoning import ABSENT, parse_reasoning, render_reasoning
 from agrl.rewards import score_completion
 from agrl.rules import CHECK_VALUES, SLOTS, default_rulebook
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT.parent / "shared/data/esci-us-sample"
 GOLD = ROOT / "tests/data/esci_gold.jsonl"
 
 
 @pytest.fixture(scope="module")
-def sample() -> list[dict]:
-    if not (SAMPLE / EXAMPLES_FILE).is_file():
-        pytest.skip(f"ESCI sample not found at {SAMPLE} (shared data not mounted)")
-    return load_esci(SAMPLE)
+def sample(esci_sample) -> list[dict]:
+    return load_esci(esci_sample)
 
 
 def _slots(query: str, **product) -> dict:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import agrl.baselines
+import agrl.data.overlap
 from agrl.baselines import THRESHOLDS, fit_thresholds, overlap_label, overlap_ratio
 from agrl.evaluate import label_metrics
 
@@ -30,3 +35,15 @@ def test_overlap_ratio_counts_query_words_found_in_the_title():
     assert overlap_ratio("Red Shoes", "shoes, red; size 9") == 1.0
     assert overlap_ratio("red shoes", "blue boots") == 0.0
     assert overlap_ratio("", "anything") == 0.0
+
+
+def test_baselines_reexport_the_data_layer_labelling():
+    for name in ("THRESHOLDS", "overlap_label", "overlap_ratio"):
+        assert getattr(agrl.baselines, name) is getattr(agrl.data.overlap, name)
+
+
+def test_shoprules_does_not_import_baselines():
+    # data sits below baselines: generating the benchmark must not pull the baselines in.
+    code = "import sys, agrl.data.shoprules; print('agrl.baselines' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -11,7 +11,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from agrl.data.io import DataError, atomic_write_text, read_predictions, read_records, write_json, write_jsonl
+from agrl.data.io import (
+    DataError,
+    atomic_write,
+    atomic_write_text,
+    read_predictions,
+    read_records,
+    validate_record,
+    write_json,
+    write_jsonl,
+)
 
 GOOD = {
     "id": "a1",
@@ -155,6 +164,28 @@ def test_malformed_jsonl_row(tmp_path, case):
     assert ":3" in message
     assert f"`{field}`" in message
     assert (info.value.path, info.value.line, info.value.field) == (str(path), 3, field)
+
+
+def test_messages_quote_the_value_and_the_list_item():
+    with pytest.raises(DataError) as info:
+        validate_record(row(product_bullets=["ok", 3]), "f.jsonl", 2)
+    assert str(info.value) == "f.jsonl:2: field `product.bullets`: item 1: expected a string, got 3"
+    with pytest.raises(DataError) as info:
+        validate_record(row(query="x" * 500, product_price="x" * 500), "f.jsonl", 2)
+    assert info.value.field == "product.price" and len(str(info.value)) < 120  # a long value is cut
+    with pytest.raises(DataError) as info:
+        validate_record(["not", "a", "record"], "f.jsonl", 2)
+    assert info.value.field is None and "expected an object" in str(info.value)
+
+
+def test_validation_keeps_the_row_as_given_but_id_and_label():
+    given = row(id=7, label="3", extra={"k": [1]}, product_price=12)
+    given["product"]["description"] = "kept"
+    out = validate_record(given, "f.jsonl", 1)
+    assert (out["id"], out["label"]) == ("7", 3)
+    assert out["product"] is given["product"] and out["product"]["price"] == 12  # an int stays an int
+    assert isinstance(out["product"]["price"], int) and out["extra"] == {"k": [1]}
+    assert given["id"] == 7  # the input is not mutated
 
 
 def test_duplicate_id_names_both_lines(tmp_path):
@@ -337,6 +368,39 @@ def test_write_failing_midway_keeps_the_old_file_and_no_temp(tmp_path):
         atomic_write_text(tmp_path / "new.txt", text)
     assert not (tmp_path / "new.txt").exists()
     assert leftovers(tmp_path) == []
+
+
+def test_atomic_write_handle_binary_and_failure(tmp_path):
+    target = tmp_path / "t.bin"
+    with atomic_write(target, "wb") as handle:
+        handle.write(b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+    with pytest.raises(RuntimeError), atomic_write(target, "wb") as handle:
+        handle.write(b"half")
+        raise RuntimeError("writer died")
+    assert target.read_bytes() == b"\x00\x01" and leftovers(tmp_path) == []
+    with pytest.raises(ValueError, match="mode"):
+        with atomic_write(target, "a"):
+            pass
+    assert leftovers(tmp_path) == []
+
+
+def test_read_records_leaves_the_garbage_collector_as_it_was(tmp_path):
+    import gc
+
+    path = write_lines(tmp_path / "d.jsonl", [json.dumps(GOOD)])
+    assert gc.isenabled()
+    read_records(path)
+    assert gc.isenabled()
+    with pytest.raises(DataError):
+        read_records(write_lines(tmp_path / "bad.jsonl", ["{"]))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_records(path)
+        assert not gc.isenabled()  # a caller's own pause is not ended
+    finally:
+        gc.enable()
 
 
 def test_atomic_write_gives_files_the_usual_permissions(tmp_path):

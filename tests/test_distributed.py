@@ -11,6 +11,7 @@ import pytest
 from tests.test_train import rl_args, sft_model  # noqa: F401  (module fixture reused)
 
 
+@pytest.mark.slow  # ~15 s: torchrun, two processes
 @pytest.mark.skipif(
     shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun missing"
 )

@@ -21,22 +21,14 @@ from agrl.data.esci import (
 )
 from agrl.data.io import DataError, validate_record
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/esci-us-sample"
-needs_sample = pytest.mark.skipif(
-    not (SAMPLE / EXAMPLES_FILE).is_file(),
-    reason=f"ESCI sample not found at {SAMPLE} (shared data not mounted)",
-)
-
 
 @pytest.fixture(scope="module")
-def sample() -> list[dict]:
-    if not (SAMPLE / EXAMPLES_FILE).is_file():
-        pytest.skip(f"ESCI sample not found at {SAMPLE} (shared data not mounted)")
-    return load_esci(SAMPLE)
+def sample(esci_sample) -> list[dict]:
+    return load_esci(esci_sample)
 
 
-def _readme_counts() -> tuple[int, dict[str, int]]:
-    text = (SAMPLE / "README.md").read_text(encoding="utf-8")
+def _readme_counts(folder: Path) -> tuple[int, dict[str, int]]:
+    text = (folder / "README.md").read_text(encoding="utf-8")
     pairs = int(re.search(r"([\d,]+) pairs", text).group(1).replace(",", ""))
     labels_line = re.search(r"Labels here: ([^.]*)\.", text).group(1)
     return pairs, {k: int(v.replace(",", "")) for k, v in re.findall(r"\b([ESCI]) ([\d,]+)", labels_line)}
@@ -45,9 +37,8 @@ def _readme_counts() -> tuple[int, dict[str, int]]:
 # --- the real sample -------------------------------------------------------------------------------
 
 
-@needs_sample
-def test_sample_loads_all_pairs_with_the_readme_label_counts(sample):
-    pairs, readme = _readme_counts()
+def test_sample_loads_all_pairs_with_the_readme_label_counts(sample, esci_sample):
+    pairs, readme = _readme_counts(esci_sample)
     assert (pairs, readme) == (1313, {"E": 644, "S": 425, "C": 33, "I": 211})
     assert len(sample) == pairs
     assert Counter(r["esci_label"] for r in sample) == Counter(readme)
@@ -55,7 +46,6 @@ def test_sample_loads_all_pairs_with_the_readme_label_counts(sample):
     assert all(r["label"] == DEFAULT_LABEL_MAP[r["esci_label"]] for r in sample)
 
 
-@needs_sample
 def test_sample_records_follow_the_agrl_schema(sample):
     assert len({r["id"] for r in sample}) == len(sample)
     for record in sample:
@@ -70,9 +60,8 @@ def test_sample_records_follow_the_agrl_schema(sample):
     assert sample[0]["id"] == "0" and sample[0]["query"] == "t towels kitchen"
 
 
-@needs_sample
-def test_stats_count_the_annotated_slots():
-    records, stats = load_esci_with_stats(SAMPLE)
+def test_stats_count_the_annotated_slots(esci_sample):
+    records, stats = load_esci_with_stats(esci_sample)
     assert stats.rows == stats.records == len(records) == 1313
     assert stats.skipped_no_title == stats.skipped_no_product == 0
     assert stats.labels == {"E": 644, "S": 425, "C": 33, "I": 211}
@@ -85,16 +74,26 @@ def test_stats_count_the_annotated_slots():
     assert stats.annotated["type"] >= 1200
 
 
-@needs_sample
-def test_custom_label_map_is_honoured():
-    reverse = load_esci(SAMPLE, label_map={"E": 1, "S": 2, "C": 3, "I": 4}, annotate=False)
+def test_custom_label_map_is_honoured(esci_sample):
+    reverse = load_esci(esci_sample, label_map={"E": 1, "S": 2, "C": 3, "I": 4}, annotate=False)
     assert Counter(r["label"] for r in reverse) == Counter({1: 644, 2: 425, 3: 33, 4: 211})
-    binary = load_esci(SAMPLE, label_map={"e": 4, "s": 4, "c": 1, "i": 1}, annotate=False)
+    binary = load_esci(esci_sample, label_map={"e": 4, "s": 4, "c": 1, "i": 1}, annotate=False)
     assert Counter(r["label"] for r in binary) == Counter({4: 644 + 425, 1: 33 + 211})
     with pytest.raises(
         DataError, match=r"shopping_queries_dataset_examples\.parquet:\d+: field `esci_label`"
     ):
-        load_esci(SAMPLE, label_map={"E": 4, "S": 3})
+        load_esci(esci_sample, label_map={"E": 4, "S": 3})
+
+
+def test_the_label_map_is_defined_once_with_its_inverse():
+    from agrl import contract, schema
+
+    assert DEFAULT_LABEL_MAP is schema.DEFAULT_LABEL_MAP is contract.DEFAULT_LABEL_MAP
+    assert dict(DEFAULT_LABEL_MAP) == {"E": 4, "S": 3, "C": 2, "I": 1}
+    assert schema.GRADE_NAMES == {4: "E", 3: "S", 2: "C", 1: "I"}
+    assert isinstance(schema.GRADE_NAMES, dict)
+    with pytest.raises(TypeError):  # read-only: it is every label_map argument's default
+        DEFAULT_LABEL_MAP["E"] = 1  # type: ignore[index]
 
 
 @pytest.mark.parametrize("bad", [{}, {"E": 5}, {"E": 0}, {"E": True}, {1: 4}])
@@ -103,16 +102,15 @@ def test_bad_label_maps_are_refused(bad, tmp_path):
         load_esci(tmp_path, label_map=bad)
 
 
-@needs_sample
-def test_filters_limit_and_no_annotations():
-    assert len(load_esci(SAMPLE, split="test", annotate=False)) == 1313
-    assert load_esci(SAMPLE, split="train") == []
-    assert load_esci(SAMPLE, locale="es") == []
-    assert len(load_esci(SAMPLE, locale=None, version="small", annotate=False)) == 1313
-    first = load_esci(SAMPLE, limit=7, annotate=False)
-    assert [r["id"] for r in first] == [r["id"] for r in load_esci(SAMPLE, annotate=False)[:7]]
+def test_filters_limit_and_no_annotations(esci_sample):
+    assert len(load_esci(esci_sample, split="test", annotate=False)) == 1313
+    assert load_esci(esci_sample, split="train") == []
+    assert load_esci(esci_sample, locale="es") == []
+    assert len(load_esci(esci_sample, locale=None, version="small", annotate=False)) == 1313
+    first = load_esci(esci_sample, limit=7, annotate=False)
+    assert [r["id"] for r in first] == [r["id"] for r in load_esci(esci_sample, annotate=False)[:7]]
     assert all("annotations" not in r for r in first)
-    assert load_esci(SAMPLE, limit=0) == []
+    assert load_esci(esci_sample, limit=0) == []
 
 
 def test_product_record_cleans_and_truncates():
@@ -308,15 +306,14 @@ def test_products_join_on_locale(tmp_path):
     assert [r["locale"] for r in load_esci(folder, locale="es")] == ["es"]
 
 
-@needs_sample
-def test_an_esci_folder_is_data_for_eval(sample, tmp_path):
+def test_an_esci_folder_is_data_for_eval(sample, esci_sample, tmp_path):
     import json as _json
     import subprocess
     import sys
 
     from agrl.data.load import load_records
 
-    assert [r["id"] for r in load_records(SAMPLE)] == [r["id"] for r in sample]
+    assert [r["id"] for r in load_records(esci_sample)] == [r["id"] for r in sample]
     predictions = tmp_path / "p.jsonl"
     predictions.write_text(
         "".join(_json.dumps({"id": r["id"], "completion": "<answer> 4 </answer>"}) + "\n" for r in sample),
@@ -329,7 +326,7 @@ def test_an_esci_folder_is_data_for_eval(sample, tmp_path):
             "agrl.cli",
             "eval",
             "--data",
-            str(SAMPLE),
+            str(esci_sample),
             "--predictions",
             str(predictions),
             "--out",

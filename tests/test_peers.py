@@ -11,8 +11,6 @@ import pytest
 from agrl.data.esci import load_esci
 from agrl.peers import MINILM_DIR, CrossEncoder, EmbeddingLogReg, minilm_path, product_text
 
-ESCI_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "esci-us-sample"
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
@@ -20,11 +18,9 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def esci_split() -> tuple[list[dict], list[dict]]:
+def esci_split(esci_sample) -> tuple[list[dict], list[dict]]:
     """~120 training records from some queries and 40 records from other queries."""
-    if not ESCI_SAMPLE.exists():
-        pytest.skip(f"{ESCI_SAMPLE} is missing")
-    records = load_esci(ESCI_SAMPLE)
+    records = load_esci(esci_sample)
     queries = sorted({r["query"] for r in records})
     train = [r for r in records if r["query"] in set(queries[0::2])][:120]
     test = [r for r in records if r["query"] in set(queries[1::2])][:40]
@@ -101,6 +97,7 @@ def test_embedding_logreg_fits_and_predicts_grades(model_dir, esci_split):
     assert accuracy >= majority + 0.05
 
 
+@pytest.mark.slow  # ~15 s: MiniLM fine-tuned twice
 def test_cross_encoder_runs_and_is_deterministic_per_seed(model_dir, esci_split):
     train, test = esci_split
     peer = CrossEncoder(model_dir)

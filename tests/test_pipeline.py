@@ -2,7 +2,10 @@
 
 import json
 
-from agrl.pipeline import ARMS, Budget, run_comparison, run_demo
+import pytest
+
+from agrl.experiments.budgets import ComparisonBudget
+from agrl.experiments.shoprules import ARMS, run_comparison, run_demo
 
 SMALL_SFT = [
     "--max_steps",
@@ -30,7 +33,7 @@ SMALL_RL = [
     "--report_to",
     "none",
 ]
-SMALL = Budget(
+SMALL = ComparisonBudget(
     rl_steps=2,
     prompts_per_step=2,
     eval_n=8,
@@ -42,9 +45,10 @@ SMALL = Budget(
 )
 
 
+@pytest.mark.slow  # ~30 s: a miniature `agrl demo`
 def test_miniature_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    summary = run_demo(out, seed=0, overrides=SMALL_RL, sft_overrides=SMALL_SFT, budget=SMALL)
+    summary = run_demo(out, seed=0, rl_cli=SMALL_RL, sft_cli=SMALL_SFT, budget=SMALL)
     for method in ("sft", "grpo", "agrl"):
         stats = summary["methods"][method]
         for key in (
@@ -70,6 +74,7 @@ def test_miniature_demo_end_to_end(tmp_path):
     assert [h["step"] for h in history if "eval_tail_tail_solved" in h] == [0, 1, 2]  # the learning curve
 
 
+@pytest.mark.slow  # ~40 s: a miniature `agrl reproduce`
 def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     out = tmp_path / "reproduce"
     summary = run_comparison(out, "mini", "test", [0, 1], "tiny", SMALL, ARMS, SMALL_RL, SMALL_SFT)

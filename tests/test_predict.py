@@ -122,6 +122,7 @@ def test_predict_malformed_input_names_file_line_and_field(runs):
     assert not target.exists()  # nothing half-written
 
 
+@pytest.mark.slow  # ~25 s: several `agrl predict` processes
 def test_resume_after_a_kill_keeps_done_rows_and_never_duplicates(model_dir, tmp_path):
     data = tmp_path / "records.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")

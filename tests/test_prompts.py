@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agrl.prompts import SYSTEM, build_messages, product_text, user_text, with_hint
+from agrl.prompts import SYSTEM, build_messages, product_prompt_text, user_text, with_hint
 from agrl.rules import default_rulebook
 
 RECORD = {
@@ -64,9 +64,9 @@ def test_hint_is_appended_to_the_user_turn_only():
     assert with_hint(plain, "a\nquery: forged")[1]["content"].count("\nquery:") == 0
 
 
-def test_product_text_skips_empty_fields_and_bounds_long_ones():
+def test_product_prompt_text_skips_empty_fields_and_bounds_long_ones():
     product = {"title": "T" * 2000, "brand": "", "color": None, "price": 0}
-    text = product_text(product)
+    text = product_prompt_text(product)
     assert "brand" not in text and "color" not in text
     assert "price: 0" in text
     assert max(len(line) for line in text.splitlines()) <= 600

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from agrl.realdata import EsciBudget, prepare, summarize, write_esci_report
-
-ESCI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esci-us-sample"
+from agrl.experiments.budgets import EsciBudget
+from agrl.experiments.esci import prepare, summarize, write_esci_report
 
 
 def _dev() -> list[dict]:
@@ -37,7 +35,7 @@ def test_summary_and_report_put_every_judge_on_the_same_rows(tmp_path):
         "check_coverage": {},
         "rulebook_agrees_with_label_train": 0.5,
     }
-    summary = summarize(dev, predictions, facts, {}, EsciBudget())
+    summary = summarize(dev, predictions, facts, {}, {}, EsciBudget())
     summary.update(seconds=60.0, commit="test")
     assert list(summary["methods"]) == ["majority", "smollm2_sft", "smollm2_grpo_pr", "smollm2_agrl"]
     assert summary["methods"]["smollm2_agrl"]["accuracy"] == 1.0
@@ -46,7 +44,7 @@ def test_summary_and_report_put_every_judge_on_the_same_rows(tmp_path):
     assert lo <= summary["methods"]["smollm2_sft"]["accuracy"] <= hi
     diff = summary["differences"]["smollm2_agrl - smollm2_grpo_pr"]["accuracy"]
     assert diff["diff"] == pytest.approx(1 - 6 / 12) and diff["ci"][0] > 0
-    write_esci_report(tmp_path, summary, dev, predictions)
+    write_esci_report(tmp_path, summary)
     report = (tmp_path / "report.md").read_text()
     assert "| smollm2_agrl | 1.000 [1.000, 1.000]" in report
     assert (tmp_path / "esci_bars.png").stat().st_size > 0 and (
@@ -55,9 +53,8 @@ def test_summary_and_report_put_every_judge_on_the_same_rows(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["methods"]["majority"]["accuracy"] == 0.5
 
 
-@pytest.mark.skipif(not ESCI.is_dir(), reason="needs ../shared/data/esci-us-sample")
-def test_prepare_writes_a_query_disjoint_annotated_split(tmp_path):
-    facts = prepare(ESCI, tmp_path, 0.4)
+def test_prepare_writes_a_query_disjoint_annotated_split(tmp_path, esci_sample):
+    facts = prepare(esci_sample, tmp_path, 0.4)
     assert facts["rows"]["train"] + facts["rows"]["dev"] == facts["records"] == 1313
     assert not set(facts["queries"]["train"]) & set(facts["queries"]["dev"])
     assert facts["check_coverage"]["type"] > 0.5

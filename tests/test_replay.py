@@ -2,7 +2,6 @@
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -141,18 +140,11 @@ def test_partial_annotations_still_guide():
     assert parse_reasoning(completed).ok
 
 
-ESCI_SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/esci-us-sample"
-
-
-@pytest.mark.skipif(
-    not (ESCI_SAMPLE / "shopping_queries_dataset_examples.parquet").is_file(),
-    reason=f"ESCI sample not found at {ESCI_SAMPLE} (shared data not mounted)",
-)
-def test_every_esci_record_can_be_guided_in_hint_mode():
+def test_every_esci_record_can_be_guided_in_hint_mode(esci_sample):
     from agrl.data.esci import load_esci
 
     book = default_rulebook()
-    records = load_esci(ESCI_SAMPLE)
+    records = load_esci(esci_sample)
     for record in records:
         g = build_guidance(record["annotations"], record.get("rule"), record["label"], 2, "hint", book)
         assert g is not None and g.hint.startswith(f"the grade is {record['label']}")

@@ -316,6 +316,18 @@ def test_concurrent_requests_are_serialised_and_all_answered(client, server):
         ({"query": QUERY, "product": {"title": "x"}, "threshold": 0}, ["body", "threshold"]),
         ({"query": QUERY, "product": {"title": "x"}, "early_stop": "yes"}, ["body", "early_stop"]),
         ({"query": QUERY, "product": {"title": "x"}, "prodcuts": []}, ["body", "prodcuts"]),
+        # the shared record schema's product, with the endpoint's bounds on top
+        ({"query": "q" * 1001, "product": {"title": "x"}}, ["body", "query"]),
+        ({"query": QUERY, "products": [{"title": "x" * 10_001}]}, ["body", "products", 0, "title"]),
+        (
+            {"query": QUERY, "product": {"title": "x", "bullets": ["ok", "b" * 10_001]}},
+            ["body", "product", "bullets"],
+        ),
+        (
+            {"query": QUERY, "product": {"title": "x", "attributes": {"a": {"nested": 1}}}},
+            ["body", "product", "attributes"],
+        ),
+        ({"query": QUERY, "product": {"title": "x", "brand": 3}}, ["body", "product", "brand"]),
     ],
 )
 def test_bad_input_is_422_naming_the_field(client, body, loc):

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agrl.data.split import query_split, split_by_query
-
-ESCI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "esci-us-sample"
 
 
 @given(st.text(min_size=1, max_size=40), st.floats(0.0, 1.0))
@@ -47,11 +43,10 @@ def test_bad_fraction_is_an_error():
         query_split("shoes", 1.5)
 
 
-@pytest.mark.skipif(not ESCI.is_dir(), reason="needs ../shared/data/esci-us-sample")
-def test_esci_sample_splits_by_query():
+def test_esci_sample_splits_by_query(esci_sample):
     from agrl.data.esci import load_esci
 
-    split = split_by_query(load_esci(ESCI, annotate=False), 0.4)
+    split = split_by_query(load_esci(esci_sample, annotate=False), 0.4)
     train, dev = ({r["query"] for r in split[k]} for k in ("train", "dev"))
     assert train and dev and not train & dev
     assert len(train) + len(dev) == 30

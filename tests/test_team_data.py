@@ -8,12 +8,12 @@ import json
 
 import httpx
 
+from agrl.configs import config_path
 from agrl.data.io import read_records
-from agrl.evaluate import label_metrics
-from agrl.pipeline import config_path
 from agrl.predict import run_predict
 from agrl.reasoning import lenient_label
 from agrl.serve import create_app
+from agrl.stats import label_metrics
 from agrl.train.config import AGRLConfig, AgrlSFTConfig, load_config
 from agrl.train.grpo import run_grpo
 from agrl.train.sft import run_sft

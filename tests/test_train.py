@@ -424,6 +424,7 @@ def test_grpo_and_agrl_train_and_log(tmp_path, sft_model, shoprules_dir):
         assert (out / "model.safetensors").exists()
 
 
+@pytest.mark.slow  # ~25 s: three training processes, one killed
 def test_killed_agrl_run_resumes_with_its_replay_state(tmp_path, sft_model, shoprules_dir):
     """SIGKILL a real `agrl train agrl` process after a checkpoint, resume it, and compare with a clean run."""
     base = rl_args(

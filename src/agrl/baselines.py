@@ -1,36 +1,15 @@
 """Word-overlap baseline: the label a surface-matching ranker would give.
 
 It is the yardstick of the `hard` split (every `hard` example is one it gets wrong) and a floor for
-any learned judge.
+any learned judge. The labelling itself is `agrl.data.overlap` (ShopRules needs it and data must
+not import upwards); this module adds the refit and the evaluation-format prediction.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
-_WORD = re.compile(r"[a-z0-9]+")
-# Overlap ratio thresholds for grades 4, 3, 2 (below the last: 1), grid-searched on the sft split.
-THRESHOLDS = (0.9, 0.8, 0.25)
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def overlap_ratio(query: str, title: str) -> float:
-    q = set(words(query))
-    if not q:
-        return 0.0
-    return len(q & set(words(title))) / len(q)
-
-
-def overlap_label(query: str, title: str, thresholds: Sequence[float] = THRESHOLDS) -> int:
-    ratio = overlap_ratio(query, title)
-    for grade, threshold in zip((4, 3, 2), thresholds):
-        if ratio >= threshold:
-            return grade
-    return 1
+from agrl.data.overlap import THRESHOLDS, overlap_label, overlap_ratio
 
 
 def fit_thresholds(records: Sequence[Mapping], step: float = 0.05) -> tuple[float, float, float]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from agrl import __version__
 from agrl.data.io import DataError, read_predictions, read_records, write_jsonl
@@ -68,7 +70,7 @@ def cmd_reward(args: argparse.Namespace) -> int:
     records = {r["id"]: r for r in read_records(args.data, require_label=False)}
     weights = check_weights(json.loads(args.weights)) if args.weights else None
     rulebook = _rulebook(args)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for pid, completion in read_predictions(args.completions).items():
         if pid not in records:
             raise DataError(args.completions, None, "id", f"{pid!r} is not in {args.data}")
@@ -82,7 +84,7 @@ def cmd_reward(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from agrl.contract import load_contract
     from agrl.data.load import load_records
-    from agrl.evaluate import evaluate, write_evaluation
+    from agrl.evaluate import HEADLINE, evaluate, write_evaluation
 
     fmt, rulebook = args.format, _rulebook(args)
     if args.model:  # the model's contract says how to read its outputs
@@ -99,25 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     write_evaluation(
         metrics, args.out, title=f"Evaluation of {Path(args.predictions).name} on {Path(args.data).name}"
     )
-    print(
-        json.dumps(
-            {
-                k: metrics[k]
-                for k in (
-                    "n",
-                    "accuracy",
-                    "macro_f1",
-                    "format_valid",
-                    "grounded_adherence",
-                    "self_consistency",
-                    "rule_accuracy",
-                    "tail_solved",
-                    "head_accuracy",
-                    "lenient_accuracy",
-                )
-            }
-        )
-    )
+    print(json.dumps({k: metrics.get(k) for k in ("n", *HEADLINE)}))
     return 0
 
 
@@ -198,7 +182,19 @@ def _add_late_commands(sub: argparse._SubParsersAction) -> None:
     commands.register(sub)
 
 
+def configure_logging() -> None:
+    """agrl's progress lines on stderr as `[agrl HH:MM:SS] message`; other libraries' loggers untouched."""
+    logger = logging.getLogger("agrl")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[agrl %(asctime)s] %(message)s", datefmt="%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    configure_logging()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
-from dataclasses import fields
 from pathlib import Path
+
+from agrl.configs import config_path
+from agrl.experiments.budgets import ComparisonBudget, EsciBudget, budget_from, budget_parser
 
 # transformers 5 renames gradient_checkpointing; TRL still sets it. Not actionable for users.
 warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*deprecated.*")
@@ -15,7 +17,6 @@ METHODS = ("sft", "dpo", "grpo", "agrl")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from agrl.pipeline import config_path
     from agrl.train.config import AGRLConfig, AgrlDPOConfig, AgrlSFTConfig, load_config
 
     if args.config is not None and not args.config.exists() and args.config.parent == Path("."):
@@ -77,25 +78,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from agrl.pipeline import run_demo
+    from agrl.experiments.shoprules import run_demo
 
-    run_demo(Path(args.out), seed=args.seed, overrides=args.overrides)
+    run_demo(Path(args.out), seed=args.seed, rl_cli=args.overrides)
     return 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from agrl.pipeline import Budget, run_reproduce
+    from agrl.experiments.shoprules import run_reproduce
 
-    budget = Budget(**{f.name: getattr(args, f.name) for f in fields(Budget)})
-    run_reproduce(Path(args.out), seeds=args.seeds, scale=args.scale, overrides=args.overrides, budget=budget)
+    budget = budget_from(ComparisonBudget, args)
+    run_reproduce(Path(args.out), seeds=args.seeds, scale=args.scale, rl_cli=args.overrides, budget=budget)
     return 0
 
 
 def cmd_esci(args: argparse.Namespace) -> int:
-    from agrl.realdata import EsciBudget, run_esci
+    from agrl.experiments.esci import run_esci
 
-    budget = EsciBudget(**{f.name: getattr(args, f.name) for f in fields(EsciBudget)})
-    summary = run_esci(args.data, args.out, budget, work=args.work)
+    summary = run_esci(args.data, args.out, budget_from(EsciBudget, args), work=args.work)
     print(
         json.dumps(
             {
@@ -105,6 +105,21 @@ def cmd_esci(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _judge_options(p: argparse.ArgumentParser) -> None:
+    """What `predict` and `serve` both need to know of the model they run."""
+    p.add_argument(
+        "--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2"
+    )
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128, help="completion budget")
+    p.add_argument(
+        "--system-prompt",
+        "--system_prompt",
+        action="store_true",
+        default=None,
+        help="the model was trained with the system prompt (default: what its agrl.json says)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -121,9 +136,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train, accepts_overrides=True)
 
     p = sub.add_parser("predict", help="judge records with a model: JSONL/CSV/Parquet in, JSONL out")
-    p.add_argument(
-        "--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2"
-    )
     p.add_argument("--data", required=True, type=Path, help="records (JSONL/CSV/Parquet) or an ESCI folder")
     p.add_argument("--out", required=True, type=Path, help="{id, completion} rows; .jsonl, .csv or .parquet")
     p.add_argument(
@@ -132,14 +144,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep the rows a killed or finished run already wrote and judge only the other ids",
     )
     p.add_argument("--batch-size", "--batch_size", type=int, default=64, help="records per generate call")
-    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128, help="completion budget")
-    p.add_argument(
-        "--system-prompt",
-        "--system_prompt",
-        action="store_true",
-        default=None,
-        help="the model was trained with the system prompt (default: what its agrl.json says)",
-    )
+    _judge_options(p)
     p.add_argument(
         "--early-stop",
         "--early_stop",
@@ -150,13 +155,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("serve", help="HTTP judge (FastAPI)")
-    p.add_argument(
-        "--model", required=True, help="model folder (with agrl.json), hub id available offline, or smollm2"
-    )
     p.add_argument("--host", default="127.0.0.1", help="bind address")
     p.add_argument("--port", type=int, default=8000, help="bind port")
     p.add_argument("--max-batch", "--max_batch", type=int, default=64, help="most products per request")
-    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=128, help="completion budget")
     p.add_argument(
         "--max-body-bytes",
         "--max_body_bytes",
@@ -170,13 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("think_first", "label_first"),
         help="reasoning format (default: what the model's agrl.json says)",
     )
-    p.add_argument(
-        "--system-prompt",
-        "--system_prompt",
-        action="store_true",
-        default=None,
-        help="the model was trained with the system prompt (default: what its agrl.json says)",
-    )
+    _judge_options(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="the embedded default: data, tiny model, SFT, GRPO, AGRL, report")
@@ -184,32 +179,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the RL runs")
     p.set_defaults(func=cmd_demo, accepts_overrides=True)
 
-    p = sub.add_parser("reproduce", help="the paper's comparison table over seeds")
+    p = sub.add_parser(
+        "reproduce", help="the paper's comparison table over seeds", parents=[budget_parser(ComparisonBudget)]
+    )
     p.add_argument("--out", default="results/reproduce", help="folder for report.md, summary.json, plots")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every arm (paired)")
     p.add_argument(
         "--scale", default="default", choices=("tiny", "small", "default"), help="ShopRules split sizes"
     )
-    from agrl.pipeline import BUDGET_HELP, Budget
-
-    for f in fields(Budget):
-        p.add_argument(f"--{f.name}", type=int, default=f.default, help=BUDGET_HELP[f.name])
     p.set_defaults(func=cmd_reproduce, accepts_overrides=True)
 
     p = sub.add_parser(
         "esci",
         help="real data: SmolLM2 SFT / GRPO-PR / AGRL beside majority, overlap and MiniLM "
         "peers on an ESCI folder's dev queries",
+        parents=[budget_parser(EsciBudget)],
     )
     p.add_argument("--data", required=True, type=Path, help="ESCI folder (official parquet layout)")
     p.add_argument(
         "--out", default=Path("results/esci"), type=Path, help="folder for report.md, summary.json, plots"
     )
     p.add_argument("--work", default=Path("runs/esci"), type=Path, help="folder for split data and models")
-    from agrl.realdata import BUDGET_HELP as ESCI_HELP
-    from agrl.realdata import EsciBudget
-
-    for f in fields(EsciBudget):
-        kind = {"float": float, "int": int, "bool": lambda v: bool(int(v))}[f.type]
-        p.add_argument(f"--{f.name}", type=kind, default=f.default, help=ESCI_HELP[f.name])
     p.set_defaults(func=cmd_esci)

@@ -21,10 +21,9 @@ from agrl import __version__
 from agrl.data.io import atomic_write_text
 from agrl.reasoning import FORMATS
 from agrl.rules import Rulebook, RulebookError, parse_rulebook
+from agrl.schema import DEFAULT_LABEL_MAP
 
 CONTRACT_FILE = "agrl.json"
-# ESCI grades (E -> 4 ... I -> 1); see agrl.data.esci.DEFAULT_LABEL_MAP.
-DEFAULT_LABEL_MAP = {"E": 4, "S": 3, "C": 2, "I": 1}
 
 
 def _default_rulebook_yaml() -> str:

@@ -24,6 +24,7 @@ from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    PreTrainedModel,
     get_linear_schedule_with_warmup,
 )
 
@@ -140,7 +141,7 @@ class CrossEncoder:
         self.model_dir = Path(model_dir) if model_dir is not None else minilm_path()
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-        self.model = None
+        self.model: PreTrainedModel | None = None
 
     def _batch(self, records: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         return self.tokenizer(
@@ -162,16 +163,17 @@ class CrossEncoder:
         max_steps: int | None = None,
     ) -> CrossEncoder:
         torch.manual_seed(seed)  # the new classification head's init and dropout
-        self.model = AutoModelForSequenceClassification.from_pretrained(
+        model = AutoModelForSequenceClassification.from_pretrained(
             self.model_dir, num_labels=len(GRADES), local_files_only=True
         )
+        self.model = model
         labels = torch.tensor(_labels(records))
         steps_per_epoch = math.ceil(len(records) / batch_size)
         total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
         schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
         order_rng = torch.Generator().manual_seed(seed)
-        self.model.train()
+        model.train()
         step = 0
         with tqdm(total=total, desc=f"{self.name} fit", disable=None) as bar:
             for _ in range(epochs):
@@ -180,7 +182,7 @@ class CrossEncoder:
                     if step >= total:
                         break
                     idx = order[start : start + batch_size]
-                    out = self.model(**self._batch([records[i] for i in idx]), labels=labels[idx])
+                    out = model(**self._batch([records[i] for i in idx]), labels=labels[idx])
                     out.loss.backward()
                     optimizer.step()
                     schedule.step()
@@ -188,7 +190,7 @@ class CrossEncoder:
                     step += 1
                     bar.update(1)
                     bar.set_postfix(loss=f"{out.loss.item():.3f}")
-        self.model.eval()
+        model.eval()
         return self
 
     def predict_proba(self, records: Sequence[Mapping], batch_size: int = 64) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 Completions stream batch by batch into `<out>.partial` (JSONL, flushed and synced after every
 batch); when every record is done they are written to `out` in its format (.jsonl, .csv or
-.parquet) through a temp file and a rename, and the partial file goes. `resume=True` keeps the rows
-already in `out` and in the partial file (a line cut by a kill is dropped) and judges only the other
-ids, so a killed run loses at most the batch in flight and never writes an id twice.
+.parquet) atomically (:func:`agrl.data.io.atomic_write`), and the partial file goes. `resume=True`
+keeps the rows already in `out` and in the partial file (a line cut by a kill is dropped), rewrites
+the partial file from them atomically too, and judges only the other ids, so a killed run loses at
+most the batch in flight and never writes an id twice.
 """
 
 from __future__ import annotations
@@ -16,13 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agrl.data.io import DataError, read_rows, write_jsonl
+from agrl.data.io import DataError, atomic_write, jsonl_line, read_rows, write_jsonl
 
 FORMATS = (".jsonl", ".csv", ".parquet")
-
-
-def _line(row: dict) -> str:
-    return json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 def partial_path(out: Path) -> Path:
@@ -65,16 +62,15 @@ def _write(out: Path, rows: Sequence[dict]) -> None:
         [{"id": r["id"], "completion": r["completion"]} for r in rows],
         schema=pa.schema([("id", pa.string()), ("completion", pa.string())]),
     )
-    tmp = out.with_name(f".{out.name}.tmp")
-    if suffix == ".csv":
-        import pyarrow.csv as pcsv
+    with atomic_write(out, "wb") as handle:
+        if suffix == ".csv":
+            import pyarrow.csv as pcsv
 
-        pcsv.write_csv(table, tmp)
-    else:
-        import pyarrow.parquet as pq
+            pcsv.write_csv(table, handle)
+        else:
+            import pyarrow.parquet as pq
 
-        pq.write_table(table, tmp)
-    os.replace(tmp, out)
+            pq.write_table(table, handle)
 
 
 def run_predict(
@@ -102,9 +98,8 @@ def run_predict(
     done_ids = {r["id"] for r in done}
     todo = [r for r in records if r["id"] not in done_ids]
     partial = partial_path(out)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write("".join(map(_line, done)))
+    # Atomically: truncating in place would lose the done rows to a kill before they are rewritten.
+    write_jsonl(partial, done)
     if todo:
         model_, tokenizer = load_model(model)
         bar = tqdm(total=len(todo), desc="predict", disable=None)
@@ -123,7 +118,7 @@ def run_predict(
                     stop_after_answer=early_stop,
                 )
                 handle.write(
-                    "".join(_line({"id": r["id"], "completion": t[0]}) for r, t in zip(batch, texts))
+                    "".join(jsonl_line({"id": r["id"], "completion": t[0]}) for r, t in zip(batch, texts))
                 )
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -22,7 +22,12 @@ def _one_line(value: object) -> str:
     return " ".join(str(value).split())
 
 
-def product_text(product: Mapping, bullets: bool = False, max_chars: int = 600) -> str:
+def product_prompt_text(product: Mapping, bullets: bool = False, max_chars: int = 600) -> str:
+    """The product as the judge's prompt shows it: one `field: value` line per field, in prompt order.
+
+    Not `agrl.peers`' one-line title/brand/colour text for the embedding peers: that one is a
+    different view of the product, for a different reader.
+    """
     lines = []
     for key in PRODUCT_FIELDS:
         value = product.get(key)
@@ -40,8 +45,12 @@ def product_text(product: Mapping, bullets: bool = False, max_chars: int = 600) 
     return "\n".join(line[:max_chars] for line in lines)
 
 
+# The old name, kept while callers outside this module move over (tests/test_schema.py).
+product_text = product_prompt_text
+
+
 def user_text(query: str, product: Mapping, bullets: bool = False) -> str:
-    return f"query: {_one_line(query)}\n{product_text(product, bullets)}"
+    return f"query: {_one_line(query)}\n{product_prompt_text(product, bullets)}"
 
 
 def build_messages(

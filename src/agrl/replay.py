@@ -91,11 +91,13 @@ def prefix_guidance(
     Partial annotations (real data: no rule, some slots) force the annotated lines, in slot order,
     when they include `type` (every reasoning starts with it; without it no gold prefix exists).
     """
-    query, product, checks = notes.get("query"), notes.get("product"), notes.get("checks")
     if not complete:
+        checks = notes.get("checks")
         if not checks or "type" not in checks:
             return None
-        return Guidance(level, None, render_prefix(query or {}, product or {}, checks, len(checks)))
+        query, product = notes.get("query") or {}, notes.get("product") or {}
+        return Guidance(level, None, render_prefix(query, product, checks, len(checks)))
+    query, product, checks = notes["query"], notes["product"], notes["checks"]  # complete: all three
     if level == 1:
         return Guidance(level, None, render_prefix(query, product, checks, deciding_lines(checks, rule)))
     if level == 2 or rule is None:
@@ -119,7 +121,9 @@ def hint_guidance(
         return None
     if level >= 2 and checks:
         hint += " ; checks: " + " ; ".join(f"{k}: {v}" for k, v in checks.items())
-    prefix = render_prefix(notes["query"], notes["product"], checks) if level >= 3 and complete else ""
+    prefix = (
+        render_prefix(notes["query"], notes["product"], notes["checks"]) if level >= 3 and complete else ""
+    )
     return Guidance(level, hint, prefix)
 
 

@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from agrl.data.io import atomic_write_text
+from agrl.evaluate import Evaluation
+from agrl.render import bar_plot, markdown_table, pyplot
+from agrl.stats import Statistic, interval, seed_interval, share_statistic
 
 # (split, metric, column title); the headline metric first.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -46,77 +49,74 @@ LABELS = {
     "agrl": "AGRL",
 }
 CURVE_KEY = "eval_tail_tail_solved"
-N_BOOT = 1000
 
 
 def sample_sd(values: Sequence[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _vectors(
+def _outcomes(
     by_seed: Mapping, split: str, metric: str, seeds: Sequence
 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(hits, mask) of shape (seeds, n): the per-record outcomes a metric counts, for every seed."""
     if metric not in OUTCOME_METRICS:
         return None
     hit_key, mask_key = OUTCOME_METRICS[metric]
     hits, masks = [], []
     for seed in seeds:
-        outcomes = by_seed[seed].get(split, {}).get("outcomes")
-        if not outcomes or hit_key not in outcomes:
+        outcomes = by_seed[seed][split].outcomes
+        if hit_key not in outcomes:
             return None
-        hits.append([c == "1" for c in outcomes[hit_key]])
-        masks.append([c == "1" for c in outcomes[mask_key]] if mask_key else [True] * len(outcomes[hit_key]))
+        hits.append(outcomes[hit_key])
+        masks.append(outcomes[mask_key] if mask_key else np.ones_like(outcomes[hit_key]))
     if len({len(h) for h in hits}) != 1:
         return None
-    return np.array(hits, dtype=float), np.array(masks, dtype=float)
+    return np.array(hits), np.array(masks)
 
 
-def _boot_means(hits: np.ndarray, masks: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Mean over seeds of the metric on each bootstrap resample of examples: shape (N_BOOT,)."""
-    num = (hits[:, idx] * masks[:, idx]).sum(axis=2)
-    den = masks[:, idx].sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nanmean(num / den, axis=0)
+def _value(by_seed: Mapping, seed, split: str, metric: str) -> float | None:
+    evaluation = by_seed[seed].get(split)
+    value = evaluation.get(metric) if evaluation is not None else None
+    return None if value is None else float(value)
 
 
-def _resamples(n: int) -> np.ndarray:
-    return np.random.default_rng(0).integers(0, n, size=(N_BOOT, n))
+def _ci(statistic: Statistic, n: int) -> list[float] | None:
+    low, high = interval(statistic, n)
+    return None if np.isnan(low) or np.isnan(high) else [float(low), float(high)]
 
 
 def metric_stats(by_seed: Mapping, split: str, metric: str) -> dict:
-    """{per_seed, mean, sd, n, ci95} of one metric of one method."""
-    seeds = sorted(s for s in by_seed if by_seed[s].get(split, {}).get(metric) is not None)
-    values = [float(by_seed[s][split][metric]) for s in seeds]
+    """{per_seed, mean, sd, n, ci95, seed_ci95} of one metric of one method: `ci95` resamples the
+    evaluation examples (the same for every seed), `seed_ci95` is the t-interval over seeds."""
+    seeds = sorted(s for s in by_seed if _value(by_seed, s, split, metric) is not None)
+    values = [_value(by_seed, s, split, metric) or 0.0 for s in seeds]
     if not values:
-        return {"per_seed": {}, "mean": None, "sd": None, "n": 0, "ci95": None}
+        return {"per_seed": {}, "mean": None, "sd": None, "n": 0, "ci95": None, "seed_ci95": None}
     stats = {
         "per_seed": dict(zip(map(str, seeds), values)),
         "mean": statistics.fmean(values),
         "sd": sample_sd(values),
         "n": len(values),
         "ci95": None,
+        "seed_ci95": seed_interval(values),
     }
-    vectors = _vectors(by_seed, split, metric, seeds)
+    vectors = _outcomes(by_seed, split, metric, seeds)
     if vectors is not None:
-        boots = _boot_means(*vectors, _resamples(vectors[0].shape[1]))
-        boots = boots[~np.isnan(boots)]
-        if boots.size:
-            stats["ci95"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+        stats["ci95"] = _ci(share_statistic(*vectors), vectors[0].shape[1])
     return stats
 
 
 def paired_difference(a: Mapping, b: Mapping, split: str, metric: str) -> dict | None:
-    """Method a minus method b, paired by seed: per-seed differences, mean, SD, bootstrap CI."""
+    """Method a minus method b, paired by seed: per-seed differences, mean, SD, the seed-level
+    t-interval and a bootstrap CI over the same resampled examples for both."""
     seeds = sorted(
         s
         for s in a
-        if s in b
-        and a[s].get(split, {}).get(metric) is not None
-        and b[s].get(split, {}).get(metric) is not None
+        if s in b and _value(a, s, split, metric) is not None and _value(b, s, split, metric) is not None
     )
     if not seeds:
         return None
-    diffs = [float(a[s][split][metric]) - float(b[s][split][metric]) for s in seeds]
+    diffs = [(_value(a, s, split, metric) or 0.0) - (_value(b, s, split, metric) or 0.0) for s in seeds]
     out = {
         "per_seed": dict(zip(map(str, seeds), diffs)),
         "mean": statistics.fmean(diffs),
@@ -124,14 +124,12 @@ def paired_difference(a: Mapping, b: Mapping, split: str, metric: str) -> dict |
         "n": len(diffs),
         "min": min(diffs),
         "ci95": None,
+        "seed_ci95": seed_interval(diffs),
     }
-    va, vb = _vectors(a, split, metric, seeds), _vectors(b, split, metric, seeds)
+    va, vb = _outcomes(a, split, metric, seeds), _outcomes(b, split, metric, seeds)
     if va is not None and vb is not None and va[0].shape == vb[0].shape:
-        idx = _resamples(va[0].shape[1])
-        boots = _boot_means(*va, idx) - _boot_means(*vb, idx)
-        boots = boots[~np.isnan(boots)]
-        if boots.size:
-            out["ci95"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+        fa, fb = share_statistic(*va), share_statistic(*vb)
+        out["ci95"] = _ci(lambda w: fa(w) - fb(w), va[0].shape[1])
     return out
 
 
@@ -195,7 +193,7 @@ def training_stability(histories: Mapping[str, Mapping[int, Sequence[Mapping]]])
     return out
 
 
-def summarize(results: Mapping[str, Mapping[int, Mapping[str, Mapping]]], reference: str = "grpo") -> dict:
+def summarize(results: Mapping[str, Mapping[int, Mapping[str, Evaluation]]], reference: str = "grpo") -> dict:
     """{method: {seed: {split: metrics}}} -> per method and column: stats; paired differences vs `reference`."""
     summary: dict = {"methods": {}, "vs_" + reference: {}}
     for method, by_seed in results.items():
@@ -224,125 +222,86 @@ def _fmt(stat: Mapping | None, ci: bool = False) -> str:
     return text
 
 
+def _label(method: str) -> str:
+    return LABELS.get(method, method)
+
+
 def table(summary: Mapping, ci: bool = False) -> str:
-    lines = [
-        "| method | " + " | ".join(title for _, _, title in COLUMNS) + " |",
-        "|---" * (len(COLUMNS) + 1) + "|",
-    ]
-    for method, stats in summary["methods"].items():
-        cells = [_fmt(stats.get(f"{split}/{metric}"), ci) for split, metric, _ in COLUMNS]
-        lines.append(f"| {LABELS.get(method, method)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown_table(
+        ["method", *(title for _, _, title in COLUMNS)],
+        [
+            [_label(method), *(_fmt(stats.get(f"{split}/{metric}"), ci) for split, metric, _ in COLUMNS)]
+            for method, stats in summary["methods"].items()
+        ],
+    )
 
 
 def _signed(stat: Mapping | None) -> str:
     if not stat:
         return "n/a"
     text = f"{100 * stat['mean']:+.1f} ± {100 * stat['sd']:.1f}"
+    if stat.get("seed_ci95"):
+        text += f" t[{100 * stat['seed_ci95'][0]:+.1f}, {100 * stat['seed_ci95'][1]:+.1f}]"
     if stat.get("ci95"):
         text += f" [{100 * stat['ci95'][0]:+.1f}, {100 * stat['ci95'][1]:+.1f}]"
     per_seed = ", ".join(f"{100 * v:+.1f}" for v in stat["per_seed"].values())
     return f"{text} ({per_seed})"
 
 
+DIFFERENCE_COLUMNS = [c for c in COLUMNS if c[:2] in {("tail", "tail_solved"), ("w_eval", "head_accuracy"),
+                                                      ("w_eval", "accuracy"), ("b_eval", "accuracy")}]  # fmt: skip
+
+
 def difference_table(summary: Mapping, reference: str = "grpo") -> str:
-    cols = [
-        c
-        for c in COLUMNS
-        if c[:2]
-        in (
-            ("tail", "tail_solved"),
-            ("w_eval", "head_accuracy"),
-            ("w_eval", "accuracy"),
-            ("b_eval", "accuracy"),
-        )
-    ]
-    lines = [
-        f"| method − {LABELS.get(reference, reference)} | " + " | ".join(t for _, _, t in cols) + " |",
-        "|---" * (len(cols) + 1) + "|",
-    ]
-    for method, diffs in summary.get("vs_" + reference, {}).items():
-        lines.append(
-            f"| {LABELS.get(method, method)} | "
-            + " | ".join(_signed(diffs.get(f"{s}/{m}")) for s, m, _ in cols)
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
+    return markdown_table(
+        [f"method − {_label(reference)}", *(t for _, _, t in DIFFERENCE_COLUMNS)],
+        [
+            [_label(method), *(_signed(diffs.get(f"{s}/{m}")) for s, m, _ in DIFFERENCE_COLUMNS)]
+            for method, diffs in summary.get("vs_" + reference, {}).items()
+        ],
+    )
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _per_rule_solved(
+    results: Mapping, split: str = "b_eval"
+) -> tuple[list[str], dict[str, list[float | None]]]:
+    """Rules, and per method the mean over seeds of each rule's solved share (None: never evaluated)."""
+    rules = sorted({rule for by_seed in results.values() for r in by_seed.values() if split in r
+                    for rule in r[split].per_rule})  # fmt: skip
+    table: dict[str, list[float | None]] = {}
+    for method, by_seed in results.items():
+        if not by_seed:
+            continue
+        row = []
+        for rule in rules:
+            vals = [r[split].per_rule[rule]["solved"] for r in by_seed.values()
+                    if split in r and rule in r[split].per_rule]  # fmt: skip
+            row.append(statistics.fmean(vals) if vals else None)
+        table[method] = row
+    return rules, table
 
 
 def _plot_bars(summary: Mapping, path: Path) -> None:
-    plt = _pyplot()
     cols = COLUMNS[:4]
-    methods = list(summary["methods"])
-    fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.8 / max(1, len(methods))
-    for i, method in enumerate(methods):
-        stats = [summary["methods"][method].get(f"{s}/{m}") or {} for s, m, _ in cols]
-        means = [100 * (st.get("mean") or 0) for st in stats]
-        errs = [
-            [100 * ((st.get("mean") or 0) - st["ci95"][0]) if st.get("ci95") else 0 for st in stats],
-            [100 * (st["ci95"][1] - (st.get("mean") or 0)) if st.get("ci95") else 0 for st in stats],
+    series, intervals = {}, {}
+    for method, by_column in summary["methods"].items():
+        stats = [by_column.get(f"{s}/{m}") or {} for s, m, _ in cols]
+        series[_label(method)] = [100 * (st.get("mean") or 0) for st in stats]
+        intervals[_label(method)] = [
+            [100 * v for v in st["ci95"]] if st.get("ci95") else None for st in stats
         ]
-        ax.bar(
-            [j + i * width for j in range(len(cols))],
-            means,
-            width,
-            yerr=errs,
-            capsize=3,
-            label=LABELS.get(method, method),
-        )
-    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(cols))], [t for _, _, t in cols])
-    ax.set_ylabel("% (bars: mean over seeds; whiskers: 95 % bootstrap CI)")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    bar_plot(path, [t for _, _, t in cols], series, intervals, ylim=(0, 100),
+             ylabel="% (bars: mean over seeds; whiskers: 95 % bootstrap CI)")  # fmt: skip
 
 
 def _plot_per_rule(results: Mapping, path: Path, split: str = "b_eval") -> None:
-    plt = _pyplot()
-    rules = sorted(
-        {
-            rule
-            for by_seed in results.values()
-            for r in by_seed.values()
-            for rule in r.get(split, {}).get("per_rule", {})
-        }
-    )
-    methods = [m for m in results if results[m]]
-    fig, ax = plt.subplots(figsize=(10, 4))
-    width = 0.8 / max(1, len(methods))
-    for i, method in enumerate(methods):
-        means = []
-        for rule in rules:
-            vals = [
-                r[split]["per_rule"][rule]["solved"]
-                for r in results[method].values()
-                if rule in r.get(split, {}).get("per_rule", {})
-            ]
-            means.append(100 * statistics.fmean(vals) if vals else 0)
-        ax.bar([j + i * width for j in range(len(rules))], means, width, label=LABELS.get(method, method))
-    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(rules))], rules, fontsize=8)
-    ax.set_ylabel("solved: label and rule right (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"Per deciding rule ({split})")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    rules, solved = _per_rule_solved(results, split)
+    series = {_label(m): [100 * (v or 0) for v in row] for m, row in solved.items()}
+    bar_plot(path, rules, series, ylim=(0, 100), ylabel="solved: label and rule right (%)",
+             title=f"Per deciding rule ({split})", figsize=(10, 4))  # fmt: skip
 
 
-def _band(ax, by_seed: Mapping, key: str, color: str, label: str, style: str = "-") -> None:
+def _band(ax, by_seed: Mapping, key: str, color: str, label: str | None, style: str = "-") -> None:
     """Mean over seeds at each step, shaded by the sample SD over seeds."""
     series = [dict(curve_points(h, key)) for h in by_seed.values()]
     steps = sorted(set.intersection(*(set(s) for s in series))) if series and all(series) else []
@@ -352,17 +311,12 @@ def _band(ax, by_seed: Mapping, key: str, color: str, label: str, style: str = "
     sd = [sample_sd([s[x] for s in series]) for x in steps]
     ax.plot(steps, mean, style, color=color, label=label, marker="." if style == "-" else None)
     if len(series) > 1:
-        ax.fill_between(
-            steps,
-            [m - d for m, d in zip(mean, sd)],
-            [m + d for m, d in zip(mean, sd)],
-            color=color,
-            alpha=0.15,
-        )
+        low, high = [m - d for m, d in zip(mean, sd)], [m + d for m, d in zip(mean, sd)]
+        ax.fill_between(steps, low, high, color=color, alpha=0.15)
 
 
 def _plot_curves(histories: Mapping, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     keys = [
         (CURVE_KEY, "tail solved (fixed tail subset, greedy, no hints)"),
         ("rewards/label_reward/mean", "rollout label accuracy (train)"),
@@ -371,7 +325,7 @@ def _plot_curves(histories: Mapping, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, (key, title) in zip(axes, keys):
         for i, (method, by_seed) in enumerate(histories.items()):
-            _band(ax, by_seed, key, f"C{i}", LABELS.get(method, method))
+            _band(ax, by_seed, key, f"C{i}", _label(method))
             if key == "frac_reward_zero_std":
                 _band(ax, by_seed, "replay/zero_adv_frac_before", f"C{i}", None, "--")
         ax.set_title(title, fontsize=9)
@@ -380,6 +334,45 @@ def _plot_curves(histories: Mapping, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _over_seeds(values: Sequence[float]) -> str:
+    return (
+        _fmt({"mean": statistics.fmean(values), "sd": sample_sd(values), "n": len(values)})
+        if values
+        else "n/a"
+    )
+
+
+def _curve_section(summary: Mapping, histories: Mapping, out: Path) -> list[str]:
+    curves = summary.get("curves") or curve_summary(histories)
+    rows = []
+    for method, c in curves.items():
+        reach = ", ".join("never" if v is None else f"{v} ({c['fraction_of_steps'][s]:.0%})"
+                          for s, v in c["steps_to_reference_final"].items())  # fmt: skip
+        auc = [v for v in c["auc"].values() if v is not None]
+        rows.append(
+            [_label(method), _over_seeds(list(c["final"].values())), _over_seeds(auc), reach or "n/a"]
+        )
+    _plot_curves(histories, out / "training_curves.png")
+    stability = [
+        [_label(method), *(f"{s[k]['mean']:.3f} ± {s[k]['sd']:.3f}" if s[k]["mean"] is not None else "n/a"
+                           for k in ("reward_std_over_steps", "zero_adv_frac", "entropy"))]
+        for method, s in training_stability(histories).items()
+    ]  # fmt: skip
+    return [
+        "## Learning curves",
+        "",
+        "Tail solved on a fixed tail subset during RL; AUC = mean height of the curve; *reach* = first "
+        "evaluated step at which the method reaches GRPO's final value (same seed).",
+        "",
+        markdown_table(["method", "final", "AUC", "steps to reach GRPO's final (fraction of run)"], rows),
+        "![training curves](training_curves.png)",
+        "",
+        "## Training stability",
+        "",
+        markdown_table(["method", "reward SD over steps", "zero-advantage fraction", "entropy"], stability),
+    ]
 
 
 def write_report(
@@ -394,21 +387,16 @@ def write_report(
     gate: Mapping | None = None,
     targets: Sequence[str] = (),
 ) -> None:
+    """report.md (gate, table, paired differences, targets, curves, per rule, notes) and table.md."""
     out.mkdir(parents=True, exist_ok=True)
     _plot_bars(summary, out / "accuracy.png")
     _plot_per_rule(results, out / "per_rule.png")
     lines = [f"# {title}", ""]
     if gate is not None:
         verdict = "PASSED" if gate["passed"] else "FAILED — the comparison below is not in the paper's regime"
-        lines += (
-            [f"**Gate before RL: {verdict}.**", ""]
-            + [
-                f"- {c['name']}: {100 * c['value']:.1f} % (needs {c['op']} {100 * c['threshold']:.0f} %) — "
-                f"{'ok' if c['ok'] else 'FAILED'}"
-                for c in gate["checks"]
-            ]
-            + [""]
-        )
+        lines += [f"**Gate before RL: {verdict}.**", ""]
+        lines += [f"- {c['name']}: {100 * c['value']:.1f} % (needs {c['op']} {100 * c['threshold']:.0f} %) — "
+                  f"{'ok' if c['ok'] else 'FAILED'}" for c in gate["checks"]] + [""]  # fmt: skip
     lines += [
         f"Command: `{command}` ({seconds / 60:.1f} min).",
         "",
@@ -426,82 +414,30 @@ def write_report(
         lines += [
             "## Paired differences against GRPO (same seed)",
             "",
-            "mean ± SD over seeds [95 % paired bootstrap CI] (per seed), in points.",
+            "mean ± SD over seeds t[95 % t-interval over seeds] [95 % paired bootstrap CI over examples] "
+            "(per seed), in points. The seed interval is the one that speaks to another training run.",
             "",
             difference_table(summary),
-            "",
         ]
     if targets:
         lines += ["## Targets", ""] + [f"- {t}" for t in targets] + [""]
     if histories:
-        curves = summary.get("curves") or curve_summary(histories)
-        lines += [
-            "## Learning curves",
-            "",
-            "Tail solved on a fixed tail subset during RL; AUC = mean height of "
-            "the curve; *reach* = first evaluated step at which the method reaches GRPO's final value "
-            "(same seed).",
-            "",
-            "| method | final | AUC | steps to reach GRPO's final (fraction of run) |",
-            "|---|---|---|---|",
-        ]
-        for method, rows in curves.items():
-            final = [v for v in rows["final"].values()]
-            auc = [v for v in rows["auc"].values() if v is not None]
-            reach = ", ".join(
-                "never" if v is None else f"{v} ({rows['fraction_of_steps'][s]:.0%})"
-                for s, v in rows["steps_to_reference_final"].items()
-            )
-            lines.append(
-                f"| {LABELS.get(method, method)} | "
-                f"{_fmt({'mean': statistics.fmean(final), 'sd': sample_sd(final), 'n': len(final)}) if final else 'n/a'} | "
-                f"{_fmt({'mean': statistics.fmean(auc), 'sd': sample_sd(auc), 'n': len(auc)}) if auc else 'n/a'} | "
-                f"{reach or 'n/a'} |"
-            )
-        _plot_curves(histories, out / "training_curves.png")
-        lines += [
-            "",
-            "![training curves](training_curves.png)",
-            "",
-            "## Training stability",
-            "",
-            "| method | reward SD over steps | zero-advantage fraction | entropy |",
-            "|---|---|---|---|",
-        ]
-        for method, s in training_stability(histories).items():
-            cells = [
-                f"{s[k]['mean']:.3f} ± {s[k]['sd']:.3f}" if s[k]["mean"] is not None else "n/a"
-                for k in ("reward_std_over_steps", "zero_adv_frac", "entropy")
-            ]
-            lines.append(f"| {LABELS.get(method, method)} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += _curve_section(summary, histories, out)
+    rules, solved = _per_rule_solved(results)
     lines += [
         "## Per deciding rule (b_eval, solved = label and rule right, %)",
         "",
         "![per rule](per_rule.png)",
         "",
+        markdown_table(
+            ["method", *rules],
+            [
+                [_label(m), *("n/a" if v is None else f"{100 * v:.0f}" for v in row)]
+                for m, row in solved.items()
+            ],
+        ),  # fmt: skip
     ]
-    rules = sorted(
-        {
-            rule
-            for by_seed in results.values()
-            for r in by_seed.values()
-            for rule in r.get("b_eval", {}).get("per_rule", {})
-        }
-    )
-    lines.append("| method | " + " | ".join(rules) + " |")
-    lines.append("|" + "---|" * (len(rules) + 1))
-    for method, by_seed in results.items():
-        cells = []
-        for rule in rules:
-            vals = [
-                r["b_eval"]["per_rule"][rule]["solved"]
-                for r in by_seed.values()
-                if rule in r.get("b_eval", {}).get("per_rule", {})
-            ]
-            cells.append(f"{100 * statistics.fmean(vals):.0f}" if vals else "n/a")
-        lines.append(f"| {LABELS.get(method, method)} | " + " | ".join(cells) + " |")
     if extra:
-        lines += ["", "## Notes", ""] + [f"- {k}: {v}" for k, v in extra.items()]
+        lines += ["## Notes", ""] + [f"- {k}: {v}" for k, v in extra.items()]
     atomic_write_text(out / "table.md", table(summary))
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")

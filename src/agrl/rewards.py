@@ -163,7 +163,7 @@ def rule_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float
 
 @register_component("label", 2.0, lambda t: t.label is not None)
 def label_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float:
-    return float(parsed.label == int(truth.label))
+    return float(truth.label is not None and parsed.label == int(truth.label))
 
 
 @register_component("consistency", 0.75)
@@ -210,7 +210,7 @@ def total_reward(components: Mapping[str, float | None], weights: Mapping[str, f
     """
     weights = default_weights() if weights is None else weights
     norm = sum(w for w in weights.values() if w)
-    present = [(w, components.get(k)) for k, w in weights.items() if w and components.get(k) is not None]
+    present = [(w, v) for k, w in weights.items() if w and (v := components.get(k)) is not None]
     return sum(w * v for w, v in present) / norm if norm else 0.0
 
 

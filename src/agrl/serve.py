@@ -13,9 +13,10 @@ Endpoints
       "threshold": 0.5                            # CumPT threshold in (0, 1]
     }
 
-A product has a required non-empty ``title`` and optional ``category``, ``brand``, ``model``,
-``color``, ``gender``, ``size`` (strings), ``price`` (number), ``attributes`` (object of scalars) and
-``bullets`` (list of strings); other keys are ignored. The answer, one result per product in order::
+A product is a record's product (:class:`agrl.schema.Product`): a required non-empty ``title`` and
+optional ``category``, ``brand``, ``model``, ``color``, ``gender``, ``size`` (strings), ``price``
+(number), ``attributes`` (object of scalars) and ``bullets`` (list of strings), every string at most
+``MAX_FIELD_CHARS`` long; other keys are ignored. The answer, one result per product in order::
 
     {"results": [{"label": 3, "grade_probs": {"1": p1, "2": p2, "3": p3, "4": p4},
                   "cumpt_score": 0.66, "tier": 3, "rule": {"id": "R08", "name": "color_mismatch"},
@@ -36,50 +37,67 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from agrl.reasoning import FORMATS
+from agrl.schema import Product, not_blank, shown
 
 MAX_QUERY_CHARS = 1000
 MAX_FIELD_CHARS = 10_000
 
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
+# The length bound first: after a validator, pydantic would word it for sequences ("items").
+Query = Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS), AfterValidator(not_blank)]
 
 
-NonEmpty = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS), AfterValidator(_not_blank)
-]
-Text = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS)]
-Scalar = Annotated[str, StringConstraints(max_length=MAX_FIELD_CHARS)] | int | float | bool
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        yield from (v for v in value if isinstance(v, str))
+    elif isinstance(value, dict):
+        yield from (v for v in value.values() if isinstance(v, str))
 
 
-class Product(BaseModel):
-    """A product as the prompt shows it (the fields of agrl's record schema)."""
+class RequestProduct(Product):
+    """The record schema's :class:`~agrl.schema.Product` with the bounds a public endpoint needs.
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    The fields are the shared ones (a record's product and a request's cannot drift apart); this
+    only caps every string at `MAX_FIELD_CHARS` and keeps `attributes` flat (string, number or
+    boolean values), so one request cannot make a prompt of nested objects or megabyte titles.
+    """
 
-    title: Annotated[
-        str, StringConstraints(min_length=1, max_length=MAX_FIELD_CHARS), AfterValidator(_not_blank)
-    ]
-    category: Text | None = None
-    brand: Text | None = None
-    model: Text | None = None
-    color: Text | None = None
-    gender: Text | None = None
-    size: Text | None = None
-    price: float | None = None
-    attributes: dict[str, Scalar] | None = None
-    bullets: list[Text] | None = None
+    @field_validator("*")
+    @classmethod
+    def _bounded(cls, value: object, info: ValidationInfo) -> object:
+        if info.field_name == "attributes" and isinstance(value, dict):  # validated: a dict or None
+            for key, item in value.items():
+                if not isinstance(item, (str, int, float)):  # bool is an int
+                    raise PydanticCustomError(
+                        "attribute_value",
+                        "attribute {key}: expected a string, number or boolean, got {got}",
+                        {"key": shown(key), "got": shown(item)},
+                    )
+        if any(len(text) > MAX_FIELD_CHARS for text in _strings(value)):
+            raise PydanticCustomError(
+                "string_too_long", "strings may have at most {limit} characters", {"limit": MAX_FIELD_CHARS}
+            )
+        return value
 
 
 class Rule(BaseModel):
@@ -107,11 +125,11 @@ class JudgeRequest(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    query: NonEmpty = Field(description="the search query")
-    products: list[Product] | None = Field(
+    query: Query = Field(description="the search query")
+    products: list[RequestProduct] | None = Field(
         None, min_length=1, description="1 to max_batch products (GET /health)"
     )
-    product: Product | None = Field(None, description="one product (instead of `products`)")
+    product: RequestProduct | None = Field(None, description="one product (instead of `products`)")
     early_stop: bool = Field(False, description="label-first early stop: the grade only, no reasoning")
     threshold: float = Field(0.5, gt=0, le=1, description="CumPT threshold")
 
@@ -230,7 +248,9 @@ def create_app(
             tokenizer.pad_token = tokenizer.eos_token
     name = _model_name(model, name)
     if device is not None:
-        model.to(device)
+        # transformers wraps PreTrainedModel.to with functools.wraps(nn.Module.to), which types it as a
+        # plain function whose first parameter is the module: the bound call is mis-checked.
+        model.to(device)  # type: ignore[arg-type]
     grade_token_ids(tokenizer)  # fail at start-up, not on the first request, if grades are not tokens
     model.eval()
 
@@ -254,10 +274,13 @@ def create_app(
             )
         if request.products is not None and request.product is not None:
             raise _field_error(("product",), "give either `product` or `products`, not both")
-        if request.products is None and request.product is None:
+        if request.products is not None:
+            products = request.products
+        elif request.product is not None:
+            products = [request.product]
+        else:
             raise _field_error(("products",), "Field required (or give one `product`)", kind="missing")
         single = request.products is None
-        products = [request.product] if single else request.products
         records = [{"query": request.query, "product": p.model_dump(exclude_none=True)} for p in products]
         async with lock:  # one batch at a time; waiting requests do not hold a worker thread
             try:
@@ -283,6 +306,6 @@ def create_app(
         for r in results:
             if r["grade_probs"] is not None:
                 r["grade_probs"] = {str(g): p for g, p in r["grade_probs"].items()}
-        return JudgeResponse(results=results)
+        return JudgeResponse.model_validate({"results": results})  # validates the dicts as Results
 
     return app

@@ -124,8 +124,8 @@ _AMBIGUOUS_BRANDS = frozenset(
 
 # Every catalogue brand and alias in `_words` form -> canonical brand, and back.
 _BRAND_KEYS: dict[str, str] = {}
-for _names in BRANDS.values():
-    for _name in _names:
+for _brand_names in BRANDS.values():
+    for _name in _brand_names:
         _BRAND_KEYS[_words(_name)] = _name
 for _name, _aliases in BRAND_ALIASES.items():
     for _alias in _aliases:
@@ -266,7 +266,9 @@ def query_brands(query: str, products: Iterable[Mapping], min_products: int = 2)
     first: dict[str, str] = {}
     for product in products:
         raw = product.get("brand")
-        key = _brand_key(raw) if isinstance(raw, str) else ""
+        if not isinstance(raw, str):
+            continue
+        key = _brand_key(raw)
         if key and _brand_stated(key, words):
             counts[key] = counts.get(key, 0) + 1
             first.setdefault(key, raw)
@@ -451,7 +453,7 @@ def _size_slot(query: str, product: Mapping) -> tuple[str | None, str | None]:
             if _size_check(wanted, size) in ("match", "equivalent"):
                 return wanted, size
         # Several different sizes of the family (dimensions, variants): which one is the product's?
-        amounts = {round(_parse(s, wanted)[1], 6) for s in same}
+        amounts = {round(parsed[1], 6) for s in same if (parsed := _parse(s, wanted)) is not None}
         return wanted, same[0] if len(amounts) == 1 else None
     return wanted, None
 
@@ -1113,7 +1115,8 @@ def annotate(query: str, product: Mapping, query_brands: Iterable[str] = ()) -> 
                 q[slot] = _value(q_value)
                 if p_value and _value(p_value):
                     p[slot] = _value(p_value)
-                    checks[slot] = verdict[0] if verdict else _check(slot, q, p)
+                    check = verdict[0] if verdict else None  # the type reading's own check
+                    checks[slot] = check if check is not None else _check(slot, q, p)
     return {"query": _ordered(q), "product": _ordered(p), "checks": _ordered(checks), "partial": True}
 
 

@@ -6,7 +6,7 @@ product_id, product_locale, esci_label, small_version, large_version, split) and
 product_bullet_point, product_brand, product_color, product_locale). `load_esci` joins them on
 (product_id, product_locale) into agrl records (schema: ``agrl.data.io``).
 
-Label mapping (configurable through ``label_map``), :data:`DEFAULT_LABEL_MAP`:
+Label mapping (configurable through ``label_map``), :data:`agrl.schema.DEFAULT_LABEL_MAP`:
 
 =====  ==============  =====  ==========
 ESCI   meaning         grade  agrl name
@@ -38,17 +38,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 
 from agrl.data import annotate as annotator  # a module: `annotate` is a parameter name here
 from agrl.data.io import DataError
 from agrl.rules import GRADES
+from agrl.schema import DEFAULT_LABEL_MAP
 
 log = logging.getLogger(__name__)
 
 EXAMPLES_FILE = "shopping_queries_dataset_examples.parquet"
 PRODUCTS_FILE = "shopping_queries_dataset_products.parquet"
-DEFAULT_LABEL_MAP: Mapping[str, int] = MappingProxyType({"E": 4, "S": 3, "C": 2, "I": 1})
 
 _EXAMPLE_COLUMNS = ("example_id", "query", "query_id", "product_id", "product_locale", "esci_label")
 _PRODUCT_COLUMNS = ("product_id", "product_title")
@@ -191,7 +190,7 @@ def _filter_examples(table, path: Path, locale: str | None, split: str | None, v
 def _read_products(path: Path, ids: list[str], locale: str | None, columns: list[str]) -> dict:
     import pyarrow.parquet as pq
 
-    filters = [("product_id", "in", ids)]
+    filters: list[tuple[str, str, list[str] | str]] = [("product_id", "in", ids)]
     if locale is not None and "product_locale" in columns:
         filters.append(("product_locale", "==", locale))
     table = pq.read_table(path, columns=columns, filters=filters)
@@ -292,7 +291,7 @@ def _example_record(row: Mapping, path: Path, grades: Mapping[str, int]) -> dict
         raise DataError(path, line, "query", "missing or empty")
     raw = row["esci_label"]
     label = raw.strip().upper() if isinstance(raw, str) else None
-    if label not in grades:
+    if label is None or label not in grades:
         raise DataError(path, line, "esci_label", f"unknown label {raw!r}; expected one of {sorted(grades)}")
     record = {
         "id": str(row["example_id"]),

@@ -1,10 +1,11 @@
 """ShopRules: a seeded synthetic benchmark labelled by the rulebook, with full step annotations.
 
 Each example is built for a *scenario* (the phenomenon it exercises: a brand mismatch, a negation,
-a unit conversion, ...). The generator draws a product and a query, derives query slots, product
-slots and checks, and lets the rulebook decide the label and the deciding rule. An example is kept
-only if the rulebook's decision is the scenario's rule, so the data never disagree with the rules.
-Same seed -> same bytes.
+a unit conversion, ...): one function registered in `SCENARIOS` under its name and rule. The
+generator draws a product and a query, lets the scenario change the judged product, derives query
+slots, product slots and checks, and lets the rulebook decide the label and the deciding rule. An
+example is kept only if the rulebook's decision is the scenario's rule, so the data never disagree
+with the rules. `generate` writes seven splits (`SPLITS`). Same seed -> same bytes.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from string import capwords
 
-from agrl.baselines import overlap_label
 from agrl.data.catalog import (
     BRAND_ALIASES,
     BRANDS,
@@ -37,29 +37,227 @@ from agrl.data.catalog import (
     ProductType,
 )
 from agrl.data.io import atomic_write_text
-from agrl.data.slots import compare, format_number, parse_size
+from agrl.data.overlap import overlap_label
+from agrl.data.slots import compare, format_number
 from agrl.reasoning import render_reasoning
+from agrl.registry import Registry
 from agrl.rules import Rulebook, default_rulebook
 from agrl.schema import ABSENT, SLOTS
 
-# Scenario -> the default rulebook's rule it is built to trigger.
-SCENARIOS: dict[str, str] = {
-    "accessory": "R01",
-    "category": "R02",
-    "negation": "R03",
-    "brand": "R04",
-    "model": "R05",
-    "gender": "R06",
-    "size": "R07",
-    "color": "R08",
-    "price": "R09",
-    "unit": "R10",
-    "implied": "R11",
-    "exact": "R12",
-}
+
+# --- scenarios --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    rule: str  # the default rulebook's rule it is built to trigger
+    types: tuple[ProductType, ...]  # the product types it is drawn on
+    states: tuple[str, ...]  # query slots it always states (when the base product has them)
+    implied: bool | None  # the query implies the type by a model: always, never, None: by chance
+    queried: Callable[[random.Random, ProductType], ProductType] | None  # drawn type -> queried type
+    build: Build
+
+
+@dataclass
+class Draft:
+    """An example half built: the query slots and what the judged product keeps of the base one."""
+
+    gen: _Gen
+    picked: ProductType  # drawn from the scenario's `types`
+    ptype: ProductType  # the queried type
+    base: Product  # the product the query describes
+    q: dict[str, str]
+    fixed: dict  # `_Gen.product` arguments for the judged product
+    negation: str | None
+    hard: bool
+
+    @property
+    def rng(self) -> random.Random:
+        return self.gen.rng
+
+
+Build = Callable[[Draft], "ProductType | None"]
+
+
+# Registration order is rule order and is part of the output: split weights and the balanced draw
+# iterate this registry, so reordering it changes the bytes.
+SCENARIOS = Registry("ShopRules scenario")
+
+
+def scenario(
+    name: str,
+    rule: str,
+    types: Callable[[ProductType], object] = lambda t: True,
+    states: tuple[str, ...] = (),
+    implied: bool | None = None,
+    queried: Callable[[random.Random, ProductType], ProductType] | None = None,
+) -> Callable[[Build], Build]:
+    """Register a scenario: a function that changes the draft so that `rule` decides it and returns
+    the judged product's type, or None when this draw cannot make the scenario (the caller redraws)."""
+
+    def register(build: Build) -> Build:
+        kept = tuple(t for t in TYPES if types(t))
+        SCENARIOS.add(name, Scenario(name, rule, kept, states, implied, queried, build))
+        return build
+
+    return register
+
+
+def _electronics(t: ProductType) -> bool:
+    return t.top == "electronics"
+
+
+def _under_cap(price: str) -> float:
+    return float(price.split()[1]) - 1.01
+
+
+def _name_model_when_hard(d: Draft) -> None:
+    # A title that names the model shares more words with the query: overlap calls it a match.
+    if d.hard and d.rng.random() < 0.8:
+        d.fixed["show_model"] = True
+
+
+def _hide_model_when_hard(d: Draft) -> None:
+    # A title without the model shares fewer words with the query: overlap misses the match.
+    if d.hard:
+        d.fixed["show_model"] = False
+
+
+def _accessory_or_main(rng: random.Random, accessory: ProductType) -> ProductType:
+    """The queried type: the accessory or the product it fits (the judged product is the other)."""
+    assert accessory.accessory_of is not None  # R01 draws accessories only
+    return accessory if rng.random() < 0.35 else TYPE_BY_NAME[accessory.accessory_of]
+
+
+@scenario("accessory", "R01", types=lambda t: t.accessory_of, queried=_accessory_or_main)
+def r01_accessory(d: Draft) -> ProductType | None:
+    """The query asks for an accessory and gets the product it fits, or the other way round."""
+    rng, base, fixed = d.rng, d.base, d.fixed
+    assert d.picked.accessory_of is not None  # `types` keeps accessories only
+    main = TYPE_BY_NAME[d.picked.accessory_of]
+    wants_accessory = d.ptype is d.picked
+    if wants_accessory:
+        fixed["brand"] = MODELS[base.model][0] if base.model else rng.choice(BRANDS[main.brands])
+    else:
+        fixed["brand"] = base.brand if rng.random() < 0.5 else rng.choice(BRANDS["accessories"])
+    if not base.model:
+        fixed.pop("model")
+    fixed.pop("size")
+    fixed.pop("price")
+    if d.q["price"] != ABSENT:
+        fixed["price"] = _under_cap(d.q["price"])
+    _name_model_when_hard(d)
+    return main if wants_accessory else d.picked
+
+
+@scenario("category", "R02", implied=False)
+def r02_category(d: Draft) -> ProductType | None:
+    """A product of another type, unrelated by accessory."""
+    p = d.ptype
+    others = [t for t in TYPES if t.name != p.name and t.accessory_of != p.name and p.accessory_of != t.name]
+    judged = d.rng.choice(others)
+    for slot in ("model", "size", "features", "price"):
+        d.fixed.pop(slot)
+    if judged.top == "electronics" or d.rng.random() < 0.6:
+        d.fixed.pop("brand")
+    if d.q["price"] != ABSENT:
+        d.fixed["price"] = _under_cap(d.q["price"])
+    return judged
+
+
+@scenario("negation", "R03", types=lambda t: t.features, states=("negation",))
+def r03_negation(d: Draft) -> ProductType | None:
+    """The product has the feature the query excludes."""
+    d.fixed["features"][d.negation] = True
+    _name_model_when_hard(d)
+    return d.ptype
+
+
+@scenario("brand", "R04", states=("brand",))
+def r04_brand(d: Draft) -> ProductType | None:
+    d.fixed["brand"] = d.rng.choice([b for b in BRANDS[d.ptype.brands] if b != d.base.brand])
+    if _electronics(d.ptype):
+        models = d.gen.models_of(d.ptype.name, d.fixed["brand"])
+        if not models:
+            return None
+        d.fixed["model"] = d.rng.choice(models)
+    return d.ptype
+
+
+@scenario("model", "R05", types=_electronics, states=("model",))
+def r05_model(d: Draft) -> ProductType | None:
+    """Another model of the same brand."""
+    models = [m for m in d.gen.models_of(d.ptype.name, d.base.brand) if m != d.base.model]
+    if not models:
+        return None
+    d.fixed["model"] = d.rng.choice(models)
+    return d.ptype
+
+
+@scenario("gender", "R06", types=lambda t: t.gendered, states=("gender",))
+def r06_gender(d: Draft) -> ProductType | None:
+    d.fixed["gender"] = d.rng.choice([g for g in ("men", "women", "kids") if g != d.base.gender])
+    return d.ptype
+
+
+@scenario("size", "R07", types=lambda t: t.size, states=("size",))
+def r07_size(d: Draft) -> ProductType | None:
+    """Another size, half the time written in another unit (still another quantity)."""
+    assert d.ptype.size is not None  # `types` keeps sized types only
+    options = [o for o in SIZE_OPTIONS[d.ptype.size] if f"{o[0]} {o[1]}".strip() != d.base.size]
+    d.fixed["size"] = d.rng.choice(options)
+    if d.rng.random() < 0.5:
+        d.fixed["size"] = d.gen.convert(d.fixed["size"]) or d.fixed["size"]
+    return d.ptype
+
+
+@scenario("color", "R08", types=lambda t: t.colors, states=("color",))
+def r08_color(d: Draft) -> ProductType | None:
+    d.fixed["color"] = d.rng.choice([c for c in COLORS if c != d.base.color])
+    return d.ptype
+
+
+@scenario("price", "R09", states=("price",))
+def r09_price(d: Draft) -> ProductType | None:
+    """A price cap the product is over."""
+    cap = d.rng.choice((10, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000))
+    if d.base.price <= cap + 1:
+        return None
+    d.q["price"] = f"max {cap}"
+    _name_model_when_hard(d)
+    return d.ptype
+
+
+@scenario("unit", "R10", types=lambda t: t.size in ("volume", "mass", "storage", "length"), states=("size",))
+def r10_unit(d: Draft) -> ProductType | None:
+    """The query states the product's size in another unit."""
+    converted = d.gen.convert(d.fixed["size"])
+    if not converted:
+        return None
+    d.q["size"] = f"{converted[0]} {converted[1]}"
+    _hide_model_when_hard(d)
+    return d.ptype
+
+
+@scenario("implied", "R11", types=_electronics, states=("model",), implied=True)
+def r11_implied(d: Draft) -> ProductType | None:
+    """The query names the model (or an alias of it) and not the type."""
+    _hide_model_when_hard(d)
+    return d.ptype
+
+
+@scenario("exact", "R12", implied=False)
+def r12_exact(d: Draft) -> ProductType | None:
+    """Every stated slot matches; an unstated colour or gender may differ."""
+    for slot in ("color", "gender"):
+        if d.q[slot] == ABSENT and d.rng.random() < 0.5:
+            d.fixed.pop(slot)
+    return d.ptype
+
+
 TAIL = ("accessory", "negation", "price", "unit", "implied")
 HEAD = tuple(s for s in SCENARIOS if s not in TAIL)
-HEAD_RULES = tuple(SCENARIOS[s] for s in HEAD)  # "head accuracy" is accuracy on records these rules decide
+# "head accuracy" is accuracy on records these rules decide
+HEAD_RULES = tuple(SCENARIOS[s].rule for s in HEAD)
 # `dev` is for tuning (rl-like mix); `tail` holds the tail examples a model blind to the tail
 # feature gets wrong (see `Rulebook.blind_decision`); the other three evaluation splits are reported.
 SPLITS = ("sft", "rl", "dev", "b_eval", "w_eval", "hard", "tail")
@@ -274,34 +472,20 @@ class _Gen:
 
     # --- one example ----------------------------------------------------------------------------
     def example(self, scenario: str, hard: bool) -> dict | None:
+        sc: Scenario = SCENARIOS.lookup(scenario)
         rng = self.rng
-        pick = {
-            "accessory": [t for t in TYPES if t.accessory_of],
-            "negation": [t for t in TYPES if t.features],
-            "model": [t for t in TYPES if t.top == "electronics"],
-            "implied": [t for t in TYPES if t.top == "electronics"],
-            "gender": [t for t in TYPES if t.gendered],
-            "size": [t for t in TYPES if t.size],
-            "unit": [t for t in TYPES if t.size in ("volume", "mass", "storage", "length")],
-            "color": [t for t in TYPES if t.colors],
-        }.get(scenario, list(TYPES))
-        acc_type = rng.choice(pick)
-        query_wants_accessory = scenario == "accessory" and rng.random() < 0.35
-        if scenario == "accessory":
-            main_type = TYPE_BY_NAME[acc_type.accessory_of]
-            ptype = acc_type if query_wants_accessory else main_type
-        else:
-            ptype = acc_type
+        picked = rng.choice(sc.types)
+        ptype = sc.queried(rng, picked) if sc.queried else picked
         base = self.product(ptype)
         q: dict[str, str] = dict.fromkeys(SLOTS, ABSENT)
         q["type"] = ptype.name
         if ptype.accessory_of:
             q["for"] = ptype.accessory_of
-        implied = scenario == "implied" or (
-            scenario not in ("exact", "category") and ptype.top == "electronics" and rng.random() < self.tail
-        )
+        implied = sc.implied
+        if implied is None:
+            implied = ptype.top == "electronics" and rng.random() < self.tail
         alias = None
-        if base.model and (scenario in ("model", "implied") or rng.random() < 0.5):
+        if base.model and ("model" in sc.states or rng.random() < 0.5):
             q["model"] = base.model
             if ptype.top == "electronics":
                 q["brand"] = base.brand  # a model name implies its brand
@@ -310,22 +494,22 @@ class _Gen:
                 q["model"] = ABSENT
         elif implied:
             return None
-        if q["brand"] == ABSENT and (scenario == "brand" or rng.random() < 0.45) and not ptype.accessory_of:
+        if q["brand"] == ABSENT and ("brand" in sc.states or rng.random() < 0.45) and not ptype.accessory_of:
             q["brand"] = base.brand
-        if base.gender and base.gender != "unisex" and (scenario == "gender" or rng.random() < 0.35):
+        if base.gender and base.gender != "unisex" and ("gender" in sc.states or rng.random() < 0.35):
             q["gender"] = base.gender
-        if base.size and (scenario in ("size", "unit") or rng.random() < 0.25):
+        if base.size and ("size" in sc.states or rng.random() < 0.25):
             q["size"] = base.size
-        if base.color and (scenario == "color" or rng.random() < 0.35):
+        if base.color and ("color" in sc.states or rng.random() < 0.35):
             q["color"] = base.color
         negation = None
-        if ptype.features and (scenario == "negation" or rng.random() < self.tail):
+        if ptype.features and ("negation" in sc.states or rng.random() < self.tail):
             negation = rng.choice(ptype.features)
             q["negation"] = negation
-        if scenario == "price" or rng.random() < self.tail:
+        if "price" in sc.states or rng.random() < self.tail:
             q["price"] = f"max {int(base.price) + rng.choice((1, 5, 10, 20))}"
 
-        # The judged product: the base product, changed so that the scenario's rule applies.
+        # The judged product: the base product, changed by the scenario so that its rule applies.
         fixed: dict = {
             "brand": base.brand,
             "model": base.model,
@@ -340,93 +524,21 @@ class _Gen:
             },
         }
         if negation:
-            fixed["features"][negation] = scenario == "negation"
-        judged_type = ptype
-        if scenario == "exact":
-            for slot in ("color", "gender"):
-                if q[slot] == ABSENT and rng.random() < 0.5:
-                    fixed.pop(slot)
-        elif scenario == "accessory":
-            judged_type = main_type if query_wants_accessory else acc_type
-            if query_wants_accessory:
-                fixed["brand"] = MODELS[base.model][0] if base.model else rng.choice(BRANDS[main_type.brands])
-                if not base.model:
-                    fixed.pop("model")
-            else:
-                fixed["brand"] = base.brand if rng.random() < 0.5 else rng.choice(BRANDS["accessories"])
-                if not base.model:
-                    fixed.pop("model")
-            fixed.pop("size")
-            fixed.pop("price")
-            if q["price"] != ABSENT:
-                fixed["price"] = float(q["price"].split()[1]) - 1.01
-        elif scenario == "category":
-            others = [
-                t
-                for t in TYPES
-                if t.name != ptype.name and t.accessory_of != ptype.name and ptype.accessory_of != t.name
-            ]
-            judged_type = rng.choice(others)
-            for slot in ("model", "size", "features", "price"):
-                fixed.pop(slot)
-            if judged_type.top == "electronics" or rng.random() < 0.6:
-                fixed.pop("brand")
-            if q["price"] != ABSENT:
-                fixed["price"] = float(q["price"].split()[1]) - 1.01
-        elif scenario == "brand":
-            fixed["brand"] = rng.choice([b for b in BRANDS[ptype.brands] if b != base.brand])
-            if ptype.top == "electronics":
-                models = self.models_of(ptype.name, fixed["brand"])
-                if not models:
-                    return None
-                fixed["model"] = rng.choice(models)
-        elif scenario == "model":
-            models = [m for m in self.models_of(ptype.name, base.brand) if m != base.model]
-            if not models:
-                return None
-            fixed["model"] = rng.choice(models)
-        elif scenario == "gender":
-            fixed["gender"] = rng.choice([g for g in ("men", "women", "kids") if g != base.gender])
-        elif scenario == "size":
-            options = [o for o in SIZE_OPTIONS[ptype.size] if f"{o[0]} {o[1]}".strip() != base.size]
-            fixed["size"] = rng.choice(options)
-            if rng.random() < 0.5 and q["size"] != ABSENT:
-                converted = self.convert(fixed["size"])
-                fixed["size"] = converted or fixed["size"]
-            if parse_size(f"{fixed['size'][0]} {fixed['size'][1]}".strip())[1] == parse_size(base.size)[1]:
-                return None
-        elif scenario == "color":
-            fixed["color"] = rng.choice([c for c in COLORS if c != base.color])
-        elif scenario == "price":
-            cap = rng.choice((10, 20, 25, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000))
-            if base.price <= cap + 1:
-                return None
-            q["price"] = f"max {cap}"
-        elif scenario == "unit":
-            converted = self.convert(fixed["size"])
-            if not converted:
-                return None
-            q["size"] = f"{converted[0]} {converted[1]}"
-        if hard and scenario in ("accessory", "negation", "price") and rng.random() < 0.8:
-            fixed["show_model"] = True
-        if hard and scenario in ("implied", "unit"):
-            fixed["show_model"] = False
+            fixed["features"][negation] = False  # a negation the product meets (R03's scenario flips it)
+        judged_type = sc.build(Draft(self, picked, ptype, base, q, fixed, negation, hard))
+        if judged_type is None:
+            return None
         if "size" in fixed and fixed["size"] is None:
             fixed.pop("size")
         judged = self.product(judged_type, **fixed)
         # Query slots state what the query says; unstated slots stay absent.
         p_slots = self.product_slots(judged, negation)
         q_slots = {s: v for s, v in q.items() if v != ABSENT}
-        if scenario == "accessory" and not query_wants_accessory:
-            q_slots.pop("for", None)
         checks = compare(q_slots, p_slots, type_implied=implied)
         rule = self.rulebook.decide(checks)
-        expected = SCENARIOS[scenario]
-        if self.rulebook.get(expected) is not None and rule.id != expected:
+        if self.rulebook.get(sc.rule) is not None and rule.id != sc.rule:
             return None
-        query_text = self.query_text(
-            q_slots, ptype if scenario != "accessory" else ptype, implied, alias, negation
-        )
+        query_text = self.query_text(q_slots, ptype, implied, alias, negation)
         shown = list(checks)
         annotations = {
             "query": {s: q_slots.get(s, ABSENT) for s in shown},
@@ -506,8 +618,8 @@ class _Gen:
 def _balanced_scenario(rng: random.Random, rulebook: Rulebook) -> str:
     """Uniform over labels, then uniform over the scenarios whose rule gives that label."""
     by_grade: dict[int, list[str]] = {}
-    for scenario, rule_id in SCENARIOS.items():
-        rule = rulebook.get(rule_id)
+    for scenario, spec in SCENARIOS.items():
+        rule = rulebook.get(spec.rule)
         by_grade.setdefault(rule.grade if rule else 4, []).append(scenario)
     grade = rng.choice(sorted(by_grade))
     return rng.choice(by_grade[grade])
@@ -578,7 +690,7 @@ def generate(
     sizes: dict[str, int] | None = None,
     progress: bool = True,
 ) -> dict:
-    """Write the five splits and `stats.json` into `out`; returns the stats."""
+    """Write the seven splits (`SPLITS`) and `stats.json` into `out`; returns the stats."""
     from tqdm import tqdm
 
     out = Path(out)

@@ -43,7 +43,8 @@ def convert_gguf(gguf_file: str | Path, out_dir: str | Path) -> Path:
     for attr in ("hf_quantizer", "quantization_method"):
         if hasattr(model, attr):
             setattr(model, attr, None)
-    model.is_quantized = False
+    # torch types Module.__setattr__ as Tensor | Module only, though any value is stored.
+    model.is_quantized = False  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     tmp = out_dir.with_name(out_dir.name + ".tmp")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 import torch
 from tqdm import tqdm
 from transformers import (
+    BatchEncoding,
     GenerationConfig,
+    GenerationMixin,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     StoppingCriteria,
@@ -20,20 +23,44 @@ from agrl.rules import Rulebook
 ANSWER_END = "</answer>"
 
 
+def decode_text(tokenizer: PreTrainedTokenizerBase, ids: list[int], **kwargs: Any) -> str:
+    """`tokenizer.decode` of one sequence, typed as what it returns then: a str (the annotation also
+    admits the list of strings a batch of sequences decodes to)."""
+    return cast(str, tokenizer.decode(ids, **kwargs))
+
+
 def encode_prompts(
     tokenizer: PreTrainedTokenizerBase,
     records: Sequence[Mapping],
     system_prompt: bool = False,
     rulebook: Rulebook | None = None,
 ) -> list[list[int]]:
+    # return_dict=True: a BatchEncoding (the annotation admits every return_* combination's type).
     return [
-        tokenizer.apply_chat_template(
-            build_messages(r, rulebook=rulebook, system=system_prompt),
-            add_generation_prompt=True,
-            return_dict=True,
+        cast(
+            BatchEncoding,
+            tokenizer.apply_chat_template(
+                build_messages(r, rulebook=rulebook, system=system_prompt),
+                add_generation_prompt=True,
+                return_dict=True,
+            ),
         )["input_ids"]
         for r in records
     ]
+
+
+def left_pad(
+    tokenizer: PreTrainedTokenizerBase, sequences: Sequence[Sequence[int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input ids, attention mask) of token-id sequences left-padded to the longest, as tensors.
+
+    Left, whatever `tokenizer.padding_side` says: the last position of every row must be its last
+    real token (where generation continues and where a prompt's next-token logits are read).
+    """
+    batch = tokenizer.pad(
+        {"input_ids": [list(s) for s in sequences]}, padding=True, padding_side="left", return_tensors="pt"
+    )
+    return batch["input_ids"], batch["attention_mask"]
 
 
 @torch.no_grad()
@@ -55,9 +82,7 @@ def generate_ids(
     `stop_after_answer` ends each completion at its first `</answer>` (label-first early stop: the
     label is known after a handful of tokens, the reasoning after it is skipped).
     """
-    batch = tokenizer.pad(
-        {"input_ids": [list(p) for p in prompts]}, padding=True, padding_side="left", return_tensors="pt"
-    )
+    input_ids, attention = left_pad(tokenizer, prompts)
     eos = list(eos_token_ids) if eos_token_ids else [tokenizer.eos_token_id]
     if generation_config is None:
         settings = {"do_sample": True, "temperature": temperature} if do_sample else {"do_sample": False}
@@ -72,11 +97,12 @@ def generate_ids(
         eos = (
             list(generation_config.eos_token_id) if isinstance(generation_config.eos_token_id, list) else eos
         )
-    width = batch["input_ids"].shape[1]
+    width = input_ids.shape[1]
     stop = StoppingCriteriaList([_AnswerEnd(tokenizer, width)]) if stop_after_answer else None
-    out = model.generate(
-        input_ids=batch["input_ids"].to(model.device),
-        attention_mask=batch["attention_mask"].to(model.device),
+    # PreTrainedModel does not declare generate; GenerationMixin, which causal-LM classes add, does.
+    out = cast(GenerationMixin, model).generate(
+        input_ids=input_ids.to(model.device),
+        attention_mask=attention.to(model.device),
         generation_config=generation_config,
         stopping_criteria=stop,
     )
@@ -98,15 +124,16 @@ class _AnswerEnd(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
         texts = self.tokenizer.batch_decode(input_ids[:, self.width :], skip_special_tokens=True)
-        return torch.tensor([ANSWER_END in t for t in texts], dtype=torch.bool, device=input_ids.device)
+        done = torch.tensor([ANSWER_END in t for t in texts], dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, done)  # torch types every tensor as Tensor, whatever its dtype
 
 
 def _cut_after_answer(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[int]:
     """Drop what a batch-mate's longer generation left after this row's `</answer>` (padding, eos)."""
-    if ANSWER_END not in tokenizer.decode(ids, skip_special_tokens=True):
+    if ANSWER_END not in decode_text(tokenizer, ids, skip_special_tokens=True):
         return ids
     for end in range(1, len(ids) + 1):
-        if tokenizer.decode(ids[:end], skip_special_tokens=True).endswith(ANSWER_END):
+        if decode_text(tokenizer, ids[:end], skip_special_tokens=True).endswith(ANSWER_END):
             return ids[:end]
     return ids
 

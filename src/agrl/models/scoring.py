@@ -26,8 +26,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from agrl.cumpt import cumpt
-from agrl.models.generate import encode_prompts, generate_ids
-from agrl.reasoning import FORMATS, parse_reasoning
+from agrl.models.generate import decode_text, encode_prompts, generate_ids, left_pad
+from agrl.reasoning import FORMATS, Reasoning, parse_reasoning
 from agrl.rules import GRADES, Rulebook, default_rulebook
 
 ANSWER_TAG = "<answer>"
@@ -53,13 +53,13 @@ def _grade_layout(tokenizer: PreTrainedTokenizerBase) -> tuple[dict[int, int], l
         if not suffix:
             raise ValueError(f"the tokenizer writes nothing for grade {g} after {ANSWER_TAG!r}")
         token, lead = suffix[-1], suffix[:-1]
-        decoded = tokenizer.decode([token]).strip()
+        decoded = decode_text(tokenizer, [token]).strip()
         if decoded != str(g):
             raise ValueError(
                 f"grade {g} is not a single token after {ANSWER_TAG!r}: its tokens {suffix} decode to "
-                f"{tokenizer.decode(suffix)!r} (last token alone: {decoded!r})"
+                f"{decode_text(tokenizer, suffix)!r} (last token alone: {decoded!r})"
             )
-        if lead and tokenizer.decode(lead).strip():
+        if lead and decode_text(tokenizer, lead).strip():
             raise ValueError(f"grade {g} is preceded by non-whitespace tokens {lead} after {ANSWER_TAG!r}")
         ids[g] = token
         leads.append(lead)
@@ -120,7 +120,7 @@ def answer_position(
     """
     _check_fmt(fmt)
     ids = list(completion_ids)
-    text = tokenizer.decode(ids)
+    text = decode_text(tokenizer, ids)
     target = _target_tag(text, fmt)
     if target is None:
         return None
@@ -143,12 +143,12 @@ def _answer_position_by_decoding(tokenizer: PreTrainedTokenizerBase, ids: list[i
     lo, hi = 1, len(ids)
     while lo < hi:
         mid = (lo + hi) // 2
-        if tokenizer.decode(ids[:mid]).count(ANSWER_TAG) >= target:
+        if decode_text(tokenizer, ids[:mid]).count(ANSWER_TAG) >= target:
             hi = mid
         else:
             lo = mid + 1
     pos = lo
-    while pos < len(ids) and not tokenizer.decode([ids[pos]]).strip():  # whitespace before the grade
+    while pos < len(ids) and not decode_text(tokenizer, [ids[pos]]).strip():  # whitespace before the grade
         pos += 1
     return pos
 
@@ -180,10 +180,8 @@ def batch_grade_probabilities(
         targets.append(len(prompt) + pos - 1)
     if not rows:
         return results
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    width = max(len(r) for _, r in rows)
-    input_ids = torch.tensor([[pad] * (width - len(r)) + r for _, r in rows])
-    attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for _, r in rows])
+    input_ids, attention = left_pad(tokenizer, [r for _, r in rows])
+    width = input_ids.shape[1]
     was_training = model.training
     model.eval()
     try:
@@ -294,14 +292,17 @@ def judge(
             all_probs = batch_grade_probabilities(model, tokenizer, chunk_prompts, completions, fmt)
             for i, completion, probs in zip(chunk, completions, all_probs):
                 if early_stop:
-                    label = max(probs, key=probs.get)
-                    text = tokenizer.decode(list(completion) + [grade_ids[label]], skip_special_tokens=True)
+                    assert probs is not None  # the forced prefix holds the answer tag
+                    label = max(probs, key=probs.__getitem__)
+                    text = decode_text(
+                        tokenizer, list(completion) + [grade_ids[label]], skip_special_tokens=True
+                    )
                     results[i] = _result(text, probs, label, threshold)
                     continue
-                text = tokenizer.decode(completion, skip_special_tokens=True)
+                text = decode_text(tokenizer, completion, skip_special_tokens=True)
                 parsed = parse_reasoning(text, fmt)
                 result = _result(text, probs, parsed.label, threshold)
-                if parsed.ok:
+                if isinstance(parsed, Reasoning):
                     known = (rulebook or default_rulebook()).get(parsed.rule_id)
                     # Lower-casing tokenizers write `r08`; report the rulebook's own spelling.
                     result["rule"] = {"id": known.id if known else parsed.rule_id, "name": parsed.rule_name}

@@ -22,15 +22,16 @@ import os
 import random
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
-from transformers import GenerationConfig
+from transformers import GenerationConfig, PreTrainedTokenizerBase
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer
 from trl.models import unwrap_model_for_generation
 
 from agrl.data.io import atomic_write_text
-from agrl.models.generate import generate_ids
+from agrl.models.generate import generate_ids, left_pad
 from agrl.offpolicy import get_weighting
 from agrl.prompts import with_hint
 from agrl.replay import (
@@ -58,6 +59,11 @@ class GuidedRow:
     index: int  # row in the local batch
     prefix_len: int  # forced-prefix tokens at the start of the completion
     guided_prompt_ids: list[int] | None  # hint mode: the prompt the rollout was sampled from
+
+
+def _text_tokenizer(trainer: GRPOTrainer) -> PreTrainedTokenizerBase:
+    """The trainer's tokenizer (`processing_class` is typed for any processor; agrl trains text models)."""
+    return cast(PreTrainedTokenizerBase, trainer.processing_class)
 
 
 class AGRLTrainer(GRPOTrainer):
@@ -89,9 +95,16 @@ class AGRLTrainer(GRPOTrainer):
         self._current_inputs = None
         return output
 
+    @property
+    def group_size(self) -> int:
+        """Rollouts per prompt (TRL types `num_generations` as optional; GRPOTrainer has set it here)."""
+        if self.num_generations is None:
+            raise RuntimeError("AGRLTrainer needs num_generations")
+        return self.num_generations
+
     def _serve_queue(self, inputs: list[dict]) -> list[dict]:
         """Replace up to `replay_queue_fraction` of the batch's groups with queued stagnant examples."""
-        g = self.num_generations
+        g = self.group_size
         n_groups = len(inputs) // g
         room = int(n_groups * self.args.replay_queue_fraction)
         taken = take_from_queue(self.replay_state, room) if room and self.replay_state.queue else []
@@ -113,7 +126,7 @@ class AGRLTrainer(GRPOTrainer):
             result
         )
         inputs = self._current_inputs
-        g = self.num_generations
+        g = self.group_size
         if len(inputs) % g or any(inputs[i]["id"] != inputs[i - i % g]["id"] for i in range(len(inputs))):
             raise RuntimeError("AGRL needs whole prompt groups per process (consecutive rows of one example)")
         labels = [row["label"] for row in inputs]
@@ -177,7 +190,7 @@ class AGRLTrainer(GRPOTrainer):
         )
         for (i, _, row), (new_ids, prefix_len, guided_prompt) in zip(planned, rollouts):
             completion_ids[i] = new_ids
-            text = self.processing_class.decode(new_ids, skip_special_tokens=True)
+            text = _text_tokenizer(self).decode(new_ids, skip_special_tokens=True)
             completions[i] = (
                 [{"role": "assistant", "content": text}] if isinstance(completions[i], list) else text
             )
@@ -209,7 +222,7 @@ class AGRLTrainer(GRPOTrainer):
         """
         if not items:
             return []
-        tokenizer = self.processing_class
+        tokenizer = _text_tokenizer(self)
         contexts, prefixes, hinted = [], [], []
         for prompt, prompt_ids, guidance in items:
             prefix = (
@@ -217,18 +230,19 @@ class AGRLTrainer(GRPOTrainer):
                 if guidance.has_prefix
                 else []
             )
-            guided_prompt_ids = None
+            guided_prompt_ids: list[int] | None = None
             if guidance.hint:
-                guided_prompt_ids = tokenizer.apply_chat_template(
+                encoded = tokenizer.apply_chat_template(
                     with_hint(prompt, guidance.hint),
                     add_generation_prompt=True,
                     return_dict=True,
                     chat_template=self.chat_template,
-                )["input_ids"]
+                )
+                guided_prompt_ids = list(cast(dict[str, Any], encoded)["input_ids"])
             contexts.append(list(guided_prompt_ids or prompt_ids) + prefix)
             prefixes.append(prefix)
             hinted.append(guided_prompt_ids)
-        budgets = [max(1, self.max_completion_length - len(p)) for p in prefixes]
+        budgets = [max(1, cast(int, self.max_completion_length) - len(p)) for p in prefixes]
         # TRL's own generation path: its sampling settings, and the unwrap/gather that ZeRO-3 and
         # FSDP need before generating.
         config = GenerationConfig(
@@ -240,7 +254,10 @@ class AGRLTrainer(GRPOTrainer):
                 self.accelerator,
                 gather_deepspeed3_params=self.args.ds3_gather_for_generation,
                 generation_kwargs=self.generation_kwargs,
-                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+                # TRL passes its own config's field, typed `dict | str | None` (a JSON string from the CLI)
+                gradient_checkpointing_kwargs=cast(
+                    "dict[str, Any] | None", self.args.gradient_checkpointing_kwargs
+                ),
             ) as unwrapped,
             self._dist.summon_full_params(self.model_wrapped, recurse=False),
         ):
@@ -279,6 +296,9 @@ class AGRLTrainer(GRPOTrainer):
         rows = [r.index for r in self._guided]
         completion_ids = output["completion_ids"][rows]
         completion_mask = output["completion_mask"][rows]
+        weighting = get_weighting(self.args.offpolicy_weighting)
+        if weighting is None:  # "none": guided tokens keep their weight
+            return completion_mask.float()
         logits_to_keep = completion_ids.shape[1]
         prompt = torch.cat([output["prompt_ids"][rows], completion_ids], dim=1)
         attention = torch.cat([output["prompt_mask"][rows], completion_mask], dim=1)
@@ -291,13 +311,11 @@ class AGRLTrainer(GRPOTrainer):
         offpolicy = torch.zeros_like(logp, dtype=torch.bool)
         hinted = [j for j, row in enumerate(self._guided) if row.guided_prompt_ids is not None]
         if hinted:  # one batched forward pass over the hinted prompts (left-padded, as TRL pads prompts)
-            prompts = [self._guided[j].guided_prompt_ids for j in hinted]
-            width = max(len(p) for p in prompts)
-            pad = self._tokenizer.pad_token_id
-            ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=logp.device)
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=logp.device)
-            ids = torch.cat([ids, completion_ids[hinted]], dim=1)
-            mask = torch.cat([mask, completion_mask[hinted]], dim=1)
+            ids, mask = left_pad(
+                _text_tokenizer(self), [self._guided[j].guided_prompt_ids or [] for j in hinted]
+            )
+            ids = torch.cat([ids.to(logp.device), completion_ids[hinted]], dim=1)
+            mask = torch.cat([mask.to(logp.device), completion_mask[hinted]], dim=1)
             hinted_logp, _, _ = self._get_per_token_logps_and_entropies(
                 self.model, ids, mask, logits_to_keep, len(hinted)
             )
@@ -306,59 +324,49 @@ class AGRLTrainer(GRPOTrainer):
         for j, row in enumerate(self._guided):
             behaviour[j, : row.prefix_len] = 0.0
             offpolicy[j, : row.prefix_len] = True
-        weights = get_weighting(self.args.offpolicy_weighting)(logp, behaviour, offpolicy, self.args)
-        return weights * completion_mask
+        return weighting(logp, behaviour, offpolicy, self.args) * completion_mask
 
     def _log_replay(self, output: dict) -> None:
-        g = self.num_generations
+        g = self.group_size
         adv = output["advantages"]
         per_row = adv.abs().amax(dim=1) if adv.dim() == 2 else adv.abs()
         zero_after = int((per_row.view(-1, g).amax(dim=1) < 1e-6).sum())
         rule_ids = list(self.rulebook.ids) + ["unknown"]
         c = self._replay_counts
-        local = [
-            c["groups"],
-            c["triggered"],
-            c["zero_before"],
-            zero_after,
-            c["guided"],
-            c["guided_correct"],
-            c["level_1"],
-            c["level_2"],
-            c["level_3"],
-            c["from_queue"],
-            len(self.replay_state.queue),
-            c["no_guidance"],
-        ]
-        local += [c[f"guided_{kind}level_{level}"] for level in (1, 2, 3) for kind in ("", "correct_")]
-        local += [self._rule_triggers[r] for r in rule_ids]
-        totals = self.accelerator.gather(
-            torch.tensor(local, dtype=torch.float64, device=self.accelerator.device)
+        local = {k: c[k] for k in ("groups", "triggered", "zero_before", "guided", "guided_correct", "level_1",
+                                   "level_2", "level_3", "from_queue", "no_guidance")}  # fmt: skip
+        local |= {"zero_after": zero_after, "queue": len(self.replay_state.queue)}
+        local |= {f"guided_{kind}level_{level}": c[f"guided_{kind}level_{level}"]
+                  for level in (1, 2, 3) for kind in ("", "correct_")}  # fmt: skip
+        local |= {f"trigger_{r}": self._rule_triggers[r] for r in rule_ids}
+        # Every process sends its counters in the same key order; the sum over processes is the step's count.
+        keys = list(local)
+        summed = self.accelerator.gather(
+            torch.tensor([local[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
         )
-        totals = totals.view(-1, len(local)).sum(dim=0).tolist()
-        groups, triggered, zb, za, guided, guided_ok, l1, l2, l3, from_queue, queue, no_guidance = totals[:12]
-        per_level, by_rule = totals[12:18], totals[18:]
+        t = dict(zip(keys, summed.view(-1, len(keys)).sum(dim=0).tolist()))
+        groups, triggered, guided = t["groups"], t["triggered"], t["guided"]
         metrics = self._metrics["train"]
         metrics["replay/triggered_frac"].append(triggered / groups if groups else 0.0)
-        metrics["replay/zero_adv_frac_before"].append(zb / groups if groups else 0.0)
-        metrics["replay/zero_adv_frac_after"].append(za / groups if groups else 0.0)
+        metrics["replay/zero_adv_frac_before"].append(t["zero_before"] / groups if groups else 0.0)
+        metrics["replay/zero_adv_frac_after"].append(t["zero_after"] / groups if groups else 0.0)
         # Rates with nothing to count are left out of the step (a NaN would reach the loggers as None);
         # the logged value is the mean over the steps that had something.
         if guided:
-            metrics["replay/guided_success"].append(guided_ok / guided)
+            metrics["replay/guided_success"].append(t["guided_correct"] / guided)
         if triggered:
-            metrics["replay/level_mean"].append((l1 + 2 * l2 + 3 * l3) / triggered)
-        for level, count in ((1, l1), (2, l2), (3, l3)):
+            metrics["replay/level_mean"].append(sum(k * t[f"level_{k}"] for k in (1, 2, 3)) / triggered)
+        for level in (1, 2, 3):
             if triggered:
-                metrics[f"replay/level_{level}_frac"].append(count / triggered)
-            n_level, ok_level = per_level[2 * (level - 1)], per_level[2 * (level - 1) + 1]
-            if n_level:
-                metrics[f"replay/guided_success_level_{level}"].append(ok_level / n_level)
-        metrics["replay/from_queue"].append(from_queue)
-        metrics["replay/queue_size"].append(queue)
-        metrics["replay/no_guidance"].append(no_guidance)
-        for rule_id, count in zip(rule_ids, by_rule):
-            metrics[f"replay/trigger_{rule_id}"].append(count)
+                metrics[f"replay/level_{level}_frac"].append(t[f"level_{level}"] / triggered)
+            if t[f"guided_level_{level}"]:
+                success = t[f"guided_correct_level_{level}"] / t[f"guided_level_{level}"]
+                metrics[f"replay/guided_success_level_{level}"].append(success)
+        metrics["replay/from_queue"].append(t["from_queue"])
+        metrics["replay/queue_size"].append(t["queue"])
+        metrics["replay/no_guidance"].append(t["no_guidance"])
+        for rule_id in rule_ids:
+            metrics[f"replay/trigger_{rule_id}"].append(t[f"trigger_{rule_id}"])
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, model, trial):

@@ -46,10 +46,10 @@ class AccuracyCallback(TrainerCallback):
                 rulebook=self.rulebook,
             )
             metrics = evaluate(records, {r["id"]: t[0] for r, t in zip(records, texts)}, fmt=self.fmt)
-            logs[f"eval_{name}_accuracy"] = metrics["accuracy"]
-            logs[f"eval_{name}_self_consistency"] = metrics["self_consistency"]
-            if metrics["tail_solved"] is not None:
-                logs[f"eval_{name}_tail_solved"] = metrics["tail_solved"]
+            logs[f"eval_{name}_accuracy"] = metrics.accuracy
+            logs[f"eval_{name}_self_consistency"] = metrics.self_consistency
+            if metrics.tail_solved is not None:
+                logs[f"eval_{name}_tail_solved"] = metrics.tail_solved
         return logs
 
     def _record(self, args, state, model) -> None:

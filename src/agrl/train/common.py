@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from peft import LoraConfig
+from transformers import TrainingArguments
 
 from agrl.contract import CONTRACT_FILE, contract_from_args, load_contract, save_contract
 from agrl.data.io import read_records
@@ -56,6 +57,13 @@ def eval_callback(args: AgrlArguments, tokenizer) -> list[AccuracyCallback]:
             rulebook=rulebook,
         )
     ]
+
+
+def final_dir(args: TrainingArguments) -> str:
+    """`args.output_dir`: TrainingArguments sets it (default "trainer_output") when it is created."""
+    if args.output_dir is None:
+        raise ValueError("output_dir is not set")
+    return args.output_dir
 
 
 def save_final(trainer, tokenizer, output_dir: str, args: AgrlArguments) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
+from transformers.hf_argparser import DataClassType
 from trl import DPOConfig, GRPOConfig, SFTConfig, TrlParser
 
 from agrl.offpolicy import WEIGHTINGS
@@ -141,7 +142,7 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
                 registry.lookup(getattr(self, name))
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
-        if self.replay and self.per_device_train_batch_size % self.num_generations:
+        if self.replay and self.per_device_train_batch_size % self.group_size:
             # Replay decides per group; a group split over processes would be judged on a fraction.
             raise ValueError(
                 f"replay needs whole groups per process: per_device_train_batch_size "
@@ -168,8 +169,15 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
             raise ValueError(f"reward_component_weights: {exc}") from None
 
     @property
+    def group_size(self) -> int:
+        """`num_generations`, which TRL's own `__post_init__` has checked to be a number."""
+        if self.num_generations is None:
+            raise ValueError("num_generations is not set")
+        return self.num_generations
+
+    @property
     def k(self) -> int:
-        return self.replay_k if self.replay_k is not None else max(1, self.num_generations // 4)
+        return self.replay_k if self.replay_k is not None else max(1, self.group_size // 4)
 
 
 C = TypeVar("C")
@@ -188,7 +196,7 @@ def load_config(
     Parsed by TRL's `TrlParser` (`--config path` plus the overrides), so a YAML `env:` mapping sets
     environment variables as in TRL's own scripts.
     """
-    parser = TrlParser(cls)
+    parser = TrlParser(DataClassType(cls))
     # TrlParser's lowest layer is the YAML file: CPU defaults and the caller's go below it as parser defaults.
     unknown = parser.set_defaults_with_config(**(CPU_DEFAULTS | defaults))
     if unknown:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from datasets import Dataset
 from trl import DPOTrainer
@@ -18,7 +19,7 @@ from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.rewards import label_correct
 from agrl.rules import load_rulebook
-from agrl.train.common import check_contract, peft_config, save_final
+from agrl.train.common import check_contract, final_dir, peft_config, save_final
 from agrl.train.config import AgrlDPOConfig
 from agrl.train.data import prompt_messages
 
@@ -90,12 +91,12 @@ def pairs_dataset(pairs: Sequence[Mapping], records_by_id: Mapping[str, Mapping]
 
 
 def read_pairs(path: str) -> list[dict]:
-    pairs = []
+    pairs: list[dict] = []
     for line, row in iter_jsonl(path):
         for key in ("prompt", "chosen", "rejected"):
             if not isinstance(row, dict) or key not in row:
                 raise DataError(path, line, key, "missing (a DPO pair needs prompt, chosen and rejected)")
-        pairs.append(row)
+        pairs.append(cast(dict, row))
     return pairs
 
 
@@ -114,5 +115,6 @@ def run_dpo(args: AgrlDPOConfig, pairs: Dataset | None = None) -> str:
         peft_config=peft_config(args),
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    save_final(trainer, tokenizer, args.output_dir, args)
-    return args.output_dir
+    out = final_dir(args)
+    save_final(trainer, tokenizer, out, args)
+    return out

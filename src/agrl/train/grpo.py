@@ -18,7 +18,7 @@ from agrl.models import load_model
 from agrl.rewards import make_reward_functions
 from agrl.rules import load_rulebook
 from agrl.train.agrl_trainer import AGRLTrainer
-from agrl.train.common import check_contract, eval_callback, peft_config, save_final
+from agrl.train.common import check_contract, eval_callback, final_dir, peft_config, save_final
 from agrl.train.config import AGRLConfig
 from agrl.train.data import load_train_records, rl_dataset
 
@@ -48,5 +48,6 @@ def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=Non
 def run_grpo(args: AGRLConfig) -> str:
     trainer = build_grpo_trainer(args)
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    save_final(trainer, trainer.processing_class, args.output_dir, args)
-    return args.output_dir
+    out = final_dir(args)
+    save_final(trainer, trainer.processing_class, out, args)
+    return out

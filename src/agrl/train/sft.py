@@ -12,7 +12,7 @@ from agrl.models import load_model
 from agrl.models.tiny import build_model, build_tokenizer
 from agrl.prompts import build_messages
 from agrl.rules import load_rulebook
-from agrl.train.common import check_contract, eval_callback, peft_config, save_final
+from agrl.train.common import check_contract, eval_callback, final_dir, peft_config, save_final
 from agrl.train.config import AgrlSFTConfig
 from agrl.train.data import load_train_records, reference_text, sft_dataset
 
@@ -58,5 +58,6 @@ def run_sft(args: AgrlSFTConfig, extra_callbacks: list | None = None) -> str:
         callbacks=eval_callback(args, tokenizer) + list(extra_callbacks or []),
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    save_final(trainer, tokenizer, args.output_dir, args)
-    return args.output_dir
+    out = final_dir(args)
+    save_final(trainer, tokenizer, out, args)
+    return out

@@ -1,0 +1,63 @@
+"""What each experiment spends: dataclasses whose field metadata is their command-line help.
+
+`agrl reproduce`, `agrl demo` and `agrl esci` take these fields as flags through `HfArgumentParser`
+(no torch import: the CLI stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from transformers import HfArgumentParser
+
+B = TypeVar("B")
+
+
+# fmt: off
+@dataclass
+class ComparisonBudget:
+    """The knobs of `agrl reproduce` and `agrl demo` (ShopRules)."""
+
+    rl_steps: int = field(default=200, metadata={"help": "optimizer steps of every RL arm (and of the SFT-on-gold control)"})
+    prompts_per_step: int = field(default=4, metadata={"help": "prompts per RL step (the RL configs' batch / num_generations)"})
+    eval_n: int = field(default=500, metadata={"help": "records per evaluation split (b_eval, w_eval, tail)"})
+    curve_every: int = field(default=20, metadata={"help": "tail-solved learning curve: evaluate every N steps"})
+    curve_n: int = field(default=100, metadata={"help": "fixed tail records of the learning curve"})
+    dpo_steps: int = field(default=200, metadata={"help": "DPO optimizer steps"})
+    gate_prompts: int = field(default=120, metadata={"help": "luck-proof tail-rule rl prompts sampled for the stuck-rate gate"})
+    gate_samples: int = field(default=8, metadata={"help": "samples per prompt for the stuck-rate gate"})
+
+
+DEMO_BUDGET = ComparisonBudget(rl_steps=60, eval_n=300, curve_every=15, curve_n=60, gate_prompts=60)
+
+
+@dataclass
+class EsciBudget:
+    """What `agrl esci` spends; the defaults fit the 30-query sample in ~60 min on 2 cores."""
+
+    dev_fraction: float = field(default=0.4, metadata={"help": "share of queries in dev (a hash of the query text; 0.4 of 30 queries -> 12)"})
+    sft_epochs: float = field(default=1.0, metadata={"help": "SmolLM2 SFT epochs over the train split"})
+    rl_steps: int = field(default=30, metadata={"help": "GRPO-PR and AGRL steps (4 prompts x 4 rollouts each)"})
+    probe_steps: int = field(default=3, metadata={"help": "steps timed per variant in the LoRA / full / bf16 probe"})
+    tiny_steps: int = field(default=400, metadata={"help": "SFT steps of the tiny from-scratch floor"})
+    peer_epochs: int = field(default=4, metadata={"help": "cross-encoder epochs"})
+    eval_batch: int = field(default=32, metadata={"help": "records per generate call on dev"})
+    full_ft: bool = field(default=True, metadata={"help": "also train SmolLM2 fully for the same CPU time as LoRA SFT (true/false, 1/0)"})
+    think_first: bool = field(default=True, metadata={"help": "also train SmolLM2 think-first (true/false, 1/0)"})
+    seed: int = field(default=0, metadata={"help": "seed of every trained arm"})
+    limit: int = field(default=0, metadata={"help": "keep the first N train and N dev rows (0: all; for smoke runs)"})
+# fmt: on
+
+
+def budget_parser(cls: type) -> argparse.ArgumentParser:
+    """A parent parser with one flag per field of `cls` (help from the field metadata)."""
+    return HfArgumentParser(cls, add_help=False)  # type: ignore[arg-type]  # any dataclass type
+
+
+def budget_from(cls: type[B], namespace: argparse.Namespace) -> B:
+    """The budget the parsed flags of `budget_parser(cls)` describe."""
+    values: dict[str, Any] = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    return cls(**values)

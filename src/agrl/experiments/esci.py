@@ -1,0 +1,372 @@
+"""Real data (ESCI): one command from an ESCI folder to a judged comparison with its peers.
+
+`agrl esci --data FOLDER --out results/esci` reads the folder (official parquet layout), annotates
+it (`agrl.data.annotate`), splits it by query (`agrl.data.split`), and puts on the same dev rows:
+
+- the peers a search team tries first: the majority grade, the word-overlap baseline refit on the
+  train split, all-MiniLM-L6-v2 embeddings + logistic regression, MiniLM fine-tuned as a
+  cross-encoder (`agrl.peers`);
+- the tiny from-scratch model (the floor) and SmolLM2-135M-Instruct: LoRA SFT label-first and
+  think-first, full fine-tuning at the same CPU time, then GRPO-PR and AGRL (grade-hint replay)
+  from the label-first SFT model with the same seed and prompts;
+
+with accuracy, macro-F1, per-class P/R/F1 and confusion, 95 % bootstrap CIs resampled by query and
+paired by-query differences. Choices are fixed before the run (label-first for RL because serving
+stops after the label; LoRA, whose measured cost and score the run reports beside full fine-tuning),
+never picked on dev scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from agrl.baselines import fit_thresholds, overlap_label
+from agrl.contract import load_contract
+from agrl.data.io import atomic_write_text, read_records, write_json, write_jsonl
+from agrl.data.load import load_records
+from agrl.data.split import split_by_query
+from agrl.experiments.budgets import EsciBudget
+from agrl.experiments.provenance import provenance
+from agrl.experiments.runner import Arm, RunInfo, train_arm
+from agrl.models import load_model, resolve_model_path
+from agrl.models.generate import generate_completions
+from agrl.peers import CrossEncoder, EmbeddingLogReg
+from agrl.reasoning import lenient_label
+from agrl.render import bar_plot, markdown_table, pyplot
+from agrl.rules import default_rulebook
+from agrl.schema import GRADE_NAMES, GRADES
+from agrl.stats import label_intervals, label_metrics
+
+log = logging.getLogger(__name__)
+
+ESCI_ORDER = ("majority", "overlap_refit", "minilm_logreg", "minilm_cross_encoder", "tiny_sft",
+              "smollm2_full_sft", "smollm2_sft_think_first", "smollm2_sft", "smollm2_grpo_pr", "smollm2_agrl")  # fmt: skip
+PAIRS = (("smollm2_agrl", "smollm2_grpo_pr"), ("smollm2_grpo_pr", "smollm2_sft"), ("smollm2_agrl", "smollm2_sft"),
+         ("smollm2_agrl", "minilm_logreg"), ("smollm2_agrl", "minilm_cross_encoder"), ("smollm2_agrl", "majority"))  # fmt: skip
+FULL_FT: dict[str, Any] = {
+    "use_peft": False,
+    "learning_rate": 2e-5,
+}  # full fine-tuning: a smaller step than LoRA's
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def prepare(data: Path, work: Path, dev_fraction: float, limit: int = 0) -> dict:
+    """Load, annotate and split by query; write train/dev JSONL; return the data's facts."""
+    records = load_records(data)
+    split = split_by_query(records, dev_fraction)
+    if limit:
+        split = {name: rows[:limit] for name, rows in split.items()}
+    for name, rows in split.items():
+        write_jsonl(work / "data" / f"{name}.jsonl", (dict(r) for r in rows))
+    rulebook = default_rulebook()
+    train = split["train"]
+    agree = [
+        rulebook.decide((r.get("annotations") or {}).get("checks") or {}).grade == r["label"] for r in train
+    ]
+    coverage = Counter(s for r in records for s in (r.get("annotations") or {}).get("checks", {}))
+    return {
+        "records": len(records),
+        "queries": {k: sorted({r["query"] for r in v}) for k, v in split.items()},
+        "rows": {k: len(v) for k, v in split.items()},
+        "labels": {
+            k: dict(sorted(Counter(GRADE_NAMES[r["label"]] for r in v).items())) for k, v in split.items()
+        },
+        "check_coverage": {s: round(c / len(records), 4) for s, c in coverage.most_common()},
+        "rulebook_agrees_with_label_train": sum(agree) / len(agree) if agree else None,
+    }
+
+
+# --- peers ----------------------------------------------------------------------------------------
+
+
+def peer_predictions(
+    train: Sequence[Mapping], dev: Sequence[Mapping], budget: EsciBudget
+) -> dict[str, list[int]]:
+    majority = Counter(int(r["label"]) for r in train).most_common(1)[0][0]
+    thresholds = fit_thresholds(train)
+    out = {
+        "majority": [majority] * len(dev),
+        "overlap_refit": [overlap_label(r["query"], r["product"]["title"], thresholds) for r in dev],
+    }
+    log.info("overlap thresholds refit on train: %s", thresholds)
+    logreg = EmbeddingLogReg()
+    logreg.fit(list(train), seed=budget.seed)
+    out["minilm_logreg"] = list(logreg.predict(list(dev)))
+    cross = CrossEncoder()
+    cross.fit(list(train), seed=budget.seed, epochs=budget.peer_epochs)
+    out["minilm_cross_encoder"] = list(cross.predict(list(dev)))
+    return out
+
+
+# --- the arms -------------------------------------------------------------------------------------
+
+
+def sft_smollm2(train: Path, out: Path, budget: EsciBudget, **fields: Any) -> RunInfo:
+    """SmolLM2 SFT on `train` (LoRA label-first by default: `sft_smollm2_esci.yaml`)."""
+    arm = Arm(out.name, "sft", "sft_smollm2_esci.yaml",
+              {"train_file": str(train), "output_dir": str(out), "seed": budget.seed,
+               "num_train_epochs": budget.sft_epochs, **fields})  # fmt: skip
+    return train_arm(arm)
+
+
+def rl_smollm2(method: str, sft: Path, train: Path, out: Path, budget: EsciBudget) -> RunInfo:
+    """GRPO-PR or AGRL from the SmolLM2 SFT model (`{method}_smollm2_esci.yaml`)."""
+    arm = Arm(out.name, "grpo", f"{method}_smollm2_esci.yaml",
+              {"model_name_or_path": str(sft), "train_file": str(train), "output_dir": str(out),
+               "seed": budget.seed, "max_steps": budget.rl_steps})  # fmt: skip
+    return train_arm(arm)
+
+
+def tiny_floor(train: Path, out: Path, budget: EsciBudget) -> RunInfo:
+    """The tiny from-scratch model, label-first: what no pretraining scores."""
+    arm = Arm("tiny_sft", "sft", "sft_tiny.yaml",
+              {"train_file": str(train), "output_dir": str(out), "seed": budget.seed, "max_steps": budget.tiny_steps,
+               "reasoning_format": "label_first", "max_length": 384})  # fmt: skip
+    return train_arm(arm)
+
+
+def probe_step_time(train: Path, work: Path, budget: EsciBudget) -> dict:
+    """Seconds per SFT step (the trainer's loop time) of LoRA in fp32 and bf16 and of full fine-tuning
+    in bf16, on the same batches."""
+    variants: dict[str, dict[str, Any]] = {
+        "lora_fp32": {"bf16": False},
+        "lora_bf16": {},
+        "full_bf16": FULL_FT,
+    }
+    timings = {}
+    for name, fields in variants.items():
+        info = sft_smollm2(train, work / "probe" / name, budget, max_steps=budget.probe_steps, **fields)
+        timings[name] = (info.train_runtime or 0.0) / max(1, info.steps)
+        log.info("probe %s: %.2f s/step", name, timings[name])
+    return {"s_per_step": timings, "full_over_lora": timings["full_bf16"] / timings["lora_bf16"],
+            "bf16_over_fp32": timings["lora_bf16"] / timings["lora_fp32"]}  # fmt: skip
+
+
+def judge_predictions(
+    model_dir: Path, dev: Sequence[Mapping], budget: EsciBudget, out: Path
+) -> tuple[list, dict]:
+    """Greedy grades on dev; label-first models stop at `</answer>` (the served path)."""
+    contract = load_contract(model_dir)
+    model, tokenizer = load_model(str(model_dir))
+    early = contract.reasoning_format == "label_first"
+    started = time.monotonic()
+    texts = generate_completions(model, tokenizer, dev, batch_size=budget.eval_batch, system_prompt=contract.system_prompt,
+                                 rulebook=contract.prompt_rulebook(), stop_after_answer=early,
+                                 max_new_tokens=16 if early else 160, desc=f"dev {model_dir.name}")  # fmt: skip
+    seconds = time.monotonic() - started
+    write_jsonl(out, ({"id": r["id"], "completion": t[0]} for r, t in zip(dev, texts)))
+    return [lenient_label(t[0]) for t in texts], {"eval_seconds": seconds, "early_stop": early}
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def run_esci(data: Path, out: Path, budget: EsciBudget, work: Path | None = None) -> dict:
+    started = time.monotonic()
+    work = work or Path("runs") / "esci"
+    facts = prepare(Path(data), work, budget.dev_fraction, budget.limit)
+    train_path, dev_path = work / "data" / "train.jsonl", work / "data" / "dev.jsonl"
+    train, dev = read_records(train_path), read_records(dev_path)
+    log.info("ESCI: %s rows, dev queries %s", facts["rows"], facts["queries"]["dev"])
+    predictions: dict[str, list] = {}
+    runs: dict[str, dict] = {}
+    logs: dict[str, list[dict]] = {}
+    stage = time.monotonic()
+    predictions.update(peer_predictions(train, dev, budget))
+    runs["peers"] = {"seconds": time.monotonic() - stage}
+    log.info("peers done in %.0f s", runs["peers"]["seconds"])
+
+    def judged(name: str, info: RunInfo) -> None:
+        predictions[name], meta = judge_predictions(
+            info.path, dev, budget, out / "predictions" / f"{name}.jsonl"
+        )
+        runs[name] = {**info.summary(), **meta}
+        if info.log_history and any("reward" in h for h in info.log_history):
+            logs[name] = info.log_history
+        metrics = label_metrics([r["label"] for r in dev], predictions[name])
+        log.info("%s: accuracy %.3f macro-F1 %.3f", name, metrics["accuracy"], metrics["macro_f1"])
+
+    judged("tiny_sft", tiny_floor(train_path, work / "models" / "tiny_sft", budget))
+    resolve_model_path("smollm2")  # convert the GGUF once, outside any timing
+    runs["probe"] = probe_step_time(train_path, work, budget)
+    sft = sft_smollm2(train_path, work / "models" / "smollm2_sft", budget)
+    judged("smollm2_sft", sft)
+    if budget.think_first:
+        path = work / "models" / "smollm2_sft_think_first"
+        judged(
+            "smollm2_sft_think_first", sft_smollm2(train_path, path, budget, reasoning_format="think_first")
+        )
+    if budget.full_ft:
+        steps = max(1, round(sft.steps / runs["probe"]["full_over_lora"]))
+        path = work / "models" / "smollm2_full_sft"
+        judged("smollm2_full_sft", sft_smollm2(train_path, path, budget, max_steps=steps, **FULL_FT))
+    for method in ("grpo_pr", "agrl"):
+        judged(
+            f"smollm2_{method}",
+            rl_smollm2(method, sft.path, train_path, work / "models" / f"smollm2_{method}", budget),
+        )
+    summary = summarize(dev, predictions, facts, runs, logs, budget)
+    summary["seconds"] = time.monotonic() - started
+    origin = provenance()
+    summary["commit"], summary["provenance"] = origin["commit"], origin
+    write_esci_report(out, summary)
+    return summary
+
+
+# --- summary and report ---------------------------------------------------------------------------
+
+
+def paired_by_query(
+    gold: list, a: list, b: list, groups: list, metrics: Sequence[str] = ("accuracy", "macro_f1")
+) -> dict:
+    """a − b on each metric, with its by-query bootstrap CI (the same resampled queries for both)."""
+    ma, mb = label_metrics(gold, a), label_metrics(gold, b)
+    cis = label_intervals(gold, a, groups, baseline=b, metrics=metrics)
+    return {m: {"diff": ma[m] - mb[m], "ci": list(cis[m])} for m in metrics}
+
+
+def summarize(dev: Sequence[Mapping], predictions: Mapping[str, list], facts: dict, runs: dict,
+              logs: Mapping[str, Sequence[Mapping]], budget: EsciBudget) -> dict:  # fmt: skip
+    gold = [int(r["label"]) for r in dev]
+    groups = [r["query"] for r in dev]
+    methods = {}
+    for name in [m for m in ESCI_ORDER if m in predictions] + sorted(set(predictions) - set(ESCI_ORDER)):
+        metrics = label_metrics(gold, predictions[name])
+        metrics["ci"] = label_intervals(gold, predictions[name], groups)
+        methods[name] = metrics
+    differences = {
+        f"{a} - {b}": paired_by_query(gold, predictions[a], predictions[b], groups)
+        for a, b in PAIRS
+        if a in predictions and b in predictions
+    }
+    return {"budget": asdict(budget), "data": facts, "methods": methods, "differences": differences, "runs": runs,
+            "rl_logs": {k: _rl_log(v) for k, v in logs.items()}}  # fmt: skip
+
+
+def _rl_log(history: Sequence[Mapping]) -> list[dict]:
+    keep = ("step", "reward", "rewards/label_reward/mean", "frac_reward_zero_std", "replay/triggered_frac",
+            "replay/guided_success", "replay/no_guidance", "completions/mean_length")  # fmt: skip
+    return [{k: h[k] for k in keep if k in h} for h in history if "reward" in h]
+
+
+def _ci(metrics: Mapping, key: str) -> str:
+    lo, hi = metrics["ci"][key]
+    return f"{metrics[key]:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _signed(x: Mapping) -> str:
+    return f"{x['diff']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]"
+
+
+def write_esci_report(out: Path, summary: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "summary.json", summary)
+    methods, data, runs = summary["methods"], summary["data"], summary["runs"]
+    order = [str(g) for g in sorted(GRADES)]
+    lines = [
+        "# Real data (ESCI): SmolLM2 judges beside the peers a team tries first",
+        "",
+        f"Command: `agrl esci --data {{ESCI folder}} --out {out}` — {summary['seconds'] / 60:.1f} min on this machine, "
+        f"commit {summary['commit']}{'' if summary.get('provenance', {}).get('clean', True) else ' (with uncommitted changes)'}.",
+        "",
+        f"Data: {data['records']} records; split by query (hash of the query text, dev share "
+        f"{summary['budget']['dev_fraction']}): train {data['rows']['train']} rows / "
+        f"{len(data['queries']['train'])} queries, dev {data['rows']['dev']} rows / "
+        f"{len(data['queries']['dev'])} queries. Labels (train / dev): {data['labels']['train']} / "
+        f"{data['labels']['dev']}.",
+        "",
+        f"The rulebook read on the annotator's checks gives the human label on "
+        f"{data['rulebook_agrees_with_label_train']:.1%} of train records (hence `consistency` weight 0 "
+        f"on ESCI). Records with a check per slot: {data['check_coverage']}.",
+        "",
+        "## Dev results (95 % CIs: bootstrap over dev queries)",
+        "",
+        markdown_table(
+            ["method", "accuracy", "macro-F1", "predicted I/C/S/E share"],
+            [
+                [
+                    name,
+                    _ci(m, "accuracy"),
+                    _ci(m, "macro_f1"),
+                    "/".join(f"{m['predicted_share'][g]:.2f}" for g in order),
+                ]
+                for name, m in methods.items()
+            ],
+        ),  # fmt: skip
+        "## Paired differences (same dev queries resampled for both)",
+        "",
+        markdown_table(
+            ["difference", "accuracy", "macro-F1"],
+            [
+                [name, _signed(d["accuracy"]), _signed(d["macro_f1"])]
+                for name, d in summary["differences"].items()
+            ],
+        ),  # fmt: skip
+        "## Per-class F1 (I / C / S / E) and support",
+        "",
+        markdown_table(
+            ["method", *(GRADE_NAMES[int(g)] for g in order)],
+            [[name, *(f"{m['per_class'][g]['f1']:.2f}" for g in order)] for name, m in methods.items()]
+            + [["support", *(next(iter(methods.values()))["per_class"][g]["support"] for g in order)]],
+        ),
+    ]
+    if "probe" in runs:
+        p = runs["probe"]
+        lines += ["## LoRA or full fine-tuning (SFT step time, same batches)", "",
+                  ", ".join(f"{k} {v:.2f} s/step" for k, v in p["s_per_step"].items())
+                  + f"; full ÷ LoRA {p['full_over_lora']:.2f}, bf16 ÷ fp32 {p['bf16_over_fp32']:.2f}. "
+                  "LoRA bf16 is the default; `smollm2_full_sft` is full fine-tuning given the same CPU time."]  # fmt: skip
+    trained = [[name, f"{r.get('seconds', 0):.0f}", r.get("steps", ""), f"{r.get('eval_seconds', 0):.0f}"]
+               for name, r in runs.items() if name not in ("probe", "peers")]  # fmt: skip
+    lines += ["", "## Runs", "", markdown_table(["run", "train s", "steps", "dev eval s"], trained)]
+    for name, entries in summary["rl_logs"].items():
+        if entries:
+            last = ", ".join(
+                f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in entries[-1].items()
+            )
+            lines.append(f"{name}: last logged step {last}\n")
+    lines += [
+        "![dev accuracy and macro-F1](esci_bars.png)",
+        "",
+        "![confusion matrices](esci_confusion.png)",
+        "",
+    ]
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    _plots(out, methods)
+
+
+def _plots(out: Path, methods: Mapping[str, Mapping]) -> None:
+    names = list(methods)
+    series = {key: [methods[n][key] for n in names] for key in ("accuracy", "macro_f1")}
+    intervals = {key: [methods[n]["ci"][key] for n in names] for key in series}
+    bar_plot(out / "esci_bars.png", names, series, intervals, ylim=(0, 1), title="ESCI dev (95 % CI by query)",
+             figsize=(10, 4))  # fmt: skip
+    plt = pyplot()
+    cols = 4
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    ticks = [GRADE_NAMES[g] for g in sorted(GRADES)]
+    for ax, name in zip(axes.flat, names):
+        conf = methods[name]["confusion"]
+        grid = [[conf[str(g)][str(p)] for p in sorted(GRADES)] for g in sorted(GRADES)]
+        ax.imshow(grid, cmap="Blues")
+        for i, row in enumerate(grid):
+            for j, count in enumerate(row):
+                ax.text(j, i, count, ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(ticks)), ticks)
+        ax.set_yticks(range(len(ticks)), ticks)
+        ax.set_title(name, fontsize=8)
+        ax.set_xlabel("predicted", fontsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out / "esci_confusion.png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,300 @@
+"""`agrl demo` (tiny scale, minutes) and `agrl reproduce` (the decisive comparison) on ShopRules.
+
+Both: generate ShopRules -> SFT warm start -> a gate that checks the paper's regime (head rules
+learnt, tail unsolved, tail prompts stuck) -> every arm from the same SFT checkpoint -> greedy
+evaluation on b_eval / w_eval / tail -> summary.json + report.md with plots.
+
+Arms, per seed: the control (SFT continued on the same `rl` prompts' gold references, same step
+budget), DPO (pass@N pairs on those prompts), GRPO, GRPO-PR, replay-only and AGRL. Every arm of
+a seed trains on the same prompts in the same order, so seeds pair up across arms.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from agrl.contract import load_contract
+from agrl.data.io import read_records, write_json, write_jsonl
+from agrl.data.shoprules import HEAD_RULES, generate
+from agrl.evaluate import Evaluation, evaluate, luck_proof
+from agrl.experiments.budgets import DEMO_BUDGET, ComparisonBudget
+from agrl.experiments.provenance import provenance
+from agrl.experiments.runner import Arm, RunInfo, arm_config, train_arm
+from agrl.models import load_model
+from agrl.models.generate import generate_completions
+from agrl.report import curve_summary, summarize, write_report
+from agrl.rewards import label_correct
+from agrl.rules import default_rulebook
+from agrl.train.dpo import build_pairs, pairs_dataset
+
+log = logging.getLogger(__name__)
+
+EVAL_SPLITS = ("b_eval", "w_eval", "tail")
+RL_CONFIGS = {  # RL arm -> its shipped config
+    "grpo": "grpo_tiny.yaml",
+    "grpo_pr": "grpo_pr_tiny.yaml",
+    "replay_only": "replay_only_tiny.yaml",
+    "agrl": "agrl_tiny.yaml",
+}
+ARMS = ("sft_gold", "dpo", *RL_CONFIGS)
+# The gate: (name, metric key, op, threshold)
+GATE = (
+    ("head w_eval accuracy after SFT", "head_accuracy", ">=", 0.90),
+    ("tail solved after SFT", "tail_solved", "<=", 0.15),
+    ("tail-rule rl prompts with no correct label in 8 samples", "stuck_rate", ">=", 0.40),
+)
+
+Results = dict[str, dict[int, dict[str, Evaluation]]]  # arm -> seed -> split -> evaluation
+
+
+# --- the arms -------------------------------------------------------------------------------------
+
+
+def sft_arm(data: Path, out: Path, seed: int = 0, **fields: Any) -> Arm:
+    """The warm start: the tiny model from scratch on `sft`, its vocabulary covering `rl` too."""
+    files = {"train_file": str(data / "sft.jsonl"), "tiny_vocab_files": str(data / "rl.jsonl")}
+    return Arm("sft", "sft", "sft_tiny.yaml", {**files, "output_dir": str(out), "seed": seed, **fields})
+
+
+def comparison_arms(
+    sft: Path, data: Path, prompts: Path, work: Path, seed: int, budget: ComparisonBudget
+) -> dict[str, Arm]:
+    """Every arm of one seed, from the same SFT model on the same prompts in the same order."""
+    curve = {"eval_files": f"tail={data / 'tail.jsonl'}", "eval_every_steps": budget.curve_every,
+             "eval_max_samples": budget.curve_n}  # fmt: skip
+    start = {"model_name_or_path": str(sft), "seed": seed}
+    on_prompts = {**start, **curve, "train_file": str(prompts), "max_steps": budget.rl_steps}
+
+    def out(name: str) -> dict[str, str]:
+        return {"output_dir": str(work / "models" / f"{name}_s{seed}")}
+
+    arms = {
+        # SFT continued on the RL prompts' gold references: the RL arms' information, without RL.
+        "sft_gold": Arm("sft_gold", "sft", "sft_gold_tiny.yaml",
+                        {**on_prompts, **out("sft_gold"), "per_device_train_batch_size": budget.prompts_per_step}),
+        "dpo": Arm("dpo", "dpo", "dpo_tiny.yaml", {**start, **out("dpo"), "max_steps": budget.dpo_steps}),
+    }  # fmt: skip
+    for name, config in RL_CONFIGS.items():
+        arms[name] = Arm(name, "grpo", config, {**on_prompts, **out(name), "shuffle_dataset": False})
+    return arms
+
+
+def rl_prompts(data: Path, seed: int, budget: ComparisonBudget) -> Path:
+    """The `rl` prompts every arm of this seed trains on, in order: a seeded shuffle, cut to the budget."""
+    records = read_records(data / "rl.jsonl")
+    random.Random(f"agrl/rl-order/{seed}").shuffle(records)
+    path = data / f"rl_s{seed}.jsonl"
+    write_jsonl(path, records[: budget.rl_steps * budget.prompts_per_step])
+    return path
+
+
+def train_dpo(arm: Arm, sft: Path, prompts: Path) -> tuple[RunInfo | None, dict]:
+    """DPO on pass@8 pairs of the SFT model; (None, counts) when no prompt gives a pair."""
+    records = read_records(prompts)
+    model, tokenizer = load_model(str(sft))
+    pairs, counts = build_pairs(model, tokenizer, records, n=8, seed=int(arm.fields["seed"]))
+    out = Path(arm.fields["output_dir"])
+    write_jsonl(out.parent / f"{out.name}_pairs.jsonl", pairs)
+    if not pairs:
+        return None, counts
+    dataset = pairs_dataset(pairs, {str(r["id"]): r for r in records}, arm_config(arm))
+    return train_arm(arm, pairs=dataset), counts
+
+
+# --- evaluation and the gate ----------------------------------------------------------------------
+
+
+def evaluate_model(
+    model_dir: Path, data: Path, out: Path, max_samples: int | None = None
+) -> dict[str, Evaluation]:
+    """Greedy predictions and metrics of one model on every evaluation split (written to `out`)."""
+    contract = load_contract(model_dir)
+    model, tokenizer = load_model(str(model_dir))
+    results = {}
+    for split in EVAL_SPLITS:
+        records = read_records(data / f"{split}.jsonl")[:max_samples]
+        texts = generate_completions(model, tokenizer, records, system_prompt=contract.system_prompt,
+                                     rulebook=contract.prompt_rulebook(), desc=f"eval {model_dir.name}/{split}")  # fmt: skip
+        predictions = {r["id"]: t[0] for r, t in zip(records, texts)}
+        write_jsonl(
+            out / f"{split}.predictions.jsonl", ({"id": k, "completion": v} for k, v in predictions.items())
+        )
+        results[split] = evaluate(
+            records, predictions, contract.rulebook, contract.reasoning_format, HEAD_RULES
+        )
+        write_json(out / f"{split}.metrics.json", results[split].to_json())
+    return results
+
+
+def gate_prompts(data: Path, budget: ComparisonBudget) -> list[dict]:
+    """Luck-proof `rl` prompts of tail rules: head-rule mismatches are luck-proof too, but a model that
+    knows the head solves them, so counting them would dilute the stuck rate."""
+    rulebook, head = default_rulebook(), {r.casefold() for r in HEAD_RULES}
+    records = read_records(data / "rl.jsonl")
+    tail = [r for r in records if luck_proof(r, rulebook) and str(r.get("rule", "")).casefold() not in head]
+    return tail[: budget.gate_prompts]
+
+
+def stuck_rate(model_dir: Path, records: Sequence[Mapping], samples_per_prompt: int) -> float:
+    """Share of `records` on which no sample of `samples_per_prompt` gets the label right."""
+    model, tokenizer = load_model(str(model_dir))
+    samples = generate_completions(model, tokenizer, records, do_sample=True,
+                                   num_return_sequences=samples_per_prompt, desc="gate: tail pass@8")  # fmt: skip
+    stuck = sum(
+        not any(label_correct(texts, [r["label"]] * len(texts))) for r, texts in zip(records, samples)
+    )
+    return stuck / len(records) if records else 0.0
+
+
+def check_gate(sft: Mapping[str, Evaluation], stuck: float) -> dict:
+    values = {
+        "head_accuracy": sft["w_eval"].head_accuracy,
+        "tail_solved": sft["tail"].tail_solved,
+        "stuck_rate": stuck,
+    }
+    checks = []
+    for name, key, op, threshold in GATE:
+        value = values[key] or 0.0
+        ok = value >= threshold if op == ">=" else value <= threshold
+        checks.append({"name": name, "key": key, "value": value, "op": op, "threshold": threshold, "ok": ok})
+    return {"passed": all(c["ok"] for c in checks), "checks": checks}
+
+
+def target_checks(summary: Mapping) -> list[str]:
+    """The issue's targets, each with the number reached (from the summary's statistics and curves)."""
+    methods, diffs = summary["methods"], summary.get("vs_grpo", {})
+    lines = []
+
+    def mean(method: str, key: str) -> float | None:
+        return (methods.get(method, {}).get(key) or {}).get("mean")
+
+    d = (diffs.get("agrl") or {}).get("tail/tail_solved")
+    if d:
+        met = d["mean"] >= 0.20 and d["min"] >= 0.10
+        lines.append(f"AGRL − GRPO tail solved: {100 * d['mean']:+.1f} points on the mean (target ≥ +20), "
+                     f"worst seed {100 * d['min']:+.1f} (target ≥ +10): {'met' if met else 'MISSED'}")  # fmt: skip
+    a, c = mean("agrl", "tail/tail_solved"), mean("sft_gold", "tail/tail_solved")
+    if a is not None and c is not None:
+        lines.append(f"AGRL tail solved {100 * a:.1f} vs SFT-on-gold control {100 * c:.1f} (target: AGRL ≥ control): "
+                     f"{'met' if a >= c else 'MISSED'}")  # fmt: skip
+    fractions = list(summary.get("curves", {}).get("agrl", {}).get("fraction_of_steps", {}).values())
+    if fractions:
+        shown = ", ".join("never" if f is None else f"{f:.0%}" for f in fractions)
+        met = all(f is not None and f <= 0.5 for f in fractions)
+        lines.append(f"AGRL reaches GRPO's final tail solved after ({shown}) of its steps per seed "
+                     f"(target ≤ 50 %): {'met' if met else 'MISSED'}")  # fmt: skip
+    a, s = mean("agrl", "w_eval/head_accuracy"), mean("sft", "w_eval/head_accuracy")
+    if a is not None and s is not None:
+        lines.append(f"AGRL head w_eval accuracy {100 * a:.1f} vs SFT {100 * s:.1f} (target: within 2 points): "
+                     f"{'met' if a >= s - 0.02 else 'MISSED'}")  # fmt: skip
+    g = mean("agrl", "b_eval/grounded_adherence")
+    if g is not None:
+        lines.append(
+            f"AGRL grounded adherence {100 * g:.1f} % (target ≥ 98 %): {'met' if g >= 0.98 else 'MISSED'}"
+        )
+    return lines
+
+
+# --- the comparison -------------------------------------------------------------------------------
+
+
+def run_comparison(
+    out: Path,
+    title: str,
+    command: str,
+    seeds: Sequence[int],
+    scale: str,
+    budget: ComparisonBudget,
+    arms: Sequence[str] = ARMS,
+    rl_cli: Sequence[str] = (),
+    sft_cli: Sequence[str] = (),
+    sft_fields: Mapping[str, Any] | None = None,
+) -> dict:
+    """One SFT warm start and its gate, then `arms` over `seeds`; writes summary.json and report.md.
+
+    `rl_cli` are the user's config flags for the RL arms, `sft_cli` for the warm start."""
+    started = time.perf_counter()
+    work = out / "runs"
+    data = work / "data"
+    log.info("generating ShopRules (%s, seed 0) -> %s", scale, data)
+    generate(data, seed=0, scale=scale, progress=False)
+    log.info("SFT warm start of the tiny model")
+    sft = train_arm(sft_arm(data, work / "models" / "sft", **(sft_fields or {})), sft_cli).path
+    sft_eval = evaluate_model(sft, data, work / "eval" / "sft", budget.eval_n)
+    gate = check_gate(sft_eval, stuck_rate(sft, gate_prompts(data, budget), budget.gate_samples))
+    for c in gate["checks"]:
+        log.info("gate: %s = %.1f %% (needs %s %.0f %%): %s", c["name"], 100 * c["value"], c["op"],
+                 100 * c["threshold"], "ok" if c["ok"] else "FAILED")  # fmt: skip
+    log.info("gate %s", "passed" if gate["passed"] else "FAILED")
+    results: Results = {"sft": dict.fromkeys(seeds, sft_eval)}
+    histories: dict[str, dict[int, list[dict]]] = {}
+    notes: dict[str, Any] = {"budget": asdict(budget)}
+    for seed in seeds:
+        prompts = rl_prompts(data, seed, budget)
+        for name, arm in comparison_arms(sft, data, prompts, work, seed, budget).items():
+            if name not in arms:
+                continue
+            log.info("seed %d: %s", seed, name)
+            arm_started = time.perf_counter()
+            if name == "dpo":
+                info, notes[f"seed {seed} dpo_pairs"] = train_dpo(arm, sft, prompts)
+                if info is None:  # nothing to learn from: DPO leaves the SFT model as it is
+                    notes[f"seed {seed} dpo_pairs"]["note"] = "no pairs: the DPO row is the SFT model"
+            else:
+                info = train_arm(arm, rl_cli if name in RL_CONFIGS else ())
+            histories.setdefault(name, {})[seed] = info.log_history if info else []
+            path = info.path if info else sft
+            results.setdefault(name, {})[seed] = evaluate_model(
+                path, data, work / "eval" / f"{name}_s{seed}", budget.eval_n
+            )
+            notes[f"seed {seed} {name}_minutes"] = round((time.perf_counter() - arm_started) / 60, 2)
+        write_json(out / "partial_results.json",
+                   {a: {str(s): {k: e.to_json() for k, e in by.items()} for s, by in r.items()} for a, r in results.items()})  # fmt: skip
+    notes["SFT"] = "one run (data seed 0); its row repeats it for every seed so that differences pair up"
+    seconds = time.perf_counter() - started
+    summary = summarize(results)
+    origin = provenance()
+    summary.update(gate=gate, curves=curve_summary(histories), commit=origin["commit"], provenance=origin)
+    summary["targets"] = target_checks(summary)
+    summary["notes"] = notes
+    write_json(out / "summary.json", summary)
+    shown = {"commit": origin["commit"], "clean tree": origin["clean"], **notes}
+    write_report(out, summary, results, histories, title=title, command=command, seconds=seconds, extra=shown,
+                 gate=gate, targets=summary["targets"])  # fmt: skip
+    log.info("done in %.1f min; report: %s", seconds / 60, out / "report.md")
+    return summary
+
+
+def run_reproduce(
+    out: Path,
+    seeds: Sequence[int] = (0, 1, 2),
+    scale: str = "default",
+    rl_cli: Sequence[str] = (),
+    budget: ComparisonBudget | None = None,
+    sft_cli: Sequence[str] = (),
+) -> dict:
+    """The paper's comparison table over `seeds`: every arm, paired by seed."""
+    seed_list = " ".join(map(str, seeds))
+    return run_comparison(out, f"agrl reproduce ({scale} data, seeds {list(seeds)})",
+                          f"agrl reproduce --scale {scale} --seeds {seed_list}", seeds, scale,
+                          budget or ComparisonBudget(), ARMS, rl_cli, sft_cli)  # fmt: skip
+
+
+def run_demo(
+    out: Path,
+    seed: int = 0,
+    rl_cli: Sequence[str] = (),
+    sft_cli: Sequence[str] = (),
+    budget: ComparisonBudget | None = None,
+) -> dict:
+    """The embedded default at one seed: tiny ShopRules, SFT, then GRPO and AGRL from the same SFT."""
+    summary = run_comparison(out, "agrl demo (tiny scale, one seed)", "make demo", [seed], "tiny",
+                             budget or DEMO_BUDGET, ("grpo", "agrl"), rl_cli, sft_cli, {"max_steps": 900})  # fmt: skip
+    print((out / "table.md").read_text())
+    return summary
