@@ -14,7 +14,7 @@ from agrl.cumpt import cumpt
 from agrl.data.shoprules import HEAD_RULES
 from agrl.evaluate import Evaluation, evaluate, luck_proof, render_report, write_evaluation
 from agrl.reasoning import render_reasoning
-from agrl.rules import GRADES, default_rulebook
+from agrl.rules import GRADES, default_rulebook, same_rule
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,31 @@ def test_gold_references_score_perfectly(b_eval):
         assert metrics.confusion[str(g)][str(g)] == metrics.per_class[str(g)]["support"]
     assert confusion_total(metrics) == len(b_eval)
     assert all(row["accuracy"] == 1.0 and row["rule_accuracy"] == 1.0 for row in metrics.per_rule.values())
+
+
+def test_per_rule_confusion_and_faithfulness_given_solved(b_eval):
+    references = {r["id"]: r["reference"] for r in b_eval}
+    metrics = evaluate(b_eval, references, head_rules=HEAD_RULES)
+    for rule, row in metrics.per_rule.items():
+        # gold references state their own rule and label on every record of the rule
+        (stated, n), *rest = row["stated"].items()
+        assert not rest and n == row["n"] and same_rule(stated.split(" → ")[0], rule), (rule, row["stated"])
+    assert metrics.grounded_solved_head == metrics.grounded_solved_tail == 1.0
+    assert metrics.self_consistency_head == metrics.self_consistency_tail == 1.0
+    # a right label and rule over wrong checks is solved but not grounded: faithfulness given solved falls
+    wrong_checks = {}
+    for r in b_eval:
+        checks = dict(r["annotations"]["checks"])
+        slot = next(iter(checks))
+        checks[slot] = "match" if checks[slot] != "match" else "mismatch"
+        rule = default_rulebook().get(r["rule"])
+        assert rule is not None
+        a = r["annotations"]
+        wrong_checks[r["id"]] = render_reasoning(a["query"], a["product"], checks, rule.tag, r["label"])
+    lying = evaluate(b_eval, wrong_checks, head_rules=HEAD_RULES)
+    assert lying.tail_solved == 1.0 and lying.grounded_solved_tail == 0.0
+    assert lying.per_rule[b_eval[0]["rule"]]["stated"]
+    assert lying.outcomes["solved_tail"].sum() == lying.tail_n
 
 
 def test_constant_label_4_predictor(b_eval):

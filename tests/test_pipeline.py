@@ -72,6 +72,11 @@ def test_miniature_demo_end_to_end(tmp_path):
     ]
     assert any("replay/triggered_frac" in h for h in history)
     assert [h["step"] for h in history if "eval_tail_tail_solved" in h] == [0, 1, 2]  # the learning curve
+    assert [h["step"] for h in history if "eval_head_accuracy" in h] == [0, 1, 2]  # head on the same steps
+    head_curve = summary["curves"]["agrl"]
+    assert set(head_curve["head_final"]) == {"0"} and 0.0 <= head_curve["head_min"]["0"] <= 1.0
+    assert "Per deciding rule (w_eval" in report and "What each judge states on each gold rule" in report
+    assert "grounded given solved, head (w_eval)" in report
 
 
 @pytest.mark.slow  # ~40 s: a miniature `agrl reproduce`
@@ -96,3 +101,9 @@ def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     assert summary["targets"] and all(("met" in t) or ("MISSED" in t) for t in summary["targets"])
     report = (out / "report.md").read_text()
     assert "Paired differences against GRPO" in report and "SFT-on-gold (control)" in report
+    # a resumed run reads every finished arm back: the same statistics, nothing trained again
+    models = {p: p.stat().st_mtime for p in (out / "runs" / "models").glob("*/model.safetensors")}
+    again = run_comparison(out, "mini", "test", [0, 1], "tiny", SMALL, ARMS, SMALL_RL, SMALL_SFT, resume=True)
+    assert json.loads(json.dumps(again["methods"])) == json.loads(json.dumps(summary["methods"]))
+    assert again["curves"] == summary["curves"]
+    assert {p: p.stat().st_mtime for p in models} == models

@@ -88,7 +88,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from agrl.experiments.shoprules import run_reproduce
 
     budget = budget_from(ComparisonBudget, args)
-    run_reproduce(Path(args.out), seeds=args.seeds, scale=args.scale, rl_cli=args.overrides, budget=budget)
+    run_reproduce(
+        Path(args.out),
+        seeds=args.seeds,
+        scale=args.scale,
+        rl_cli=args.overrides,
+        budget=budget,
+        resume=args.resume,
+    )
     return 0
 
 
@@ -187,6 +194,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--scale", default="default", choices=("tiny", "small", "default"), help="ShopRules split sizes"
     )
+    p.add_argument("--resume", action="store_true",
+                   help="read back the arms a killed run of --out finished instead of training them again")  # fmt: skip
     p.set_defaults(func=cmd_reproduce, accepts_overrides=True)
 
     p = sub.add_parser(

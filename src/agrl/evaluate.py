@@ -14,6 +14,7 @@ rulebook from them. *Self-consistency* only asks that the label follow the model
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -32,6 +33,8 @@ HEADLINE = (
     "macro_f1",
     "format_valid",
     "grounded_adherence",
+    "grounded_solved_head",
+    "grounded_solved_tail",
     "self_consistency",
     "rule_accuracy",
     "tail_solved",
@@ -75,6 +78,12 @@ class Evaluation:
     tail_n: int
     head_accuracy: float | None
     head_n: int
+    # Faithfulness where the judge is right: the stated checks are the gold ones (and the label follows
+    # them), among solved head / solved tail records; self-consistency on head / tail records.
+    grounded_solved_head: float | None
+    grounded_solved_tail: float | None
+    self_consistency_head: float | None
+    self_consistency_tail: float | None
     per_class: dict[str, dict[str, Any]]
     confusion: dict[str, dict[str, int]]
     per_rule: dict[str, dict[str, Any]]
@@ -120,6 +129,7 @@ def evaluate(
     labels: list[int | None] = []
     missing = 0
     per_rule: dict[str, dict[str, int]] = {}
+    stated_by_rule: dict[str, Counter[str]] = {}
     for record in records:
         completion = predictions.get(str(record["id"]))
         missing += completion is None
@@ -166,6 +176,10 @@ def evaluate(
             rows[key].append(bool(value))
         if gold_rule:
             bucket = per_rule.setdefault(gold_rule, {"n": 0, "correct": 0, "rule_correct": 0, "solved": 0})
+            # what the judge said on this rule's records: "<stated rule> → <label>" (the confusion of
+            # gold rule × predicted rule and label, which shows *how* a rule breaks)
+            stated = f"{reasoning.rule_id} → {label}" if reasoning else "unparsed"
+            stated_by_rule.setdefault(gold_rule, Counter())[stated] += 1
             bucket["n"] += 1
             bucket["correct"] += hit
             bucket["rule_correct"] += rule_hit
@@ -194,6 +208,10 @@ def evaluate(
         tail_n=int(v["luck_proof"].sum()),
         head_accuracy=share(v["correct"], v["head"]),
         head_n=int(v["head"].sum()),
+        grounded_solved_head=share(v["grounded"], v["solved"] & v["head"]),
+        grounded_solved_tail=share(v["grounded"], v["solved"] & v["luck_proof"]),
+        self_consistency_head=share(v["consistent"], v["head"]),
+        self_consistency_tail=share(v["consistent"], v["luck_proof"]),
         per_class=grades["per_class"],
         confusion=grades["confusion"],
         per_rule={
@@ -202,10 +220,12 @@ def evaluate(
                 "accuracy": b["correct"] / b["n"],
                 "rule_accuracy": b["rule_correct"] / b["n"],
                 "solved": b["solved"] / b["n"],
+                "stated": dict(stated_by_rule[r].most_common()),
             }
             for r, b in ((r, per_rule[r]) for r in ordered_rules)
         },  # fmt: skip
-        outcomes={k: v[k] for k in OUTCOMES},
+        outcomes={k: v[k] for k in OUTCOMES}
+        | {"solved_head": v["solved"] & v["head"], "solved_tail": v["solved"] & v["luck_proof"]},  # fmt: skip
     )
 
 

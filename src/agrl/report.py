@@ -30,6 +30,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("b_eval", "self_consistency", "self-consistency (b_eval)"),
     ("b_eval", "format_valid", "format valid (b_eval)"),
     ("tail", "accuracy", "tail label acc (luck-prone)"),
+    ("w_eval", "grounded_solved_head", "grounded given solved, head (w_eval)"),
+    ("tail", "grounded_solved_tail", "grounded given solved, tail"),
+    ("w_eval", "self_consistency_head", "self-consistency, head (w_eval)"),
+    ("tail", "self_consistency_tail", "self-consistency, tail"),
 )
 # metric -> (outcome vector counted, outcome mask it is counted over; None = every record)
 OUTCOME_METRICS: dict[str, tuple[str, str | None]] = {
@@ -38,6 +42,8 @@ OUTCOME_METRICS: dict[str, tuple[str, str | None]] = {
     "tail_solved": ("solved", "luck_proof"),
     "grounded_adherence": ("grounded", None),
     "format_valid": ("valid", None),
+    "grounded_solved_head": ("grounded", "solved_head"),
+    "grounded_solved_tail": ("grounded", "solved_tail"),
 }
 LABELS = {
     "sft": "SFT",
@@ -49,6 +55,7 @@ LABELS = {
     "agrl": "AGRL",
 }
 CURVE_KEY = "eval_tail_tail_solved"
+HEAD_CURVE_KEY = "eval_head_accuracy"  # head accuracy on a fixed w_eval head subset, same steps
 
 
 def sample_sd(values: Sequence[float]) -> float:
@@ -153,8 +160,13 @@ def curve_summary(histories: Mapping[str, Mapping[int, Sequence[Mapping]]], refe
     """Per method: final value, AUC and (vs `reference`) steps to reach its final value, by seed."""
     out: dict = {}
     for method, by_seed in histories.items():
-        rows: dict = {"final": {}, "auc": {}, "steps_to_reference_final": {}, "fraction_of_steps": {}}
+        rows: dict = {"final": {}, "auc": {}, "steps_to_reference_final": {}, "fraction_of_steps": {},
+                      "head_start": {}, "head_final": {}, "head_min": {}}  # fmt: skip
         for seed, history in by_seed.items():
+            head = curve_points(history, HEAD_CURVE_KEY)
+            if head:
+                rows["head_start"][str(seed)], rows["head_final"][str(seed)] = head[0][1], head[-1][1]
+                rows["head_min"][str(seed)] = min(y for _, y in head)
             points = curve_points(history)
             if not points:
                 continue
@@ -263,9 +275,9 @@ def difference_table(summary: Mapping, reference: str = "grpo") -> str:
 
 
 def _per_rule_solved(
-    results: Mapping, split: str = "b_eval"
+    results: Mapping, split: str = "b_eval", key: str = "solved"
 ) -> tuple[list[str], dict[str, list[float | None]]]:
-    """Rules, and per method the mean over seeds of each rule's solved share (None: never evaluated)."""
+    """Rules, and per method the mean over seeds of each rule's `key` share (None: never evaluated)."""
     rules = sorted({rule for by_seed in results.values() for r in by_seed.values() if split in r
                     for rule in r[split].per_rule})  # fmt: skip
     table: dict[str, list[float | None]] = {}
@@ -274,11 +286,56 @@ def _per_rule_solved(
             continue
         row = []
         for rule in rules:
-            vals = [r[split].per_rule[rule]["solved"] for r in by_seed.values()
+            vals = [r[split].per_rule[rule][key] for r in by_seed.values()
                     if split in r and rule in r[split].per_rule]  # fmt: skip
             row.append(statistics.fmean(vals) if vals else None)
         table[method] = row
     return rules, table
+
+
+def stated_on_rules(
+    results: Mapping, split: str, rules: Sequence[str], top: int = 3
+) -> dict[str, dict[str, str]]:
+    """Per method and gold rule, what the judge stated most often ("<rule> → <label>": share of that
+    rule's records, summed over seeds): where a rule breaks, and into what."""
+    out: dict[str, dict[str, str]] = {}
+    for method, by_seed in results.items():
+        cells = {}
+        for rule in rules:
+            counts: dict[str, int] = {}
+            for r in by_seed.values():
+                for stated, n in (r[split].per_rule.get(rule, {}).get("stated") or {}).items():
+                    counts[stated] = counts.get(stated, 0) + n
+            total = sum(counts.values())
+            ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+            cells[rule] = ", ".join(f"{k} {100 * n / total:.0f}%" for k, n in ranked) if total else "n/a"
+        out[method] = cells
+    return out
+
+
+def _head_drift_section(results: Mapping, split: str = "w_eval") -> list[str]:
+    """Label accuracy per deciding rule on the natural mix, and what each judge says on each rule."""
+    rules, accuracy = _per_rule_solved(results, split, "accuracy")
+    if not rules:
+        return []
+    stated = stated_on_rules(results, split, rules)
+    return [
+        f"## Per deciding rule ({split}: the natural mix; label accuracy, %)",
+        "",
+        markdown_table(
+            ["method", *rules],
+            [
+                [_label(m), *("n/a" if v is None else f"{100 * v:.0f}" for v in row)]
+                for m, row in accuracy.items()
+            ],
+        ),  # fmt: skip
+        f"What each judge states on each gold rule ({split}; stated rule → label, share of the rule's records):",
+        "",
+        markdown_table(
+            ["gold rule", *map(_label, stated)],
+            [[rule, *(stated[m][rule] for m in stated)] for rule in rules],
+        ),
+    ]
 
 
 def _plot_bars(summary: Mapping, path: Path) -> None:
@@ -319,10 +376,11 @@ def _plot_curves(histories: Mapping, path: Path) -> None:
     plt = pyplot()
     keys = [
         (CURVE_KEY, "tail solved (fixed tail subset, greedy, no hints)"),
+        (HEAD_CURVE_KEY, "head accuracy (fixed w_eval head subset, greedy)"),
         ("rewards/label_reward/mean", "rollout label accuracy (train)"),
         ("frac_reward_zero_std", "zero-advantage fraction (dashed: before replay)"),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4))
     for ax, (key, title) in zip(axes, keys):
         for i, (method, by_seed) in enumerate(histories.items()):
             _band(ax, by_seed, key, f"C{i}", _label(method))
@@ -351,8 +409,9 @@ def _curve_section(summary: Mapping, histories: Mapping, out: Path) -> list[str]
         reach = ", ".join("never" if v is None else f"{v} ({c['fraction_of_steps'][s]:.0%})"
                           for s, v in c["steps_to_reference_final"].items())  # fmt: skip
         auc = [v for v in c["auc"].values() if v is not None]
+        head = [_over_seeds(list(c.get(k, {}).values())) for k in ("head_start", "head_min", "head_final")]
         rows.append(
-            [_label(method), _over_seeds(list(c["final"].values())), _over_seeds(auc), reach or "n/a"]
+            [_label(method), _over_seeds(list(c["final"].values())), _over_seeds(auc), reach or "n/a", *head]
         )
     _plot_curves(histories, out / "training_curves.png")
     stability = [
@@ -364,9 +423,21 @@ def _curve_section(summary: Mapping, histories: Mapping, out: Path) -> list[str]
         "## Learning curves",
         "",
         "Tail solved on a fixed tail subset during RL; AUC = mean height of the curve; *reach* = first "
-        "evaluated step at which the method reaches GRPO's final value (same seed).",
+        "evaluated step at which the method reaches GRPO's final value (same seed). Head accuracy on a "
+        "fixed subset of w_eval head-rule records at the same steps: at step 0, its lowest, at the end.",
         "",
-        markdown_table(["method", "final", "AUC", "steps to reach GRPO's final (fraction of run)"], rows),
+        markdown_table(
+            [
+                "method",
+                "tail solved final",
+                "AUC",
+                "steps to reach GRPO's final (fraction of run)",
+                "head acc start",
+                "head acc min",
+                "head acc final",
+            ],
+            rows,
+        ),  # fmt: skip
         "![training curves](training_curves.png)",
         "",
         "## Training stability",
@@ -437,6 +508,7 @@ def write_report(
             ],
         ),  # fmt: skip
     ]
+    lines += _head_drift_section(results)
     if extra:
         lines += ["## Notes", ""] + [f"- {k}: {v}" for k, v in extra.items()]
     atomic_write_text(out / "table.md", table(summary))

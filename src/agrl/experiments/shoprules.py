@@ -11,6 +11,7 @@ a seed trains on the same prompts in the same order, so seeds pair up across arm
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -36,6 +37,7 @@ from agrl.train.dpo import build_pairs, pairs_dataset
 log = logging.getLogger(__name__)
 
 EVAL_SPLITS = ("b_eval", "w_eval", "tail")
+HEAD_CURVE_FILE = "head_curve.jsonl"
 RL_CONFIGS = {  # RL arm -> its shipped config
     "grpo": "grpo_tiny.yaml",
     "grpo_pr": "grpo_pr_tiny.yaml",
@@ -66,7 +68,10 @@ def comparison_arms(
     sft: Path, data: Path, prompts: Path, work: Path, seed: int, budget: ComparisonBudget
 ) -> dict[str, Arm]:
     """Every arm of one seed, from the same SFT model on the same prompts in the same order."""
-    curve = {"eval_files": f"tail={data / 'tail.jsonl'}", "eval_every_steps": budget.curve_every,
+    # Two curves on fixed subsets: tail solved, and head accuracy on the natural mix's head records
+    # (`head_curve.jsonl`), so that when the head drifts shows on the same steps as the tail gain.
+    curves = f"tail={data / 'tail.jsonl'},head={data / HEAD_CURVE_FILE}"
+    curve = {"eval_files": curves, "eval_every_steps": budget.curve_every,
              "eval_max_samples": budget.curve_n}  # fmt: skip
     start = {"model_name_or_path": str(sft), "seed": seed}
     on_prompts = {**start, **curve, "train_file": str(prompts), "max_steps": budget.rl_steps}
@@ -83,6 +88,14 @@ def comparison_arms(
     for name, config in RL_CONFIGS.items():
         arms[name] = Arm(name, "grpo", config, {**on_prompts, **out(name), "shuffle_dataset": False})
     return arms
+
+
+def head_curve_records(data: Path, budget: ComparisonBudget) -> Path:
+    """The fixed head subset of the learning curves: the first `curve_n` head-rule `w_eval` records."""
+    head = {r.casefold() for r in HEAD_RULES}
+    records = [r for r in read_records(data / "w_eval.jsonl") if str(r.get("rule", "")).casefold() in head]
+    write_jsonl(data / HEAD_CURVE_FILE, records[: budget.curve_n])
+    return data / HEAD_CURVE_FILE
 
 
 def rl_prompts(data: Path, seed: int, budget: ComparisonBudget) -> Path:
@@ -130,6 +143,14 @@ def evaluate_model(
         )
         write_json(out / f"{split}.metrics.json", results[split].to_json())
     return results
+
+
+def finished(folder: Path) -> dict[str, Evaluation] | None:
+    """The evaluations a previous run wrote to `folder`, when every split's metrics are there."""
+    files = {split: folder / f"{split}.metrics.json" for split in EVAL_SPLITS}
+    if not all(f.exists() for f in files.values()):
+        return None
+    return {split: Evaluation.from_json(json.loads(f.read_text())) for split, f in files.items()}
 
 
 def gate_prompts(data: Path, budget: ComparisonBudget) -> list[dict]:
@@ -215,19 +236,31 @@ def run_comparison(
     rl_cli: Sequence[str] = (),
     sft_cli: Sequence[str] = (),
     sft_fields: Mapping[str, Any] | None = None,
+    resume: bool = False,
 ) -> dict:
     """One SFT warm start and its gate, then `arms` over `seeds`; writes summary.json and report.md.
 
-    `rl_cli` are the user's config flags for the RL arms, `sft_cli` for the warm start."""
+    `rl_cli` are the user's config flags for the RL arms, `sft_cli` for the warm start. With `resume`,
+    every arm (and the warm start) whose evaluation a previous run of `out` finished is read back
+    instead of trained again; an arm killed mid-way is trained again from its start."""
     started = time.perf_counter()
     work = out / "runs"
     data = work / "data"
     log.info("generating ShopRules (%s, seed 0) -> %s", scale, data)
     generate(data, seed=0, scale=scale, progress=False)
+    head_curve_records(data, budget)
     log.info("SFT warm start of the tiny model")
-    sft = train_arm(sft_arm(data, work / "models" / "sft", **(sft_fields or {})), sft_cli).path
-    sft_eval = evaluate_model(sft, data, work / "eval" / "sft", budget.eval_n)
-    gate = check_gate(sft_eval, stuck_rate(sft, gate_prompts(data, budget), budget.gate_samples))
+    sft = work / "models" / "sft"
+    sft_eval = finished(work / "eval" / "sft") if resume else None
+    if sft_eval is None:
+        sft = train_arm(sft_arm(data, sft, **(sft_fields or {})), sft_cli).path
+        sft_eval = evaluate_model(sft, data, work / "eval" / "sft", budget.eval_n)
+    gate_file = work / "eval" / "gate.json"
+    if resume and gate_file.exists():
+        gate = json.loads(gate_file.read_text())
+    else:
+        gate = check_gate(sft_eval, stuck_rate(sft, gate_prompts(data, budget), budget.gate_samples))
+        write_json(gate_file, gate)
     for c in gate["checks"]:
         log.info("gate: %s = %.1f %% (needs %s %.0f %%): %s", c["name"], 100 * c["value"], c["op"],
                  100 * c["threshold"], "ok" if c["ok"] else "FAILED")  # fmt: skip
@@ -240,8 +273,16 @@ def run_comparison(
         for name, arm in comparison_arms(sft, data, prompts, work, seed, budget).items():
             if name not in arms:
                 continue
-            log.info("seed %d: %s", seed, name)
             arm_started = time.perf_counter()
+            done = finished(work / "eval" / f"{name}_s{seed}") if resume else None
+            if done is not None:
+                log.info("seed %d: %s (finished before: read back)", seed, name)
+                results.setdefault(name, {})[seed] = done
+                histories.setdefault(name, {})[seed] = RunInfo.read(
+                    name, Path(arm.fields["output_dir"])
+                ).log_history
+                continue
+            log.info("seed %d: %s", seed, name)
             if name == "dpo":
                 info, notes[f"seed {seed} dpo_pairs"] = train_dpo(arm, sft, prompts)
                 if info is None:  # nothing to learn from: DPO leaves the SFT model as it is
@@ -278,12 +319,13 @@ def run_reproduce(
     rl_cli: Sequence[str] = (),
     budget: ComparisonBudget | None = None,
     sft_cli: Sequence[str] = (),
+    resume: bool = False,
 ) -> dict:
     """The paper's comparison table over `seeds`: every arm, paired by seed."""
     seed_list = " ".join(map(str, seeds))
     return run_comparison(out, f"agrl reproduce ({scale} data, seeds {list(seeds)})",
                           f"agrl reproduce --scale {scale} --seeds {seed_list}", seeds, scale,
-                          budget or ComparisonBudget(), ARMS, rl_cli, sft_cli)  # fmt: skip
+                          budget or ComparisonBudget(), ARMS, rl_cli, sft_cli, resume=resume)  # fmt: skip
 
 
 def run_demo(
