@@ -252,6 +252,7 @@ def run_comparison(
     log.info("SFT warm start of the tiny model")
     sft = work / "models" / "sft"
     sft_eval = finished(work / "eval" / "sft") if resume else None
+    read_back = ["sft"] if sft_eval is not None else []
     if sft_eval is None:
         sft = train_arm(sft_arm(data, sft, **(sft_fields or {})), sft_cli).path
         sft_eval = evaluate_model(sft, data, work / "eval" / "sft", budget.eval_n)
@@ -277,6 +278,7 @@ def run_comparison(
             done = finished(work / "eval" / f"{name}_s{seed}") if resume else None
             if done is not None:
                 log.info("seed %d: %s (finished before: read back)", seed, name)
+                read_back.append(f"{name}_s{seed}")
                 results.setdefault(name, {})[seed] = done
                 histories.setdefault(name, {})[seed] = RunInfo.read(
                     name, Path(arm.fields["output_dir"])
@@ -298,6 +300,10 @@ def run_comparison(
         write_json(out / "partial_results.json",
                    {a: {str(s): {k: e.to_json() for k, e in by.items()} for s, by in r.items()} for a, r in results.items()})  # fmt: skip
     notes["SFT"] = "one run (data seed 0); its row repeats it for every seed so that differences pair up"
+    if read_back:  # the minutes above are this run's; these were trained by the run that was resumed
+        notes["resumed"] = (
+            f"read back from a previous run of this folder, not trained again: {', '.join(read_back)}"
+        )
     seconds = time.perf_counter() - started
     summary = summarize(results)
     origin = provenance()
