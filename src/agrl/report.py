@@ -293,6 +293,14 @@ def _per_rule_solved(
     return rules, table
 
 
+def _rule_table(rules: Sequence[str], by_method: Mapping[str, Sequence[float | None]]) -> str:
+    """Methods × rules, shares in whole percent."""
+    rows = [
+        [_label(m), *("n/a" if v is None else f"{100 * v:.0f}" for v in row)] for m, row in by_method.items()
+    ]
+    return markdown_table(["method", *rules], rows)
+
+
 def stated_on_rules(
     results: Mapping, split: str, rules: Sequence[str], top: int = 3
 ) -> dict[str, dict[str, str]]:
@@ -322,13 +330,7 @@ def _head_drift_section(results: Mapping, split: str = "w_eval") -> list[str]:
     return [
         f"## Per deciding rule ({split}: the natural mix; label accuracy, %)",
         "",
-        markdown_table(
-            ["method", *rules],
-            [
-                [_label(m), *("n/a" if v is None else f"{100 * v:.0f}" for v in row)]
-                for m, row in accuracy.items()
-            ],
-        ),  # fmt: skip
+        _rule_table(rules, accuracy),
         f"What each judge states on each gold rule ({split}; stated rule → label, share of the rule's records):",
         "",
         markdown_table(
@@ -500,13 +502,7 @@ def write_report(
         "",
         "![per rule](per_rule.png)",
         "",
-        markdown_table(
-            ["method", *rules],
-            [
-                [_label(m), *("n/a" if v is None else f"{100 * v:.0f}" for v in row)]
-                for m, row in solved.items()
-            ],
-        ),  # fmt: skip
+        _rule_table(rules, solved),
     ]
     lines += _head_drift_section(results)
     if extra:
