@@ -1,39 +1,63 @@
-"""Tune AGRL's replay knobs on the `dev` split (never on a reported split).
+"""Tune an RL arm on the `dev` split (never on a reported split): one run per grid point.
 
-Short AGRL runs from one SFT checkpoint over a small grid (starting level x k), each scored on the
-`dev` split's luck-proof tail records (tail solved) and head records (head accuracy). The winner
-goes into configs/agrl_tiny.yaml by hand; the table is written to results/tuning/dev.json.
+Every point trains the arm from one SFT checkpoint on the tuning seed's prompts (`rl_prompts`, the
+same code path as `agrl reproduce`) and is scored on `dev`: tail solved (luck-proof tail records),
+head accuracy, the natural-mix accuracy (dev's per-rule accuracy re-weighted to ShopRules' natural
+scenario weights, the mix `w_eval` is drawn from: the tuning proxy for the deployed traffic), and
+faithfulness (grounded adherence given solved and self-consistency, head and tail apart).
 
-    .venv/bin/python scripts/tune_dev.py --sft runs/models/sft --data runs/data --steps 60 [--learning_rate 1e-4]
+A point is a name and its config flags; `--rl_tail_share X` among them sets the prompt mix. Points
+already in `--out` are kept (a killed sweep resumes); the winner goes into the arm's config by hand.
+
+    .venv/bin/python scripts/tune_dev.py --sft S/runs/models/sft --data S/runs/data --out results/tuning/agrl_head.json \\
+        --point default= --point beta0.2="--beta 0.2" --point mix30="--rl_tail_share 0.3"
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import shlex
 import time
 from pathlib import Path
 
 from agrl.data.io import read_records, write_json
-from agrl.data.shoprules import HEAD_RULES
+from agrl.data.shoprules import HEAD_RULES, NATURAL, SCENARIOS
 from agrl.evaluate import evaluate
 from agrl.experiments.budgets import ComparisonBudget
+from agrl.experiments.provenance import provenance
 from agrl.experiments.runner import train_arm
 from agrl.experiments.shoprules import comparison_arms, rl_prompts
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
 
 TUNING_SEED = 100  # not one of the reported seeds
+FIELDS = ("tail_solved", "head_accuracy", "accuracy", "format_valid", "grounded_solved_head",
+          "grounded_solved_tail", "self_consistency_head", "self_consistency_tail")  # fmt: skip
 
 
 def score(model_dir: Path, records: list[dict]) -> dict:
     model, tokenizer = load_model(str(model_dir))
     texts = generate_completions(model, tokenizer, records, progress=False)
     m = evaluate(records, {r["id"]: t[0] for r, t in zip(records, texts)}, head_rules=HEAD_RULES)
-    return {k: m.get(k) for k in ("tail_solved", "tail_n", "head_accuracy", "accuracy", "format_valid")} | {
-        f"solved_{rule}": round(row["solved"], 3) for rule, row in m.per_rule.items()
-    }
+    weights = {SCENARIOS[s].rule: w for s, w in NATURAL.items()}
+    natural = sum(weights[r] * row["accuracy"] for r, row in m.per_rule.items()) / sum(
+        weights[r] for r in m.per_rule
+    )
+    return (
+        {k: m.get(k) for k in FIELDS}
+        | {"natural_accuracy": natural}
+        | {f"accuracy_{rule}": round(row["accuracy"], 3) for rule, row in m.per_rule.items()}
+    )
+
+
+def split_budget(flags: list[str], steps: int) -> tuple[ComparisonBudget, list[str]]:
+    """The prompt-mix flag goes to the budget, the rest to the arm's config."""
+    share = None
+    if "--rl_tail_share" in flags:
+        i = flags.index("--rl_tail_share")
+        share, flags = float(flags[i + 1]), flags[:i] + flags[i + 2 :]
+    return ComparisonBudget(rl_steps=steps, curve_every=0, rl_tail_share=share), flags
 
 
 def main() -> None:
@@ -42,37 +66,36 @@ def main() -> None:
     )
     parser.add_argument("--sft", required=True, type=Path)
     parser.add_argument("--data", required=True, type=Path)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--ks", type=int, nargs="+", default=[2, 4])
-    parser.add_argument("--method", default="agrl", help="a reproduce RL arm (grpo for a reference point)")
-    parser.add_argument("--work", type=Path, default=Path("runs/tuning"))
-    parser.add_argument("--out", type=Path, default=Path("results/tuning/dev.json"))
-    args, extra = parser.parse_known_args()  # anything else: config overrides for every run (--key value)
-    args.extra = extra
-    dev = read_records(args.data / "dev.jsonl")
-    budget = ComparisonBudget(rl_steps=args.steps, curve_every=0)
-    prompts = rl_prompts(args.data, TUNING_SEED, budget)
-    previous = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
-    rows = [r for r in previous if r["setting"] != "sft"]
-    rows.insert(0, {"setting": "sft", **score(args.sft, dev)})
-    print(json.dumps(rows[0]), flush=True)
-    grid = (
-        itertools.product(args.levels, args.ks) if args.method in ("agrl", "replay_only") else [(None, None)]
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument(
+        "--method", default="agrl", help="a reproduce arm: grpo, grpo_pr, replay_only, agrl, sft_gold"
     )
-    for level, k in grid:
+    parser.add_argument("--point", action="append", default=[], metavar="NAME=FLAGS",
+                        help="a grid point: its name and config flags (repeatable)")  # fmt: skip
+    parser.add_argument("--work", type=Path, default=Path("runs/tuning"))
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    dev = read_records(args.data / "dev.jsonl")
+    previous = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
+    rows = {r["setting"]: r for r in previous}
+    if "sft" not in rows:
+        rows["sft"] = {"setting": "sft", **score(args.sft, dev)}
+    origin = provenance()
+    for point in args.point:
+        name, _, text = point.partition("=")
+        if name in rows:
+            continue
         started = time.perf_counter()
-        knobs = [] if level is None else ["--guidance_start_level", str(level), "--replay_k", str(k)]
-        name = " ".join([args.method, *knobs, *args.extra]).replace("--", "")
-        out = args.work / name.replace(" ", "_")
+        budget, flags = split_budget(shlex.split(text), args.steps)
+        prompts = rl_prompts(args.data, TUNING_SEED, budget)
         arm = comparison_arms(args.sft, args.data, prompts, args.work, TUNING_SEED, budget)[args.method]
-        train_arm(arm.with_fields(output_dir=str(out), disable_tqdm=True), [*knobs, *args.extra])
-        rows = [r for r in rows if r["setting"] != name]
-        rows.append(
-            {"setting": name, "minutes": round((time.perf_counter() - started) / 60, 1), **score(out, dev)}
-        )
-        print(json.dumps(rows[-1]), flush=True)
-        write_json(args.out, {"steps": args.steps, "seed": TUNING_SEED, "split": "dev", "rows": rows})
+        out = args.work / f"{args.method}_{name}"
+        train_arm(arm.with_fields(output_dir=str(out), disable_tqdm=True), flags)
+        rows[name] = {"setting": name, "flags": text, "minutes": round((time.perf_counter() - started) / 60, 1),
+                      **score(out, dev)}  # fmt: skip
+        print(rows[name], flush=True)
+        write_json(args.out, {"method": args.method, "steps": args.steps, "seed": TUNING_SEED, "split": "dev",
+                              "commit": origin["commit"], "clean": origin["clean"], "rows": list(rows.values())})  # fmt: skip
 
 
 if __name__ == "__main__":

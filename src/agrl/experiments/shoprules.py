@@ -99,11 +99,26 @@ def head_curve_records(data: Path, budget: ComparisonBudget) -> Path:
 
 
 def rl_prompts(data: Path, seed: int, budget: ComparisonBudget) -> Path:
-    """The `rl` prompts every arm of this seed trains on, in order: a seeded shuffle, cut to the budget."""
+    """The `rl` prompts every arm of this seed trains on, in order: a seeded shuffle, cut to the budget.
+
+    With `budget.rl_tail_share`, that share of the prompts comes from tail rules and the rest from
+    head rules (rehearsal of what SFT already solves), in the same seeded order."""
     records = read_records(data / "rl.jsonl")
-    random.Random(f"agrl/rl-order/{seed}").shuffle(records)
+    rng = random.Random(f"agrl/rl-order/{seed}")
+    rng.shuffle(records)
+    n = budget.rl_steps * budget.prompts_per_step
+    if budget.rl_tail_share is not None:
+        if not 0.0 <= budget.rl_tail_share <= 1.0:
+            raise ValueError(f"rl_tail_share: expected a share in [0, 1], got {budget.rl_tail_share}")
+        head_rules = {r.casefold() for r in HEAD_RULES}
+        is_head = [str(r.get("rule", "")).casefold() in head_rules for r in records]
+        n_tail = round(n * budget.rl_tail_share)
+        tail = [r for r, h in zip(records, is_head) if not h][:n_tail]
+        head = [r for r, h in zip(records, is_head) if h][: n - n_tail]
+        records = tail + head
+        rng.shuffle(records)
     path = data / f"rl_s{seed}.jsonl"
-    write_jsonl(path, records[: budget.rl_steps * budget.prompts_per_step])
+    write_jsonl(path, records[:n])
     return path
 
 
