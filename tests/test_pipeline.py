@@ -93,6 +93,18 @@ def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     per_seed = summary["methods"]["agrl"]["tail/tail_solved"]["per_seed"]
     grpo = summary["methods"]["grpo"]["tail/tail_solved"]["per_seed"]
     assert diff["per_seed"] == {s: per_seed[s] - grpo[s] for s in ("0", "1")}
+    # the headline pairs AGRL with GRPO-PR (same reward, no replay); SFT and the control are references too
+    grpo_pr = summary["methods"]["grpo_pr"]["tail/accuracy"]["per_seed"]
+    agrl_acc = summary["methods"]["agrl"]["tail/accuracy"]["per_seed"]
+    headline = summary["vs_grpo_pr"]["agrl"]["tail/accuracy"]
+    assert headline["per_seed"] == pytest.approx({s: agrl_acc[s] - grpo_pr[s] for s in ("0", "1")})
+    assert len(headline["seed_ci95"]) == 2 and {"vs_grpo", "vs_sft", "vs_sft_gold"} <= set(summary)
+    stuck = summary["gate"]["stuck_per_rule"]
+    assert (
+        stuck
+        and set(stuck) <= {"R03", "R09", "R10", "R01", "R11"}
+        and all(0 <= v <= 1 for v in stuck.values())
+    )
     # every arm of a seed saw the same prompts in the same order
     prompts = [
         json.loads(line)["id"] for line in (out / "runs" / "data" / "rl_s1.jsonl").read_text().splitlines()
@@ -100,7 +112,8 @@ def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     assert len(prompts) == SMALL.rl_steps * SMALL.prompts_per_step
     assert summary["targets"] and all(("met" in t) or ("MISSED" in t) for t in summary["targets"])
     report = (out / "report.md").read_text()
-    assert "Paired differences against GRPO" in report and "SFT-on-gold (control)" in report
+    assert "Paired differences against GRPO-PR" in report and "Paired differences against GRPO (" in report
+    assert "SFT-on-gold (control)" in report and "Stuck per tail rule" in report
     # a resumed run reads every finished arm back: the same statistics, nothing trained again
     models = {p: p.stat().st_mtime for p in (out / "runs" / "models").glob("*/model.safetensors")}
     again = run_comparison(out, "mini", "test", [0, 1], "tiny", SMALL, ARMS, SMALL_RL, SMALL_SFT, resume=True)

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 
 import pytest
 
 from agrl.data.overlap import overlap_label
-from agrl.data.shoprules import SCALES, SCENARIOS, SPLITS, TAIL, generate, generate_split, luck_proof_tail
+from agrl.data.shoprules import (
+    HEAD_RULES,
+    SCALES,
+    SCENARIOS,
+    SPLITS,
+    TAIL,
+    generate,
+    generate_split,
+    luck_proof_tail,
+)
+from agrl.experiments.budgets import ComparisonBudget
+from agrl.experiments.shoprules import rl_prompts
 from agrl.reasoning import parse_reasoning
 from agrl.rules import default_rulebook
 
@@ -157,3 +169,17 @@ def test_dev_split_is_rl_like_and_separate(shoprules):
     dev = Counter(r["scenario"] for r in shoprules["dev"])
     assert set(dev) == set(SCENARIOS)
     assert sum(dev[s] for s in TAIL) >= 0.4 * len(shoprules["dev"])
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25, 1.0])
+def test_rl_prompts_take_the_asked_share_of_tail_rules(shoprules_dir, tmp_path, share):
+    shutil.copy(shoprules_dir / "rl.jsonl", tmp_path / "rl.jsonl")
+    budget = ComparisonBudget(rl_steps=10, prompts_per_step=4, rl_tail_share=share)
+    records = [json.loads(line) for line in rl_prompts(tmp_path, 3, budget).read_text().splitlines()]
+    tail = sum(r["rule"] not in HEAD_RULES for r in records)
+    assert len(records) == 40 and len({r["id"] for r in records}) == 40
+    assert tail == round(40 * share)
+    # the same seed gives the same prompts in the same order; the default keeps rl's own mix
+    assert rl_prompts(tmp_path, 3, budget).read_text() == rl_prompts(tmp_path, 3, budget).read_text()
+    with pytest.raises(ValueError, match="rl_tail_share"):
+        rl_prompts(tmp_path, 3, ComparisonBudget(rl_tail_share=1.5))

@@ -205,20 +205,31 @@ def training_stability(histories: Mapping[str, Mapping[int, Sequence[Mapping]]])
     return out
 
 
-def summarize(results: Mapping[str, Mapping[int, Mapping[str, Evaluation]]], reference: str = "grpo") -> dict:
-    """{method: {seed: {split: metrics}}} -> per method and column: stats; paired differences vs `reference`."""
-    summary: dict = {"methods": {}, "vs_" + reference: {}}
+# Paired differences reported: the headline is AGRL − GRPO-PR (the same rule-aware reward, without
+# replay: what isolates replay); GRPO (label-only reward) and SFT (the warm start) stay as rows.
+REFERENCES = ("grpo_pr", "grpo", "sft", "sft_gold")
+
+
+def summarize(
+    results: Mapping[str, Mapping[int, Mapping[str, Evaluation]]], references: Sequence[str] = REFERENCES
+) -> dict:
+    """{method: {seed: {split: metrics}}} -> per method and column: stats; for every reference that
+    was run, `vs_<reference>`: every other method's differences from it, paired by seed."""
+    summary: dict = {"methods": {}}
     for method, by_seed in results.items():
-        if not by_seed:
-            continue
-        summary["methods"][method] = {
-            f"{split}/{metric}": metric_stats(by_seed, split, metric) for split, metric, _ in COLUMNS
-        }
-        if method != reference and reference in results:
-            summary["vs_" + reference][method] = {
+        if by_seed:
+            summary["methods"][method] = {
+                f"{split}/{metric}": metric_stats(by_seed, split, metric) for split, metric, _ in COLUMNS
+            }
+    for reference in (r for r in references if results.get(r)):
+        summary["vs_" + reference] = {
+            method: {
                 f"{split}/{metric}": paired_difference(by_seed, results[reference], split, metric)
                 for split, metric, _ in COLUMNS
             }
+            for method, by_seed in results.items()
+            if method != reference and by_seed
+        }
     return summary
 
 
@@ -228,6 +239,9 @@ def _fmt(stat: Mapping | None, ci: bool = False) -> str:
     text = f"{100 * stat['mean']:.1f}"
     if stat.get("n", 0) > 1:
         text += f" ± {100 * stat['sd']:.1f}"
+    if ci and stat.get("seed_ci95"):
+        lo, hi = stat["seed_ci95"]
+        text += f" t[{100 * lo:.1f}, {100 * hi:.1f}]"
     if ci and stat.get("ci95"):
         lo, hi = stat["ci95"]
         text += f" [{100 * lo:.1f}, {100 * hi:.1f}]"
@@ -260,11 +274,12 @@ def _signed(stat: Mapping | None) -> str:
     return f"{text} ({per_seed})"
 
 
-DIFFERENCE_COLUMNS = [c for c in COLUMNS if c[:2] in {("tail", "tail_solved"), ("w_eval", "head_accuracy"),
-                                                      ("w_eval", "accuracy"), ("b_eval", "accuracy")}]  # fmt: skip
+DIFFERENCE_COLUMNS = [c for c in COLUMNS if c[:2] in {("tail", "tail_solved"), ("tail", "accuracy"),
+                                                      ("w_eval", "head_accuracy"), ("w_eval", "accuracy"),
+                                                      ("b_eval", "accuracy")}]  # fmt: skip
 
 
-def difference_table(summary: Mapping, reference: str = "grpo") -> str:
+def difference_table(summary: Mapping, reference: str = "grpo_pr") -> str:
     return markdown_table(
         [f"method − {_label(reference)}", *(t for _, _, t in DIFFERENCE_COLUMNS)],
         [
@@ -470,11 +485,14 @@ def write_report(
         lines += [f"**Gate before RL: {verdict}.**", ""]
         lines += [f"- {c['name']}: {100 * c['value']:.1f} % (needs {c['op']} {100 * c['threshold']:.0f} %) — "
                   f"{'ok' if c['ok'] else 'FAILED'}" for c in gate["checks"]] + [""]  # fmt: skip
+        if gate.get("stuck_per_rule"):
+            shown = ", ".join(f"{rule} {100 * v:.1f} %" for rule, v in gate["stuck_per_rule"].items())
+            lines += [f"Stuck per tail rule: {shown}.", ""]
     lines += [
         f"Command: `{command}` ({seconds / 60:.1f} min).",
         "",
-        "Every cell: mean ± sample SD over seeds [95 % bootstrap CI over evaluation examples: the noise "
-        "of a finite evaluation set, not the spread over seeds, which the SD shows], in %. "
+        "Every cell: mean ± sample SD over seeds t[95 % t-interval over seeds] [95 % bootstrap CI over "
+        "evaluation examples: the noise of a finite evaluation set, not the spread over seeds], in %. "
         "Greedy decoding, no hints, strict parsing (a malformed output is wrong). *tail solved* = label "
         "and deciding rule right on the `tail` split (examples a model blind to the tail feature gets "
         "wrong); *w_eval head acc* = accuracy on w_eval records decided by head rules.",
@@ -483,15 +501,19 @@ def write_report(
         "![accuracy](accuracy.png)",
         "",
     ]
-    if summary.get("vs_grpo"):
-        lines += [
-            "## Paired differences against GRPO (same seed)",
-            "",
-            "mean ± SD over seeds t[95 % t-interval over seeds] [95 % paired bootstrap CI over examples] "
-            "(per seed), in points. The seed interval is the one that speaks to another training run.",
-            "",
-            difference_table(summary),
-        ]
+    for reference in REFERENCES:
+        if summary.get("vs_" + reference):
+            lines += [
+                f"## Paired differences against {_label(reference)} (same seed)",
+                "",
+                "mean ± SD over seeds t[95 % t-interval over seeds] [95 % paired bootstrap CI over examples] "
+                "(per seed), in points. The seed interval is the one that speaks to another training run."
+                + (" AGRL − GRPO-PR is the headline: the same rule-aware reward, with and without replay."
+                   if reference == "grpo_pr" else ""),
+                "",
+                difference_table(summary, reference),
+                "",
+            ]  # fmt: skip
     if targets:
         lines += ["## Targets", ""] + [f"- {t}" for t in targets] + [""]
     if histories:
