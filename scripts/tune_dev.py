@@ -6,8 +6,9 @@ head accuracy, the natural-mix accuracy (dev's per-rule accuracy re-weighted to 
 scenario weights, the mix `w_eval` is drawn from: the tuning proxy for the deployed traffic), and
 faithfulness (grounded adherence given solved and self-consistency, head and tail apart).
 
-A point is a name and its config flags; `--rl_tail_share X` among them sets the prompt mix. Points
-already in `--out` are kept (a killed sweep resumes); the winner goes into the arm's config by hand.
+A point is a name and its config flags; `--rl_tail_share X` / `--rl_head_mix natural` among them
+set the prompt mix. Points already in `--out` are kept (a killed sweep resumes); the winner goes
+into the arm's config (or the budget's defaults) by hand.
 
     .venv/bin/python scripts/tune_dev.py --sft S/runs/models/sft --data S/runs/data --out results/tuning/agrl_head.json \\
         --point default= --point beta0.2="--beta 0.2" --point mix30="--rl_tail_share 0.3"
@@ -51,13 +52,19 @@ def score(model_dir: Path, records: list[dict]) -> dict:
     )
 
 
+PROMPT_FLAGS = {"--rl_tail_share": float, "--rl_head_mix": str}  # budget fields that set the prompt mix
+
+
 def split_budget(flags: list[str], steps: int) -> tuple[ComparisonBudget, list[str]]:
-    """The prompt-mix flag goes to the budget, the rest to the arm's config."""
-    share = None
-    if "--rl_tail_share" in flags:
-        i = flags.index("--rl_tail_share")
-        share, flags = float(flags[i + 1]), flags[:i] + flags[i + 2 :]
-    return ComparisonBudget(rl_steps=steps, curve_every=0, rl_tail_share=share), flags
+    """The prompt-mix flags go to the budget, the rest to the arm's config."""
+    mix, rest = {}, []
+    pairs = list(zip(flags[::2], flags[1::2]))
+    for key, value in pairs:
+        if key in PROMPT_FLAGS:
+            mix[key.removeprefix("--")] = PROMPT_FLAGS[key](value)
+        else:
+            rest += [key, value]
+    return ComparisonBudget(rl_steps=steps, curve_every=0, **mix), rest
 
 
 def main() -> None:

@@ -183,3 +183,15 @@ def test_rl_prompts_take_the_asked_share_of_tail_rules(shoprules_dir, tmp_path, 
     assert rl_prompts(tmp_path, 3, budget).read_text() == rl_prompts(tmp_path, 3, budget).read_text()
     with pytest.raises(ValueError, match="rl_tail_share"):
         rl_prompts(tmp_path, 3, ComparisonBudget(rl_tail_share=1.5))
+
+
+def test_natural_head_rehearsal_follows_the_natural_mix(shoprules_dir, tmp_path):
+    shutil.copy(shoprules_dir / "rl.jsonl", tmp_path / "rl.jsonl")
+    budget = ComparisonBudget(rl_steps=20, prompts_per_step=4, rl_tail_share=0.5, rl_head_mix="natural")
+    records = [json.loads(line) for line in rl_prompts(tmp_path, 0, budget).read_text().splitlines()]
+    head = Counter(r["rule"] for r in records if r["rule"] in HEAD_RULES)
+    assert sum(head.values()) == 40 and len(records) == 80
+    # exact matches (R12) are the natural mix's largest head scenario: 32 of its 79 head weight
+    assert head["R12"] == round(40 * 32 / 79) and head.most_common(1)[0][0] == "R12"
+    with pytest.raises(ValueError, match="rl_head_mix"):
+        rl_prompts(tmp_path, 0, ComparisonBudget(rl_tail_share=0.5, rl_head_mix="uniform"))

@@ -30,6 +30,7 @@ class ComparisonBudget:
     gate_prompts: int = field(default=120, metadata={"help": "luck-proof tail-rule rl prompts sampled for the stuck-rate gate"})
     gate_samples: int = field(default=8, metadata={"help": "samples per prompt for the stuck-rate gate"})
     rl_tail_share: float | None = field(default=None, metadata={"help": "share of tail-rule prompts in every RL arm's prompts (default: rl's own mix, 60 %); the rest is head rehearsal"})
+    rl_head_mix: str = field(default="rl", metadata={"help": "with rl_tail_share: head rehearsal in rl's head proportions (rl) or the natural mix's (natural: mostly exact matches)"})
 
 
 DEMO_BUDGET = ComparisonBudget(rl_steps=60, eval_n=300, curve_every=15, curve_n=60, gate_prompts=60)

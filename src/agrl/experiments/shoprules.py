@@ -22,7 +22,7 @@ from typing import Any
 
 from agrl.contract import load_contract
 from agrl.data.io import read_records, write_json, write_jsonl
-from agrl.data.shoprules import HEAD_RULES, generate
+from agrl.data.shoprules import HEAD, HEAD_RULES, NATURAL, SCENARIOS, generate
 from agrl.evaluate import Evaluation, evaluate, luck_proof
 from agrl.experiments.budgets import DEMO_BUDGET, ComparisonBudget
 from agrl.experiments.provenance import provenance
@@ -98,11 +98,23 @@ def head_curve_records(data: Path, budget: ComparisonBudget) -> Path:
     return data / HEAD_CURVE_FILE
 
 
+def _natural_quotas(n: int) -> dict[str, int]:
+    """Head prompts per head rule in the natural mix's proportions (largest remainders sum to n)."""
+    weights = {SCENARIOS[s].rule: float(NATURAL[s]) for s in HEAD}
+    total = sum(weights.values())
+    exact = {rule: n * w / total for rule, w in weights.items()}
+    quotas = {rule: int(x) for rule, x in exact.items()}
+    for rule in sorted(exact, key=lambda r: quotas[r] - exact[r])[: n - sum(quotas.values())]:
+        quotas[rule] += 1
+    return quotas
+
+
 def rl_prompts(data: Path, seed: int, budget: ComparisonBudget) -> Path:
     """The `rl` prompts every arm of this seed trains on, in order: a seeded shuffle, cut to the budget.
 
     With `budget.rl_tail_share`, that share of the prompts comes from tail rules and the rest from
-    head rules (rehearsal of what SFT already solves), in the same seeded order."""
+    head rules (rehearsal of what SFT already solves) — in rl's own head proportions, or with
+    `rl_head_mix="natural"` in the natural mix's (mostly exact matches: what a judge sees most)."""
     records = read_records(data / "rl.jsonl")
     rng = random.Random(f"agrl/rl-order/{seed}")
     rng.shuffle(records)
@@ -114,8 +126,13 @@ def rl_prompts(data: Path, seed: int, budget: ComparisonBudget) -> Path:
         is_head = [str(r.get("rule", "")).casefold() in head_rules for r in records]
         n_tail = round(n * budget.rl_tail_share)
         tail = [r for r, h in zip(records, is_head) if not h][:n_tail]
-        head = [r for r, h in zip(records, is_head) if h][: n - n_tail]
-        records = tail + head
+        head = [r for r, h in zip(records, is_head) if h]
+        if budget.rl_head_mix == "natural":
+            quotas = _natural_quotas(n - n_tail)
+            head = [r for rule, q in quotas.items() for r in [h for h in head if h["rule"] == rule][:q]]
+        elif budget.rl_head_mix != "rl":
+            raise ValueError(f"rl_head_mix: expected rl or natural, got {budget.rl_head_mix!r}")
+        records = tail + head[: n - n_tail]
         rng.shuffle(records)
     path = data / f"rl_s{seed}.jsonl"
     write_jsonl(path, records[:n])
