@@ -451,3 +451,24 @@ def test_parse_annotations_returns_a_copy_a_caller_may_mutate(records):
     first = parse_annotations(text)
     first["checks"]["type"] = "tampered"
     assert parse_annotations(text)["checks"]["type"] == records[0]["annotations"]["checks"]["type"]
+
+
+@SETTINGS
+@given(data=st.data())
+def test_deciding_checks_score_the_gold_rules_own_verdict(records, data):
+    """Flipping a check of the gold rule's own condition costs the whole deciding term; flipping any
+    other check costs it nothing (the `checks` component sees both alike)."""
+    record = data.draw(st.sampled_from(records), label="record")
+    rule = default_rulebook().get(record["rule"])
+    checks = dict(record["annotations"]["checks"])
+    gold = score_completion(record["reference"], record)
+    assert gold["deciding_checks"] == 1.0
+    slot = data.draw(st.sampled_from(sorted(checks)), label="slot")
+    checks[slot] = data.draw(st.sampled_from([v for v in CHECK_VALUES if v != checks[slot]]), label="value")
+    scores = score_completion(render(record, checks=checks), record)
+    deciding = list(rule.when) or list(record["annotations"]["checks"])
+    expected = 1.0 - (slot in deciding) / len(deciding)
+    assert scores["deciding_checks"] == pytest.approx(expected)
+    assert scores["checks"] < 1.0
+    # off by default: the shipped total does not change
+    assert total(record["reference"], record) == 1.0

@@ -156,6 +156,22 @@ def checks_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> flo
     return _slot_accuracy(parsed.checks, truth.checks, truth.partial)
 
 
+@register_component("deciding_checks", 0.0, lambda t: bool(t.checks) and bool(t.rule))
+def deciding_checks_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float | None:
+    """Share of the gold rule's own checks stated as in gold (every gold check for the default rule,
+    whose verdict is that nothing fired): naming R10 while writing `size: match` scores 0 here, where
+    `checks` still gives it most of its weight. Off by default (weight 0): measured in results/tuning."""
+    rule = rulebook.get(str(truth.rule))
+    if rule is None or not truth.checks:
+        return None
+    keys = list(rule.when) or list(truth.checks)
+    if truth.partial:
+        keys = [k for k in keys if k in truth.checks]
+    if not keys:
+        return None
+    return sum(parsed.checks.get(k, "unknown") == truth.checks.get(k, "unknown") for k in keys) / len(keys)
+
+
 @register_component("rule", 1.0, lambda t: bool(t.rule))
 def rule_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float:
     return float(same_rule(parsed.rule_id, truth.rule))
