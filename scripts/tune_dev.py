@@ -99,7 +99,7 @@ def main() -> None:
         out = args.work / f"{args.method}_{name}"
         train_arm(arm.with_fields(output_dir=str(out), disable_tqdm=True), flags)
         rows[name] = {"setting": name, "flags": text, "minutes": round((time.perf_counter() - started) / 60, 1),
-                      **score(out, dev)}  # fmt: skip
+                      "commit": origin["commit"], "clean": origin["clean"], **score(out, dev)}  # fmt: skip
         print(rows[name], flush=True)
         write_json(args.out, {"method": args.method, "steps": args.steps, "seed": TUNING_SEED, "split": "dev",
                               "commit": origin["commit"], "clean": origin["clean"], "rows": list(rows.values())})  # fmt: skip
