@@ -28,7 +28,7 @@ from agrl.evaluate import evaluate
 from agrl.experiments.budgets import ComparisonBudget
 from agrl.experiments.provenance import provenance
 from agrl.experiments.runner import train_arm
-from agrl.experiments.shoprules import comparison_arms, rl_prompts
+from agrl.experiments.shoprules import comparison_arms, rl_prompts, train_dpo
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
 
@@ -57,13 +57,12 @@ PROMPT_FLAGS = {"--rl_tail_share": float, "--rl_head_mix": str}  # budget fields
 
 def split_budget(flags: list[str], steps: int) -> tuple[ComparisonBudget, list[str]]:
     """The prompt-mix flags go to the budget, the rest to the arm's config."""
-    mix, rest = {}, []
-    pairs = list(zip(flags[::2], flags[1::2]))
-    for key, value in pairs:
-        if key in PROMPT_FLAGS:
-            mix[key.removeprefix("--")] = PROMPT_FLAGS[key](value)
+    mix, rest, tokens = {}, [], iter(flags)
+    for token in tokens:  # config flags may take several values (--loss_type sigmoid sft)
+        if token in PROMPT_FLAGS:
+            mix[token.removeprefix("--")] = PROMPT_FLAGS[token](next(tokens))
         else:
-            rest += [key, value]
+            rest.append(token)
     return ComparisonBudget(rl_steps=steps, curve_every=0, **mix), rest
 
 
@@ -75,7 +74,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument(
-        "--method", default="agrl", help="a reproduce arm: grpo, grpo_pr, replay_only, agrl, sft_gold"
+        "--method", default="agrl", help="a reproduce arm: grpo, grpo_pr, replay_only, agrl, sft_gold, dpo"
     )
     parser.add_argument("--point", action="append", default=[], metavar="NAME=FLAGS",
                         help="a grid point: its name and config flags (repeatable)")  # fmt: skip
@@ -97,7 +96,11 @@ def main() -> None:
         prompts = rl_prompts(args.data, TUNING_SEED, budget)
         arm = comparison_arms(args.sft, args.data, prompts, args.work, TUNING_SEED, budget)[args.method]
         out = args.work / f"{args.method}_{name}"
-        train_arm(arm.with_fields(output_dir=str(out), disable_tqdm=True), flags)
+        arm = arm.with_fields(output_dir=str(out), disable_tqdm=True)
+        if args.method == "dpo":
+            train_dpo(arm, args.sft, prompts, flags)
+        else:
+            train_arm(arm, flags)
         rows[name] = {"setting": name, "flags": text, "minutes": round((time.perf_counter() - started) / 60, 1),
                       "commit": origin["commit"], "clean": origin["clean"], **score(out, dev)}  # fmt: skip
         print(rows[name], flush=True)

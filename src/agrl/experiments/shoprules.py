@@ -139,8 +139,9 @@ def rl_prompts(data: Path, seed: int, budget: ComparisonBudget) -> Path:
     return path
 
 
-def train_dpo(arm: Arm, sft: Path, prompts: Path) -> tuple[RunInfo | None, dict]:
-    """DPO on pass@8 pairs of the SFT model; (None, counts) when no prompt gives a pair."""
+def train_dpo(arm: Arm, sft: Path, prompts: Path, cli: Sequence[str] = ()) -> tuple[RunInfo | None, dict]:
+    """DPO on pass@8 pairs of the SFT model; (None, counts) when no prompt gives a pair. `cli`: the
+    user's config flags (as for the other arms)."""
     records = read_records(prompts)
     model, tokenizer = load_model(str(sft))
     pairs, counts = build_pairs(model, tokenizer, records, n=8, seed=int(arm.fields["seed"]))
@@ -148,8 +149,8 @@ def train_dpo(arm: Arm, sft: Path, prompts: Path) -> tuple[RunInfo | None, dict]
     write_jsonl(out.parent / f"{out.name}_pairs.jsonl", pairs)
     if not pairs:
         return None, counts
-    dataset = pairs_dataset(pairs, {str(r["id"]): r for r in records}, arm_config(arm))
-    return train_arm(arm, pairs=dataset), counts
+    dataset = pairs_dataset(pairs, {str(r["id"]): r for r in records}, arm_config(arm, cli))
+    return train_arm(arm, cli, pairs=dataset), counts
 
 
 # --- evaluation and the gate ----------------------------------------------------------------------
