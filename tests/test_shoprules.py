@@ -20,7 +20,7 @@ from agrl.data.shoprules import (
     luck_proof_tail,
 )
 from agrl.experiments.budgets import ComparisonBudget
-from agrl.experiments.shoprules import rl_prompts
+from agrl.experiments.shoprules import is_contrast, luck_proof_rules, rl_prompts
 from agrl.reasoning import parse_reasoning
 from agrl.rules import default_rulebook
 
@@ -195,3 +195,20 @@ def test_natural_head_rehearsal_follows_the_natural_mix(shoprules_dir, tmp_path)
     assert head["R12"] == round(40 * 32 / 79) and head.most_common(1)[0][0] == "R12"
     with pytest.raises(ValueError, match="rl_head_mix"):
         rl_prompts(tmp_path, 0, ComparisonBudget(rl_tail_share=0.5, rl_head_mix="uniform"))
+
+
+def test_contrast_rehearsal_is_half_near_misses_of_the_luck_proof_tail_rules(shoprules_dir, tmp_path):
+    shutil.copy(shoprules_dir / "rl.jsonl", tmp_path / "rl.jsonl")
+    rules = luck_proof_rules()
+    assert [r.id for r in rules] == ["R03", "R09", "R10"]
+    satisfied_cap = {"annotations": {"checks": {"type": "match", "price": "match"}}}
+    other_size = {"annotations": {"checks": {"type": "match", "size": "mismatch"}}}  # R10's blind value
+    plain = {"annotations": {"checks": {"type": "match", "brand": "match", "price": "unknown"}}}
+    assert (
+        is_contrast(satisfied_cap, rules) and is_contrast(other_size, rules) and not is_contrast(plain, rules)
+    )
+    budget = ComparisonBudget(rl_steps=20, prompts_per_step=4, rl_tail_share=0.5, rl_head_mix="contrast")
+    records = [json.loads(line) for line in rl_prompts(tmp_path, 0, budget).read_text().splitlines()]
+    head = [r for r in records if r["rule"] in HEAD_RULES]
+    assert len(records) == 80 and len(head) == 40 and len({r["id"] for r in records}) == 80
+    assert sum(is_contrast(r, rules) for r in head) >= 20

@@ -22,7 +22,7 @@ from typing import Any
 
 from agrl.contract import load_contract
 from agrl.data.io import read_records, write_json, write_jsonl
-from agrl.data.shoprules import HEAD, HEAD_RULES, NATURAL, SCENARIOS, generate
+from agrl.data.shoprules import HEAD, HEAD_RULES, NATURAL, SCENARIOS, generate, luck_proof_tail
 from agrl.evaluate import Evaluation, evaluate, luck_proof
 from agrl.experiments.budgets import DEMO_BUDGET, ComparisonBudget
 from agrl.experiments.provenance import provenance
@@ -31,7 +31,7 @@ from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.report import curve_summary, summarize, write_report
 from agrl.rewards import label_correct
-from agrl.rules import default_rulebook
+from agrl.rules import Rule, Rulebook, default_rulebook
 from agrl.train.dpo import build_pairs, pairs_dataset
 
 log = logging.getLogger(__name__)
@@ -109,12 +109,30 @@ def _natural_quotas(n: int) -> dict[str, int]:
     return quotas
 
 
+def luck_proof_rules(rulebook: Rulebook | None = None) -> tuple[Rule, ...]:
+    """The tail rules a model blind to their feature gets wrong (R03, R09, R10 by default)."""
+    rulebook = rulebook or default_rulebook()
+    rules = (rulebook.get(SCENARIOS[s].rule) for s in luck_proof_tail(rulebook))
+    return tuple(r for r in rules if r is not None)
+
+
+def is_contrast(record: Mapping, rules: Sequence[Rule]) -> bool:
+    """A head record that states one of `rules`' slots the way a model blind to that rule's feature
+    would (the rule's `blind` value: a satisfied price cap, a met negation, a size that really
+    differs): the near-misses on which an over-applied tail rule breaks the head."""
+    checks = (record.get("annotations") or {}).get("checks") or {}
+    return any(
+        checks.get(slot, "unknown") == rule.blind.get(slot, "match") for rule in rules for slot in rule.when
+    )
+
+
 def rl_prompts(data: Path, seed: int, budget: ComparisonBudget) -> Path:
     """The `rl` prompts every arm of this seed trains on, in order: a seeded shuffle, cut to the budget.
 
     With `budget.rl_tail_share`, that share of the prompts comes from tail rules and the rest from
     head rules (rehearsal of what SFT already solves) — in rl's own head proportions, or with
-    `rl_head_mix="natural"` in the natural mix's (mostly exact matches: what a judge sees most)."""
+    `rl_head_mix="natural"` in the natural mix's (mostly exact matches: what a judge sees most), or
+    with `"contrast"` half of them near-misses of the tail rules (`is_contrast`), the rest natural."""
     records = read_records(data / "rl.jsonl")
     rng = random.Random(f"agrl/rl-order/{seed}")
     rng.shuffle(records)
@@ -127,11 +145,19 @@ def rl_prompts(data: Path, seed: int, budget: ComparisonBudget) -> Path:
         n_tail = round(n * budget.rl_tail_share)
         tail = [r for r, h in zip(records, is_head) if not h][:n_tail]
         head = [r for r, h in zip(records, is_head) if h]
-        if budget.rl_head_mix == "natural":
-            quotas = _natural_quotas(n - n_tail)
-            head = [r for rule, q in quotas.items() for r in [h for h in head if h["rule"] == rule][:q]]
+        if budget.rl_head_mix in ("natural", "contrast"):
+            contrast = []
+            if budget.rl_head_mix == "contrast":
+                rules = luck_proof_rules()
+                contrast = [h for h in head if is_contrast(h, rules)][: (n - n_tail) // 2]
+            taken = {id(h) for h in contrast}
+            rest = [h for h in head if id(h) not in taken]
+            quotas = _natural_quotas(n - n_tail - len(contrast))
+            head = contrast + [
+                r for rule, q in quotas.items() for r in [h for h in rest if h["rule"] == rule][:q]
+            ]
         elif budget.rl_head_mix != "rl":
-            raise ValueError(f"rl_head_mix: expected rl or natural, got {budget.rl_head_mix!r}")
+            raise ValueError(f"rl_head_mix: expected rl, natural or contrast, got {budget.rl_head_mix!r}")
         records = tail + head[: n - n_tail]
         rng.shuffle(records)
     path = data / f"rl_s{seed}.jsonl"
