@@ -22,7 +22,7 @@ import shlex
 import time
 from pathlib import Path
 
-from agrl.data.io import read_records, write_json
+from agrl.data.io import atomic_write_text, read_records, write_json
 from agrl.data.shoprules import HEAD_RULES, NATURAL, SCENARIOS
 from agrl.evaluate import evaluate
 from agrl.experiments.budgets import ComparisonBudget
@@ -31,6 +31,7 @@ from agrl.experiments.runner import train_arm
 from agrl.experiments.shoprules import comparison_arms, rl_prompts, train_dpo
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
+from agrl.render import markdown_table, pyplot
 
 TUNING_SEED = 100  # not one of the reported seeds
 FIELDS = ("tail_solved", "head_accuracy", "accuracy", "format_valid", "grounded_solved_head",
@@ -66,6 +67,43 @@ def split_budget(flags: list[str], steps: int) -> tuple[ComparisonBudget, list[s
     return ComparisonBudget(rl_steps=steps, curve_every=0, **mix), rest
 
 
+SHOWN = (("tail_solved", "tail solved"), ("head_accuracy", "head acc"), ("natural_accuracy", "natural-mix acc"),
+         ("accuracy_R07", "R07 acc"), ("accuracy_R12", "R12 acc"), ("grounded_solved_head", "grounded given solved, head"),
+         ("grounded_solved_tail", "grounded given solved, tail"), ("self_consistency_head", "self-cons. head"),
+         ("self_consistency_tail", "self-cons. tail"))  # fmt: skip
+
+
+def render(out: Path, table: dict) -> None:
+    """`out` with .md (the grid as a table) and .png (tail solved against natural-mix accuracy)."""
+    rows = table["rows"]
+
+    def cell(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}"
+
+    text = markdown_table(
+        ["point", "flags", *(title for _, title in SHOWN)],
+        [[r["setting"], f"`{r.get('flags', '')}`", *(cell(r.get(k)) for k, _ in SHOWN)] for r in rows],
+    )
+    head = (f"# {table['method']} on dev ({table['steps']} steps, seed {table['seed']}, one SFT checkpoint)\n\n"
+            "natural-mix acc = dev per-rule accuracy weighted by the natural scenario mix (the mix of w_eval).\n\n")  # fmt: skip
+    atomic_write_text(out.with_suffix(".md"), head + text + "\n")
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for r in rows:
+        ax.scatter(
+            100 * (r["tail_solved"] or 0.0),
+            100 * r["natural_accuracy"],
+            color="tab:red" if r["setting"] == "sft" else "tab:blue",
+        )
+        ax.annotate(r["setting"], (100 * (r["tail_solved"] or 0.0), 100 * r["natural_accuracy"]), fontsize=7)
+    ax.set_xlabel("dev tail solved (%)")
+    ax.set_ylabel("dev natural-mix accuracy (%)")
+    ax.set_title(f"{table['method']}: tail against natural traffic")
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,7 +118,11 @@ def main() -> None:
                         help="a grid point: its name and config flags (repeatable)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("runs/tuning"))
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--render", action="store_true", help="only write --out's table and plot again")
     args = parser.parse_args()
+    if args.render:
+        render(args.out, json.loads(args.out.read_text()))
+        return
     dev = read_records(args.data / "dev.jsonl")
     previous = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
     rows = {r["setting"]: r for r in previous}
@@ -104,8 +146,10 @@ def main() -> None:
         rows[name] = {"setting": name, "flags": text, "minutes": round((time.perf_counter() - started) / 60, 1),
                       "commit": origin["commit"], "clean": origin["clean"], **score(out, dev)}  # fmt: skip
         print(rows[name], flush=True)
-        write_json(args.out, {"method": args.method, "steps": args.steps, "seed": TUNING_SEED, "split": "dev",
-                              "commit": origin["commit"], "clean": origin["clean"], "rows": list(rows.values())})  # fmt: skip
+        table = {"method": args.method, "steps": args.steps, "seed": TUNING_SEED, "split": "dev",
+                 "rows": list(rows.values())}  # fmt: skip
+        write_json(args.out, table)
+        render(args.out, table)
 
 
 if __name__ == "__main__":
