@@ -124,8 +124,12 @@ def main() -> None:
         render(args.out, json.loads(args.out.read_text()))
         return
     dev = read_records(args.data / "dev.jsonl")
-    previous = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
-    rows = {r["setting"]: r for r in previous}
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {"rows": []}
+    # rows of an older file carry the file's commit
+    rows = {
+        r["setting"]: {"commit": previous.get("commit"), "clean": previous.get("clean"), **r}
+        for r in previous["rows"]
+    }
     if "sft" not in rows:
         rows["sft"] = {"setting": "sft", **score(args.sft, dev)}
     origin = provenance()
