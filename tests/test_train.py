@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from agrl.data.io import read_records
+from agrl.models import load_model
 from agrl.replay import ReplayState
 from agrl.train.config import AGRLConfig, AgrlDPOConfig, AgrlSFTConfig, load_config
 from agrl.train.dpo import pairs_dataset, pairs_from_samples, run_dpo
@@ -549,3 +550,32 @@ def test_a_record_naming_a_rule_without_annotations_cannot_be_rendered():
 
     with pytest.raises(ValueError, match="names a rule but has no complete annotations"):
         reference_text({"id": "x", "query": "q", "label": 2, "rule": "R03", "product": {"title": "t"}})
+
+
+def test_ptx_rehearsal_adds_the_reference_nll_and_lowers_it(tmp_path, sft_model, shoprules_dir):
+    """GRPO-PR with the rehearsal term: the plain GRPO trainer's loss plus ptx_coef x the NLL of gold
+    references; training on it (a large coefficient, a few steps) lowers that NLL on the same batches."""
+    from agrl.train.grpo import build_grpo_trainer, run_grpo
+    from agrl.train.ptx import reference_nll
+
+    flags = ["--replay", "false", "--ptx_file", str(shoprules_dir / "sft.jsonl"), "--ptx_batch_size", "4"]
+    args = load_config(
+        AGRLConfig, None, rl_args(tmp_path / "a", sft_model, shoprules_dir, *flags, "--ptx_coef", "1.0")
+    )
+    trainer = build_grpo_trainer(args)
+    assert trainer._ptx is not None and len(trainer._ptx.examples) >= 4
+    for ids, labels in trainer._ptx.examples:  # loss on the reference only, which ends the sequence
+        prompt = labels.index(next(lab for lab in labels if lab != -100))
+        assert 0 < prompt < len(ids) and labels[prompt:] == ids[prompt:] and set(labels[:prompt]) == {-100}
+        assert ids[-1] == trainer.processing_class.eos_token_id
+    batch = trainer._ptx.batch(0, torch.device("cpu"))
+    before = reference_nll(trainer.model, batch).item()
+    with pytest.raises(ValueError, match="ptx_file"):
+        load_config(AGRLConfig, None, rl_args(tmp_path / "b", sft_model, shoprules_dir, "--ptx_coef", "0.5"))
+    out = tmp_path / "trained"
+    run_grpo(load_config(AGRLConfig, None, rl_args(out, sft_model, shoprules_dir, *flags, "--ptx_coef", "20.0",
+                                                    "--max_steps", "3", "--learning_rate", "1e-3")))  # fmt: skip
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert any("ptx/nll" in h for h in history)
+    model, _ = load_model(str(out))
+    assert reference_nll(model, batch).item() < before

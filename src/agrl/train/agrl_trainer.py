@@ -50,6 +50,8 @@ from agrl.replay import (
 from agrl.rewards import label_correct, parse_annotations, score_components, total_reward
 from agrl.rules import Rulebook, load_rulebook
 from agrl.train.config import AGRLConfig
+from agrl.train.data import load_train_records
+from agrl.train.ptx import PtxBatches, reference_nll
 
 STATE_FILE = "replay_state_{rank}.json"
 
@@ -78,6 +80,32 @@ class AGRLTrainer(GRPOTrainer):
         self._guided: list[GuidedRow] = []
         self._replay_counts: Counter = Counter()
         self._rule_triggers: Counter = Counter()
+        self._ptx: PtxBatches | None = None
+        self._ptx_calls = (-1, 0)  # (step, calls in it): the rehearsal batch is a function of both
+        if self.args.ptx_coef:
+            records = load_train_records(str(self.args.ptx_file))
+            random.Random(f"agrl/ptx-records/{self.args.seed}").shuffle(records)
+            wanted = (
+                self.args.ptx_batch_size
+                * max(1, self.args.max_steps)
+                * max(1, self.args.steps_per_generation or 1)
+            )
+            self._ptx = PtxBatches(
+                records[:wanted], _text_tokenizer(self), self.args, self.args.ptx_batch_size
+            )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """TRL's GRPO loss, plus `ptx_coef` x the NLL of a batch of gold references when rehearsal is on."""
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self._ptx is None or not model.training:
+            return loss
+        step = self.state.global_step
+        calls = self._ptx_calls[1] + 1 if self._ptx_calls[0] == step else 0
+        self._ptx_calls = (step, calls)
+        per_step = max(1, self.args.steps_per_generation or 1)
+        nll = reference_nll(model, self._ptx.batch(step * per_step + calls, self.accelerator.device))
+        self._metrics["train"]["ptx/nll"].append(nll.item())
+        return loss + self.args.ptx_coef * nll
 
     # ------------------------------------------------------------------ batch assembly and scoring
     def _generate_and_score_completions(self, inputs):

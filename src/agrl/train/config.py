@@ -132,6 +132,17 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
         default=0.25, metadata={"help": "max share of a batch's groups served from the replay queue"}
     )
     replay_retry_budget: int = 3
+    ptx_coef: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the NLL of gold references (ptx_file) added to the RL loss (0: off; agrl.train.ptx)"
+        },
+    )
+    ptx_file: str | None = field(
+        default=None,
+        metadata={"help": "records whose gold references are rehearsed (e.g. the SFT train file)"},
+    )
+    ptx_batch_size: int = field(default=8, metadata={"help": "references per loss computation"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -155,6 +166,8 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
                 "replay with use_vllm is not supported yet: guided rollouts are generated with "
                 "transformers; set use_vllm false (or replay false: GRPO-PR runs on vLLM)"
             )
+        if self.ptx_coef < 0 or (self.ptx_coef > 0 and not self.ptx_file):
+            raise ValueError(f"ptx_coef {self.ptx_coef}: needs a ptx_file and a weight >= 0")
         self.component_weights()  # validate early
 
     def component_weights(self) -> dict[str, float]:

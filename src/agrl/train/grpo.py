@@ -40,7 +40,7 @@ def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=Non
         peft_config=peft_config(args),
         callbacks=eval_callback(args, tokenizer),
     )
-    if args.replay:
+    if args.replay or args.ptx_coef:  # replay off: AGRLTrainer is GRPOTrainer plus the rehearsal term
         return AGRLTrainer(rulebook=rulebook, **kwargs)
     return GRPOTrainer(**kwargs)
 
