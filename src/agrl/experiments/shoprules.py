@@ -75,19 +75,41 @@ def comparison_arms(
              "eval_max_samples": budget.curve_n}  # fmt: skip
     start = {"model_name_or_path": str(sft), "seed": seed}
     on_prompts = {**start, **curve, "train_file": str(prompts), "max_steps": budget.rl_steps}
+    # Rehearsal of `sft` references is the experiment's, so every RL arm gets the same; the control
+    # gets the same references as extra rows of its batches (the same information, without RL).
+    rehearsal = {
+        "ptx_coef": budget.ptx_coef,
+        "ptx_file": str(data / "sft.jsonl"),
+        "ptx_batch_size": budget.ptx_batch_size,
+    }
+    control = {**on_prompts, "per_device_train_batch_size": budget.prompts_per_step}
+    if budget.ptx_coef:
+        control |= {"train_file": str(control_records(data, prompts, seed, budget)),
+                    "per_device_train_batch_size": budget.prompts_per_step + budget.ptx_batch_size}  # fmt: skip
 
     def out(name: str) -> dict[str, str]:
         return {"output_dir": str(work / "models" / f"{name}_s{seed}")}
 
     arms = {
         # SFT continued on the RL prompts' gold references: the RL arms' information, without RL.
-        "sft_gold": Arm("sft_gold", "sft", "sft_gold_tiny.yaml",
-                        {**on_prompts, **out("sft_gold"), "per_device_train_batch_size": budget.prompts_per_step}),
+        "sft_gold": Arm("sft_gold", "sft", "sft_gold_tiny.yaml", {**control, **out("sft_gold")}),
         "dpo": Arm("dpo", "dpo", "dpo_tiny.yaml", {**start, **out("dpo"), "max_steps": budget.dpo_steps}),
     }  # fmt: skip
     for name, config in RL_CONFIGS.items():
-        arms[name] = Arm(name, "grpo", config, {**on_prompts, **out(name), "shuffle_dataset": False})
+        arms[name] = Arm(
+            name, "grpo", config, {**on_prompts, **rehearsal, **out(name), "shuffle_dataset": False}
+        )
     return arms
+
+
+def control_records(data: Path, prompts: Path, seed: int, budget: ComparisonBudget) -> Path:
+    """The control's training rows with rehearsal: the seed's prompts (gold references) plus as many
+    `sft` records as the RL arms rehearse (`ptx_batch_size` per step), in the same seeded draw."""
+    sft = read_records(data / "sft.jsonl")
+    random.Random(f"agrl/ptx-records/{seed}").shuffle(sft)
+    path = data / f"sft_gold_s{seed}.jsonl"
+    write_jsonl(path, [*read_records(prompts), *sft[: budget.ptx_batch_size * budget.rl_steps]])
+    return path
 
 
 def head_curve_records(data: Path, budget: ComparisonBudget) -> Path:
