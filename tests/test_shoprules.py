@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from agrl.data.shoprules import (
     luck_proof_tail,
 )
 from agrl.experiments.budgets import ComparisonBudget
-from agrl.experiments.shoprules import is_contrast, luck_proof_rules, rl_prompts
+from agrl.experiments.shoprules import comparison_arms, is_contrast, luck_proof_rules, rl_prompts
 from agrl.reasoning import parse_reasoning
 from agrl.rules import default_rulebook
 
@@ -212,3 +213,24 @@ def test_contrast_rehearsal_is_half_near_misses_of_the_luck_proof_tail_rules(sho
     head = [r for r in records if r["rule"] in HEAD_RULES]
     assert len(records) == 80 and len(head) == 40 and len({r["id"] for r in records}) == 80
     assert sum(is_contrast(r, rules) for r in head) >= 20
+
+
+def test_rehearsal_reaches_every_rl_arm_and_the_control_gets_the_same_references(shoprules_dir, tmp_path):
+    for name in ("rl.jsonl", "sft.jsonl"):
+        shutil.copy(shoprules_dir / name, tmp_path / name)
+    budget = ComparisonBudget(rl_steps=5, prompts_per_step=4, ptx_coef=0.5, ptx_batch_size=3)
+    prompts = rl_prompts(tmp_path, 0, budget)
+    arms = comparison_arms(tmp_path / "sft_model", tmp_path, prompts, tmp_path / "work", 0, budget)
+    for name in ("grpo", "grpo_pr", "replay_only", "agrl"):
+        assert arms[name].fields["ptx_coef"] == 0.5 and arms[name].fields["ptx_batch_size"] == 3
+        assert arms[name].fields["ptx_file"] == str(tmp_path / "sft.jsonl")
+    control = arms["sft_gold"].fields
+    rows = [json.loads(line) for line in Path(control["train_file"]).read_text().splitlines()]
+    sft_ids = {json.loads(line)["id"] for line in (tmp_path / "sft.jsonl").read_text().splitlines()}
+    assert len(rows) == 20 + 15 and sum(r["id"] in sft_ids for r in rows) == 15
+    assert control["per_device_train_batch_size"] == 4 + 3
+    # without rehearsal the control trains on the prompts alone
+    plain = comparison_arms(
+        tmp_path / "sft_model", tmp_path, prompts, tmp_path / "work", 0, ComparisonBudget(rl_steps=5)
+    )
+    assert plain["sft_gold"].fields["train_file"] == str(prompts) and plain["agrl"].fields["ptx_coef"] == 0.0
