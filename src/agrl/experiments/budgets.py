@@ -30,7 +30,7 @@ class ComparisonBudget:
     gate_prompts: int = field(default=120, metadata={"help": "luck-proof tail-rule rl prompts sampled for the stuck-rate gate"})
     gate_samples: int = field(default=8, metadata={"help": "samples per prompt for the stuck-rate gate"})
     rl_tail_share: float | None = field(default=None, metadata={"help": "share of tail-rule prompts in every RL arm's prompts (default: rl's own mix, 60 percent); the rest is head rehearsal"})
-    ptx_coef: float = field(default=0.0, metadata={"help": "every RL arm: weight of the NLL of `sft` gold references added to its loss (rehearsal; agrl.train.ptx); the control trains on as many `sft` references mixed in"})
+    ptx_coef: float = field(default=3.0, metadata={"help": "every RL arm: weight of the NLL of `sft` gold references added to its loss (rehearsal; agrl.train.ptx); the control trains on as many `sft` references mixed in"})
     ptx_batch_size: int = field(default=8, metadata={"help": "`sft` references rehearsed per RL step (and added to each control batch)"})
     rl_head_mix: str = field(default="rl", metadata={"help": "with rl_tail_share: head rehearsal in rl's head proportions (rl) or the natural mix's (natural: mostly exact matches)"})
 
