@@ -231,6 +231,11 @@ def test_rehearsal_reaches_every_rl_arm_and_the_control_gets_the_same_references
     assert control["per_device_train_batch_size"] == 4 + 3
     # without rehearsal the control trains on the prompts alone
     plain = comparison_arms(
-        tmp_path / "sft_model", tmp_path, prompts, tmp_path / "work", 0, ComparisonBudget(rl_steps=5)
+        tmp_path / "sft_model",
+        tmp_path,
+        prompts,
+        tmp_path / "work",
+        0,
+        ComparisonBudget(rl_steps=5, ptx_coef=0.0),
     )
     assert plain["sft_gold"].fields["train_file"] == str(prompts) and plain["agrl"].fields["ptx_coef"] == 0.0
