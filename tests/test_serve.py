@@ -6,11 +6,14 @@ so the full path (generation, parsing, grade distribution, CumPT) has an answer 
 
 from __future__ import annotations
 
+import json
 import threading
 
 import httpx
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -392,3 +395,69 @@ def test_load_model_round_trip(trained):
     folder, _, tokenizer = trained
     _, loaded = load_model(str(folder))
     assert grade_token_ids(loaded) == grade_token_ids(tokenizer)
+
+
+# --- no 500 for any body --------------------------------------------------------------------------
+
+RAW_BODIES = [  # (raw JSON text, the field the 422 names): Python's json reads NaN, Infinity and 1e999
+    ('{"query":"x","products":[{"title":"a"}],"threshold":1e999}', ["body", "threshold"]),
+    ('{"query":"x","products":[{"title":"a"}],"threshold":NaN}', ["body", "threshold"]),
+    ('{"query":"x","products":[{"title":"a","price":NaN}]}', ["body", "products", 0, "price"]),
+    ('{"query":"x","products":[{"title":"a","price":Infinity}]}', ["body", "products", 0, "price"]),
+    ('{"query":"x","products":[{"title":"a","price":-Infinity}]}', ["body", "products", 0, "price"]),
+    ('{"query":"x","products":[{"title":"a","price":-5}]}', ["body", "products", 0, "price"]),
+    ('{"query":"x","products":[{"title":"a","price":1e300}]}', ["body", "products", 0, "price"]),
+    ('{"query":"\\udfff","products":[{"title":"a"}]}', ["body", "query"]),
+    ('{"query":"x","products":[{"title":"a\\ud800b"}]}', ["body", "products", 0, "title"]),
+    ('{"query":"x","product":{"title":"a","attributes":{"\\udfff":"v"}}}', ["body", "product", "attributes"]),
+    ('{"query":"x","product":{"title":"a","bullets":["\\udc00"]}}', ["body", "product", "bullets"]),
+]
+
+
+@pytest.mark.parametrize(("raw", "loc"), RAW_BODIES)
+def test_non_finite_numbers_bad_prices_and_lone_surrogates_are_422(client, raw, loc):
+    response = client.post("/judge", content=raw.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert loc in _locs(response)
+    response.json()  # strict JSON, whatever the input was
+
+
+def test_invalid_utf8_bytes_are_not_a_server_error(client):
+    response = client.post("/judge", content=b'{"query":"\xff\xfe","products":[{"title":"a"}]}',
+                           headers={"content-type": "application/json"})  # fmt: skip
+    assert 400 <= response.status_code < 500, response.text
+
+
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+)  # fmt: skip
+JSON_VALUES = st.recursive(
+    JSON_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+PRODUCT_KEYS = st.sampled_from([*PRODUCT_FIELDS, "attributes", "bullets", "extra"])
+PRODUCTS_ST = st.dictionaries(PRODUCT_KEYS, JSON_VALUES, max_size=5) | JSON_VALUES
+BODIES = st.one_of(
+    JSON_VALUES,
+    st.fixed_dictionaries(
+        {"query": JSON_VALUES | st.text(max_size=30)},
+        optional={
+            "products": st.lists(PRODUCTS_ST, max_size=MAX_BATCH + 1) | JSON_VALUES,
+            "product": PRODUCTS_ST,
+            "early_stop": JSON_VALUES,
+            "threshold": JSON_VALUES,
+        },
+    ),
+)
+
+
+@pytest.mark.slow  # ~30 s: 1,000 bodies on a real server
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=BODIES)
+def test_no_generated_body_gets_a_server_error(client, body):
+    """Any JSON Python can write (NaN, Infinity, lone surrogates included) is answered 200, 4xx or 503."""
+    raw = json.dumps(body, allow_nan=True).encode("utf-8", "surrogatepass")
+    response = client.post("/judge", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code < 500 or response.status_code == 503, (raw[:200], response.text[:300])
+    response.json()

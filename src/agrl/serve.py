@@ -27,7 +27,9 @@ optional ``category``, ``brand``, ``model``, ``color``, ``gender``, ``size`` (st
 and ``reasoning`` are null unless the completion parses (always null with ``early_stop``), and
 ``parse_error`` then says why. See :mod:`agrl.models.scoring` for how early stopping works.
 
-Errors: bad input -> 422 whose ``detail`` names the field (``loc``, e.g. ``["body", "products", 0,
+Errors: bad input -> 422 whose ``detail`` names the field (non-finite numbers, prices outside
+[0, 1e9] and strings with lone surrogates included: the rejected input is echoed only when strict
+JSON can carry it) (``loc``, e.g. ``["body", "products", 0,
 "title"]``); more than ``max_batch`` products -> 422 on ``products``; a prompt too long for the model
 -> 422 on that product; a body over ``max_body_bytes`` -> 413. Inference runs in a worker thread, one
 batch at a time, so the event loop keeps answering (``/health`` included) while a batch runs.
@@ -41,9 +43,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -60,9 +63,27 @@ from agrl.schema import Product, not_blank, shown
 
 MAX_QUERY_CHARS = 1000
 MAX_FIELD_CHARS = 10_000
+MAX_PRICE = 1e9
+
+
+def valid_unicode(value: str) -> str:
+    """`value` unless it holds a lone surrogate (JSON's "\\udfff"): no tokenizer or encoder takes one."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "invalid_unicode", "invalid unicode: a lone surrogate at character {at}", {"at": exc.start}
+        ) from None
+    return value
+
 
 # The length bound first: after a validator, pydantic would word it for sequences ("items").
-Query = Annotated[str, StringConstraints(max_length=MAX_QUERY_CHARS), AfterValidator(not_blank)]
+Query = Annotated[
+    str,
+    StringConstraints(max_length=MAX_QUERY_CHARS),
+    AfterValidator(valid_unicode),
+    AfterValidator(not_blank),
+]
 
 
 def _strings(value: object) -> Iterator[str]:
@@ -82,6 +103,8 @@ class RequestProduct(Product):
     boolean values), so one request cannot make a prompt of nested objects or megabyte titles.
     """
 
+    price: float | None = Field(None, ge=0, le=MAX_PRICE, allow_inf_nan=False)
+
     @field_validator("*")
     @classmethod
     def _bounded(cls, value: object, info: ValidationInfo) -> object:
@@ -93,6 +116,10 @@ class RequestProduct(Product):
                         "attribute {key}: expected a string, number or boolean, got {got}",
                         {"key": shown(key), "got": shown(item)},
                     )
+        texts = [*_strings(value), *(value if isinstance(value, dict) else ())]  # attribute keys too
+        for text in texts:
+            if isinstance(text, str):
+                valid_unicode(text)
         if any(len(text) > MAX_FIELD_CHARS for text in _strings(value)):
             raise PydanticCustomError(
                 "string_too_long", "strings may have at most {limit} characters", {"limit": MAX_FIELD_CHARS}
@@ -131,7 +158,28 @@ class JudgeRequest(BaseModel):
     )
     product: RequestProduct | None = Field(None, description="one product (instead of `products`)")
     early_stop: bool = Field(False, description="label-first early stop: the grade only, no reasoning")
-    threshold: float = Field(0.5, gt=0, le=1, description="CumPT threshold")
+    threshold: float = Field(0.5, gt=0, le=1, allow_inf_nan=False, description="CumPT threshold")
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` when strict JSON can carry it (finite numbers, valid unicode), else its short repr."""
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")  # as Starlette renders
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return shown(value)
+    return value
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming the field, for any body: FastAPI's own handler echoes the rejected input, and an
+    input of NaN, Infinity or a lone surrogate then fails to encode (a 500)."""
+    detail = []
+    for error in exc.errors():
+        item = {k: _json_safe(v) for k, v in error.items() if k in ("type", "loc", "msg", "input")}
+        if isinstance(error.get("ctx"), dict):
+            item["ctx"] = {k: _json_safe(v) for k, v in error["ctx"].items()}
+        detail.append(item)
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _field_error(
@@ -257,6 +305,7 @@ def create_app(
     lock = asyncio.Lock()
     app = FastAPI(title="agrl judge", description=__doc__.split("\n\n")[0])
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
 
     @app.get("/health")
     async def health() -> dict:
