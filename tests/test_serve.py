@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import pytest
@@ -291,6 +292,90 @@ def test_concurrent_requests_are_serialised_and_all_answered(client, server):
     for t in threads:
         t.join(timeout=60)
     assert statuses == [200, 200, 200]
+
+
+# --- micro-batching, backpressure, dropped requests ---------------------------------------------
+
+
+def _metric(base: str, name: str) -> float:
+    """One sample of the server's Prometheus text (`name` with its labels, as exposed)."""
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def _post_all(base: str, bodies: list[dict], timeout: float = 60) -> list[httpx.Response | Exception]:
+    """Post every body at once from its own thread; responses (or the client's exception) in order."""
+    out: list[httpx.Response | Exception] = [RuntimeError("no answer")] * len(bodies)
+
+    def post(i: int) -> None:
+        try:
+            out[i] = httpx.post(f"{base}/judge", json=bodies[i], timeout=timeout)
+        except Exception as exc:  # a client that gives up (timeout) is part of the test
+            out[i] = exc
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)  # arrival order is request order
+    for t in threads:
+        t.join(timeout=timeout + 5)
+    return out
+
+
+def test_requests_are_judged_together_with_the_same_answers(trained):
+    folder, _, _ = trained
+    bodies = [{"query": QUERY, "product": p, "early_stop": True} for p in PRODUCTS]
+    with serving(create_app(str(folder), max_batch=MAX_BATCH, max_wait_ms=1500)) as base:
+        batched = _post_all(base, bodies)
+        assert _metric(base, "agrl_batches") == 1.0  # three requests, one model batch
+        assert (
+            _metric(base, "agrl_batch_products_count") == 1.0
+            and _metric(base, "agrl_batch_products_sum") == 3.0
+        )
+        assert _metric(base, 'agrl_requests_total{outcome="ok"}') == 3.0
+        ready = httpx.get(f"{base}/ready").json()
+        assert ready["ready"] and ready["queue_depth"] == 0 and ready["p99_s"] >= ready["p50_s"] > 0
+    with serving(create_app(str(folder), max_batch=MAX_BATCH, batching=False)) as base:
+        alone = _post_all(base, bodies)
+        assert _metric(base, "agrl_batches") == 3.0  # batching off: one request per batch
+    for a, b in zip(batched, alone):
+        assert isinstance(a, httpx.Response) and isinstance(b, httpx.Response)
+        assert a.status_code == b.status_code == 200
+        assert [r["label"] for r in a.json()["results"]] == [r["label"] for r in b.json()["results"]]
+
+
+def test_a_full_queue_answers_503_with_retry_after(trained):
+    folder, _, _ = trained
+    body = {"query": QUERY, "product": PRODUCTS[0], "early_stop": True}
+    # the first request waits 1.5 s for company; the second queues; the queue (1) is then full
+    with serving(create_app(str(folder), max_batch=MAX_BATCH, max_wait_ms=1500, max_queue=1)) as base:
+        first, second, third = _post_all(base, [body] * 3)
+        assert isinstance(third, httpx.Response) and third.status_code == 503
+        assert int(third.headers["Retry-After"]) >= 1 and "capacity" in third.json()["detail"]
+        assert isinstance(first, httpx.Response) and isinstance(second, httpx.Response)
+        assert first.status_code == second.status_code == 200
+        assert _metric(base, 'agrl_requests_total{outcome="shed"}') == 1.0
+
+
+def test_abandoned_and_timed_out_requests_are_never_judged(trained):
+    folder, _, _ = trained
+    body = {"query": QUERY, "product": PRODUCTS[0], "early_stop": True}
+    with serving(create_app(str(folder), max_batch=MAX_BATCH, max_wait_ms=1500)) as base:
+        (gone,) = _post_all(base, [body], timeout=0.3)  # the client hangs up while its request waits
+        assert isinstance(gone, httpx.TimeoutException)
+        time.sleep(1.6)
+        assert _metric(base, 'agrl_requests_total{outcome="disconnected"}') == 1.0
+        assert _metric(base, "agrl_dropped_requests") == 1.0 and _metric(base, "agrl_batches") == 0.0
+    with serving(
+        create_app(str(folder), max_batch=MAX_BATCH, max_wait_ms=1500, request_timeout_s=0.3)
+    ) as base:
+        (late,) = _post_all(base, [body])
+        assert isinstance(late, httpx.Response) and late.status_code == 503 and "Retry-After" in late.headers
+        time.sleep(1.5)
+        assert _metric(base, "agrl_dropped_requests") == 1.0 and _metric(base, "agrl_batches") == 0.0
+        assert _metric(base, 'agrl_requests_total{outcome="timeout"}') == 1.0
 
 
 @pytest.mark.parametrize(

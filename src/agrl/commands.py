@@ -72,6 +72,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         fmt=args.format,
         max_new_tokens=args.max_new_tokens,
         max_body_bytes=args.max_body_bytes,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        request_timeout_s=args.request_timeout_s,
+        batching=not args.no_batching,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
@@ -164,7 +168,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="HTTP judge (FastAPI)")
     p.add_argument("--host", default="127.0.0.1", help="bind address")
     p.add_argument("--port", type=int, default=8000, help="bind port")
-    p.add_argument("--max-batch", "--max_batch", type=int, default=64, help="most products per request")
+    p.add_argument(
+        "--max-batch",
+        "--max_batch",
+        type=int,
+        default=64,
+        help="most products per request, and per model batch across requests",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        "--max_wait_ms",
+        type=float,
+        default=10.0,
+        help="how long a request waits for others to share its model batch",
+    )
+    p.add_argument(
+        "--max-queue",
+        "--max_queue",
+        type=int,
+        default=256,
+        help="requests that may wait; beyond it, HTTP 503 with Retry-After",
+    )
+    p.add_argument(
+        "--request-timeout-s",
+        "--request_timeout_s",
+        type=float,
+        default=60.0,
+        help="a request not answered by then gets 503 and is not judged",
+    )
+    p.add_argument(
+        "--no-batching",
+        "--no_batching",
+        action="store_true",
+        help="judge one request at a time (no micro-batching across requests)",
+    )
     p.add_argument(
         "--max-body-bytes",
         "--max_body_bytes",

@@ -2,7 +2,14 @@
 
 Endpoints
 ---------
-``GET /health`` -> ``{"status": "ok", "model": str, "format": str, "max_batch": int}``
+``GET /health`` (liveness) -> ``{"status": "ok", "model": str, "format": str, "max_batch": int}``
+
+``GET /ready`` (readiness) -> 200 while the queue has room, 503 when it is full; the body gives
+``queue_depth``, ``max_queue`` and p50/p95/p99 latency of recent requests.
+
+``GET /metrics`` -> Prometheus text: ``agrl_queue_depth``, ``agrl_requests_total{outcome}`` (ok,
+shed, timeout, disconnected), ``agrl_batches``, ``agrl_dropped_requests``, histograms
+``agrl_batch_products`` and ``agrl_request_seconds``.
 
 ``POST /judge`` with a JSON body::
 
@@ -31,22 +38,27 @@ Errors: bad input -> 422 whose ``detail`` names the field (non-finite numbers, p
 [0, 1e9] and strings with lone surrogates included: the rejected input is echoed only when strict
 JSON can carry it) (``loc``, e.g. ``["body", "products", 0,
 "title"]``); more than ``max_batch`` products -> 422 on ``products``; a prompt too long for the model
--> 422 on that product; a body over ``max_body_bytes`` -> 413. Inference runs in a worker thread, one
-batch at a time, so the event loop keeps answering (``/health`` included) while a batch runs.
+-> 422 on that product; a body over ``max_body_bytes`` -> 413; a full queue, or a request not judged
+within ``request_timeout_s`` -> 503 with ``Retry-After``. Requests are judged in micro-batches
+across requests (:mod:`agrl.batching`) in a worker thread, one batch at a time, so the event loop
+keeps answering (``/health`` included) while a batch runs; a request whose client hung up is
+dropped before it is judged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -58,8 +70,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from agrl.batching import MicroBatcher, QueueFull
 from agrl.reasoning import FORMATS
 from agrl.schema import Product, not_blank, shown
+from agrl.serve_metrics import ServerMetrics
 
 MAX_QUERY_CHARS = 1000
 MAX_FIELD_CHARS = 10_000
@@ -258,6 +272,10 @@ def create_app(
     fmt: str | None = None,
     max_new_tokens: int = 128,
     device: str | None = None,
+    max_wait_ms: float = 10.0,
+    max_queue: int = 256,
+    request_timeout_s: float = 60.0,
+    batching: bool = True,
 ) -> FastAPI:
     """The FastAPI app serving a judge: a model folder/id (or `smollm2`), or a `(model, tokenizer)` pair.
 
@@ -265,9 +283,15 @@ def create_app(
     `system_prompt` may restate it but not contradict it. A model loaded from a path goes to
     `device` (default: CUDA when available, else CPU); a given model stays where it is unless
     `device` is set.
+
+    Requests are judged in micro-batches across requests (`agrl.batching`): up to `max_batch`
+    products, waiting at most `max_wait_ms` for company; at most `max_queue` requests wait (then
+    503 with Retry-After); a request not answered within `request_timeout_s`, or whose client has
+    gone, is dropped before it is judged. `batching=False` judges one request at a time.
     """
     from agrl.contract import PromptContract, load_contract
-    from agrl.models.scoring import PromptTooLong, grade_token_ids, judge
+    from agrl.models.generate import encode_prompts
+    from agrl.models.scoring import PromptTooLong, check_prompt_lengths, grade_token_ids, judge
 
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(FORMATS)}")
@@ -302,59 +326,119 @@ def create_app(
     grade_token_ids(tokenizer)  # fail at start-up, not on the first request, if grades are not tokens
     model.eval()
 
-    lock = asyncio.Lock()
+    def run(records: list[dict], options) -> list[dict]:
+        early_stop, threshold = options
+        return judge(model, tokenizer, records, fmt=fmt, early_stop=early_stop, max_new_tokens=max_new_tokens,
+                     system_prompt=system_prompt, threshold=threshold, batch_size=max_batch, rulebook=rulebook,
+                     prompt_rulebook=prompt_rulebook)  # fmt: skip
+
+    metrics = ServerMetrics(max_batch)
+    batcher = MicroBatcher(
+        run, max_batch, max_wait_ms / 1000, max_queue, batching, metrics.batch_products.observe
+    )
+    metrics.watch(batcher)
     app = FastAPI(title="agrl judge", description=__doc__.split("\n\n")[0])
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
 
     @app.get("/health")
     async def health() -> dict:
+        """Liveness: the process answers."""
         return {"status": "ok", "model": name, "format": fmt, "max_batch": max_batch}
 
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness: 200 while the queue has room, else 503 (a load balancer sends traffic elsewhere)."""
+        body = {"ready": batcher.depth < max_queue, "queue_depth": batcher.depth, "max_queue": max_queue,
+                "batching": batching, **metrics.latency_percentiles()}  # fmt: skip
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format: queue depth, batch sizes, request latency, outcomes."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     @app.post("/judge", response_model=JudgeResponse)
-    async def judge_endpoint(request: JudgeRequest) -> JudgeResponse:
-        if (
-            request.products is not None and len(request.products) > max_batch
-        ):  # as pydantic's max_length words it
-            raise _field_error(
-                ("products",),
-                f"List should have at most {max_batch} items after validation, not {len(request.products)}",
-                kind="too_long",
-            )
-        if request.products is not None and request.product is not None:
+    async def judge_endpoint(body: JudgeRequest, request: Request) -> Response | JudgeResponse:
+        started = time.monotonic()
+        if body.products is not None and len(body.products) > max_batch:  # as pydantic's max_length words it
+            raise _field_error(("products",),
+                               f"List should have at most {max_batch} items after validation, not {len(body.products)}",
+                               kind="too_long")  # fmt: skip
+        if body.products is not None and body.product is not None:
             raise _field_error(("product",), "give either `product` or `products`, not both")
-        if request.products is not None:
-            products = request.products
-        elif request.product is not None:
-            products = [request.product]
+        if body.products is not None:
+            products = body.products
+        elif body.product is not None:
+            products = [body.product]
         else:
             raise _field_error(("products",), "Field required (or give one `product`)", kind="missing")
-        single = request.products is None
-        records = [{"query": request.query, "product": p.model_dump(exclude_none=True)} for p in products]
-        async with lock:  # one batch at a time; waiting requests do not hold a worker thread
-            try:
-                results = await run_in_threadpool(
-                    judge,
-                    model,
-                    tokenizer,
-                    records,
-                    fmt=fmt,
-                    early_stop=request.early_stop,
-                    max_new_tokens=max_new_tokens,
-                    system_prompt=system_prompt,
-                    threshold=request.threshold,
-                    batch_size=max_batch,
-                    rulebook=rulebook,
-                    prompt_rulebook=prompt_rulebook,
+        single = body.products is None
+        records = [{"query": body.query, "product": p.model_dump(exclude_none=True)} for p in products]
+        try:  # before queueing: a prompt too long for the model is the request's fault, not the batch's
+            prompts = encode_prompts(tokenizer, records, system_prompt, prompt_rulebook)
+            check_prompt_lengths(model, tokenizer, prompts, body.early_stop, max_new_tokens)
+        except PromptTooLong as exc:
+            loc = ("product",) if single else ("products", exc.index)
+            raise _field_error(
+                loc, f"prompt of {exc.tokens} tokens is too long for the model ({exc.limit} positions)"
+            ) from None
+        try:
+            future = batcher.submit(records, (body.early_stop, body.threshold))
+        except QueueFull as exc:
+            return metrics.refuse("shed", "the judge is at capacity", exc.retry_after)
+        deadline = started + request_timeout_s
+        while not future.done():  # poll: a client that hangs up frees its place before it is judged
+            await asyncio.wait([future], timeout=min(0.05, max(0.0, deadline - time.monotonic())))
+            if future.done():
+                break
+            if await request.is_disconnected():
+                future.cancel()
+                metrics.count("disconnected")
+                return Response(status_code=499)
+            if time.monotonic() >= deadline:
+                future.cancel()
+                return metrics.refuse(
+                    "timeout", f"not judged within {request_timeout_s:g} s", batcher.retry_after()
                 )
-            except PromptTooLong as exc:
-                loc = ("product",) if single else ("products", exc.index)
-                raise _field_error(
-                    loc, f"prompt of {exc.tokens} tokens is too long for the model ({exc.limit} positions)"
-                ) from None
+        results = future.result()
         for r in results:
             if r["grade_probs"] is not None:
                 r["grade_probs"] = {str(g): p for g, p in r["grade_probs"].items()}
+        metrics.observe(time.monotonic() - started)
         return JudgeResponse.model_validate({"results": results})  # validates the dicts as Results
 
     return app
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Base URL of a real uvicorn server (own thread, free loopback port) running `app`: for tests,
+    benchmarks and notebooks (`agrl serve` is the production entry point)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # the port is ours from here on: no race with other processes
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn exited during start-up")
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start within 30 s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+    if thread.is_alive():
+        raise RuntimeError("uvicorn did not stop")

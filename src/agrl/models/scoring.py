@@ -242,6 +242,22 @@ def _result(text: str, probs: dict[int, float] | None, label: int | None, thresh
     }
 
 
+def check_prompt_lengths(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Sequence[int]],
+    early_stop: bool = False,
+    max_new_tokens: int = 128,
+) -> None:
+    """PromptTooLong for the first prompt (token ids) that leaves no room for its completion."""
+    needed = len(answer_prefix_ids(tokenizer)) + 1 if early_stop else max_new_tokens
+    limit = _context_limit(model)
+    if limit is not None:
+        for i, p in enumerate(prompts):
+            if len(p) + needed > limit:
+                raise PromptTooLong(i, len(p), limit)
+
+
 def judge(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -270,12 +286,7 @@ def judge(
         return []
     prompts = encode_prompts(tokenizer, records, system_prompt, prompt_rulebook)
     prefix = answer_prefix_ids(tokenizer) if early_stop else []
-    needed = len(prefix) + 1 if early_stop else max_new_tokens
-    limit = _context_limit(model)
-    if limit is not None:
-        for i, p in enumerate(prompts):
-            if len(p) + needed > limit:
-                raise PromptTooLong(i, len(p), limit)
+    check_prompt_lengths(model, tokenizer, prompts, early_stop, max_new_tokens)
     grade_ids = grade_token_ids(tokenizer)
     was_training = model.training
     model.eval()

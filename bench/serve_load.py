@@ -1,0 +1,162 @@
+"""Load on the judge server: micro-batching across requests against one request at a time.
+
+Starts the same model twice in this process on loopback — `agrl serve` with batching on, and with
+`--no-batching` (the peer) — and drives each with N concurrent clients sending R requests of P
+products each (bodies from a records file, the same for both), in alternating rounds (peer, batched,
+peer, batched ...) so a slow phase of the machine hits both. Then two failure drills on the batched
+server: overload (more clients than `--max-queue` admits: 503 with Retry-After instead of growing
+latency) and abandonment (clients that hang up after 1 s: their requests are never judged). Prints
+requests/s and p50/p95/p99 latency of each, their ratio, and writes results/bench/serve_load.json.
+Run it on an idle machine.
+
+    .venv/bin/python bench/serve_load.py --model runs/demo/models/agrl_s0 --data runs/demo/runs/data/w_eval.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+
+from agrl.data.io import read_records, write_json
+from agrl.serve import create_app, serving
+
+
+def bodies(path: Path, n: int, products: int) -> list[dict]:
+    records = read_records(path)
+    out = []
+    for i in range(n):
+        chunk = [records[(i * products + j) % len(records)] for j in range(products)]
+        out.append({"query": chunk[0]["query"], "products": [r["product"] for r in chunk]})
+    return out
+
+
+def drive(base: str, work: list[list[dict]], timeout: float) -> dict:
+    """Every client (a thread) posts its bodies one after another; latency per request, statuses."""
+    latencies: list[float] = []
+    statuses: list[int | str] = []
+    lock = threading.Lock()
+
+    def client(mine: list[dict]) -> None:
+        with httpx.Client(base_url=base, timeout=timeout) as c:
+            for body in mine:
+                started = time.perf_counter()
+                try:
+                    status: int | str = c.post("/judge", json=body).status_code
+                except httpx.TimeoutException:
+                    status = "client timeout"
+                with lock:
+                    statuses.append(status)
+                    if status == 200:
+                        latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(mine,)) for mine in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - started
+    ok = np.array(latencies) if latencies else np.array([np.nan])
+    return {
+        "requests": len(statuses),
+        "ok": int(sum(s == 200 for s in statuses)),
+        "status_503": int(sum(s == 503 for s in statuses)),
+        "errors_5xx_other": int(sum(isinstance(s, int) and s >= 500 and s != 503 for s in statuses)),
+        "client_timeouts": int(sum(s == "client timeout" for s in statuses)),
+        "seconds": seconds,
+        "requests_per_s": sum(s == 200 for s in statuses) / seconds,
+        **{f"p{q}_s": float(np.percentile(ok, q)) for q in (50, 95, 99)},
+    }
+
+
+def metric(base: str, name: str) -> float:
+    line = next(x for x in httpx.get(f"{base}/metrics").text.splitlines() if x.startswith(name + " "))
+    return float(line.split()[-1])
+
+
+def merge(rounds: list[dict]) -> dict:
+    total = sum(r["seconds"] for r in rounds)
+    merged = {
+        k: sum(r[k] for r in rounds)
+        for k in ("requests", "ok", "status_503", "errors_5xx_other", "client_timeouts")
+    }
+    return merged | {"seconds": total, "requests_per_s": merged["ok"] / total,
+                     **{k: float(np.median([r[k] for r in rounds])) for k in ("p50_s", "p95_s", "p99_s")}}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True)
+    parser.add_argument(
+        "--data", required=True, type=Path, help="records whose query and product make the bodies"
+    )
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=10, help="requests per client per round")
+    parser.add_argument("--products", type=int, default=4, help="products per request")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per server")
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--max-wait-ms", type=float, default=20.0)
+    parser.add_argument("--max-queue", type=int, default=8, help="queue bound of the overload drill")
+    parser.add_argument("--early-stop", action="store_true", help="label-first models: the grade only")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine's cores)")
+    parser.add_argument("--out", type=Path, default=Path("results/bench/serve_load.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    n = args.clients * args.requests
+    pool = bodies(args.data, n, args.products)
+    for b in pool:
+        b["early_stop"] = args.early_stop
+    work = [pool[i :: args.clients] for i in range(args.clients)]
+    settings = {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "request_timeout_s": 600.0}
+    peer_app = create_app(args.model, batching=False, max_queue=n + 1, **settings)
+    batched_app = create_app(args.model, batching=True, max_queue=n + 1, **settings)
+    rounds: dict[str, list[dict]] = {"one_at_a_time": [], "batched": []}
+    with serving(peer_app) as peer, serving(batched_app) as batched:
+        drive(batched, [pool[:1]], 600)  # warm-up: first-call costs out of the timings
+        drive(peer, [pool[:1]], 600)
+        for r in range(args.rounds):
+            for name, base in (("one_at_a_time", peer), ("batched", batched)):
+                rounds[name].append(drive(base, work, 600))
+                print(f"round {r} {name}: {json.dumps(rounds[name][-1])}", flush=True)
+        batch_mean = metric(batched, "agrl_batch_products_sum") / max(
+            1.0, metric(batched, "agrl_batch_products_count")
+        )
+    result = {name: merge(rs) for name, rs in rounds.items()}
+    result["batched"]["mean_batch_products"] = batch_mean
+    result["throughput_ratio"] = (
+        result["batched"]["requests_per_s"] / result["one_at_a_time"]["requests_per_s"]
+    )
+
+    # Overload: as many clients, a queue of max_queue: the excess is refused at once, not queued.
+    overload_app = create_app(args.model, batching=True, max_queue=args.max_queue, **settings)
+    with serving(overload_app) as base:
+        result["overload"] = drive(base, work, 600) | {"max_queue": args.max_queue}
+    # Abandonment: clients that give up after 1 s; their requests must not be judged; then one fresh request.
+    abandon_app = create_app(args.model, batching=True, max_queue=n + 1, **settings)
+    with serving(abandon_app) as base:
+        gone = drive(base, [pool[i :: args.clients][:1] for i in range(args.clients)], 1.0)
+        time.sleep(1.0)
+        judged = metric(base, "agrl_batch_products_sum") / args.products
+        fresh = drive(base, [pool[:1]], 600)
+        result["abandoned"] = {"requests": gone["requests"], "client_timeouts": gone["client_timeouts"],
+                               "requests_judged_anyway": judged, "dropped": metric(base, "agrl_dropped_requests"),
+                               "fresh_request_s": fresh["p50_s"]}  # fmt: skip
+    result["setup"] = vars(args) | {"data": str(args.data), "out": str(args.out), "torch": torch.__version__}
+    print(json.dumps(result, indent=2))
+    print(f"batched / one at a time: {result['throughput_ratio']:.2f}x requests/s "
+          f"({result['batched']['requests_per_s']:.2f} vs {result['one_at_a_time']['requests_per_s']:.2f}); "
+          f"p99 {result['batched']['p99_s']:.2f} s vs {result['one_at_a_time']['p99_s']:.2f} s")  # fmt: skip
+    write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
