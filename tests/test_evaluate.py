@@ -294,3 +294,62 @@ def test_cumpt_properties(probs, t1, t2):
     # ... and it is the highest grade that does
     if tier_high < max(GRADES):
         assert sum(probs[g] for g in GRADES if g > tier_high) / total < high + 1e-9
+
+
+def _predictions_file(path, rows) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=["id", "completion"])
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        path.write_text("".join(json.dumps(dict(zip(("id", "completion"), r))) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_eval_reads_what_predict_writes_and_reports_id_coverage(tmp_path, shoprules, suffix):
+    from agrl.cli import main
+
+    records = shoprules["b_eval"][:6]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = [(r["id"], r["reference"]) for r in records[:4]] + [(records[0]["id"], "junk"), ("nope", "x")]
+    preds = tmp_path / f"preds{suffix}"
+    _predictions_file(preds, rows)
+    assert (
+        main(["eval", "--data", str(data), "--predictions", str(preds), "--out", str(tmp_path / "ev")]) == 0
+    )
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    coverage = metrics["coverage"]
+    assert (coverage["matched"], coverage["missing"], coverage["duplicate_ids"], coverage["unknown_ids"]) == (
+        4,
+        2,
+        1,
+        1,
+    )
+    assert coverage["examples"]["unknown"] == ["nope"] and coverage["examples"]["duplicate"] == [
+        records[0]["id"]
+    ]
+    # record 0's last row ("junk") wins; records 1-3 are gold; 4-5 have no prediction
+    assert metrics["accuracy"] == pytest.approx(3 / 6)
+
+
+def test_eval_fails_when_no_prediction_matches_and_on_empty_data(tmp_path, shoprules, capsys):
+    from agrl.cli import main
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in shoprules["b_eval"][:3]))
+    preds = tmp_path / "other.jsonl"
+    _predictions_file(preds, [("x1", "a"), ("x2", "b")])
+    assert (
+        main(["eval", "--data", str(data), "--predictions", str(preds), "--out", str(tmp_path / "ev")]) != 0
+    )
+    assert "other.jsonl" in capsys.readouterr().err and not (tmp_path / "ev").exists()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert (
+        main(["eval", "--data", str(empty), "--predictions", str(preds), "--out", str(tmp_path / "ev2")]) != 0
+    )
+    assert "no records to evaluate on" in capsys.readouterr().err

@@ -178,3 +178,19 @@ def test_resume_after_a_kill_keeps_done_rows_and_never_duplicates(model_dir, tmp
         _start("--model", str(model_dir), "--data", str(data), "--out", str(tmp_path / "p.txt"))
     )
     assert code != 0 and "unsupported output type" in err
+
+
+def test_out_equal_to_data_and_empty_input_are_errors_before_any_model_load(tmp_path):
+    from agrl.predict import run_predict
+
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    before = data.read_bytes()
+    with pytest.raises(ValueError, match="is the input file"):
+        run_predict("no-such-model", data, tmp_path / "." / "records.jsonl")
+    assert data.read_bytes() == before  # the data survives
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"empty\.jsonl.*no records to judge"):
+        run_predict("no-such-model", empty, tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "out.jsonl.partial").exists()

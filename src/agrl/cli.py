@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agrl import __version__
-from agrl.data.io import DataError, read_predictions, read_records, write_jsonl
+from agrl.data.io import DataError, read_prediction_rows, read_records, write_jsonl
 from agrl.data.shoprules import HEAD_RULES, SFT_TAIL_SHARE
 from agrl.rules import RulebookError, default_rulebook, load_rulebook
 
@@ -71,7 +71,7 @@ def cmd_reward(args: argparse.Namespace) -> int:
     weights = check_weights(json.loads(args.weights)) if args.weights else None
     rulebook = _rulebook(args)
     rows: list[dict[str, Any]] = []
-    for pid, completion in read_predictions(args.completions).items():
+    for _, pid, completion in read_prediction_rows(args.completions):
         if pid not in records:
             raise DataError(args.completions, None, "id", f"{pid!r} is not in {args.data}")
         rows.append({"id": pid, **score_completion(completion, records[pid], rulebook, weights, args.format)})
@@ -84,7 +84,7 @@ def cmd_reward(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from agrl.contract import load_contract
     from agrl.data.load import load_records
-    from agrl.evaluate import HEADLINE, evaluate, write_evaluation
+    from agrl.evaluate import HEADLINE, evaluate, prediction_coverage, write_evaluation
 
     fmt, rulebook = args.format, _rulebook(args)
     if args.model:  # the model's contract says how to read its outputs
@@ -93,15 +93,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         fmt = contract.reasoning_format
         rulebook = rulebook if args.rulebook else contract.rulebook
     records = load_records(args.data)
+    if not records:
+        raise DataError(args.data, None, None, "no records to evaluate on")
+    predictions, coverage = prediction_coverage(
+        records, read_prediction_rows(args.predictions), args.predictions
+    )
     # Head/tail split of the shipped rulebook (ShopRules); a user's rulebook has no known head.
     head = HEAD_RULES if rulebook.ids == default_rulebook().ids else None
-    metrics = evaluate(
-        records, read_predictions(args.predictions), rulebook, fmt or "think_first", head_rules=head
-    )
+    metrics = evaluate(records, predictions, rulebook, fmt or "think_first", head_rules=head)
     write_evaluation(
-        metrics, args.out, title=f"Evaluation of {Path(args.predictions).name} on {Path(args.data).name}"
+        metrics,
+        args.out,
+        title=f"Evaluation of {Path(args.predictions).name} on {Path(args.data).name}",
+        coverage=coverage,
     )
-    print(json.dumps({k: metrics.get(k) for k in ("n", *HEADLINE)}))
+    if coverage["missing"] or coverage["duplicate_ids"] or coverage["unknown_ids"]:
+        logging.getLogger(__name__).warning("predictions %s: %d records without a prediction (scored wrong), %d duplicate ids "
+                    "(last row kept), %d unknown ids (ignored)", args.predictions, coverage["missing"],
+                    coverage["duplicate_ids"], coverage["unknown_ids"])  # fmt: skip
+    shown = {k: coverage[k] for k in ("matched", "missing", "duplicate_ids", "unknown_ids")}
+    print(json.dumps({k: metrics.get(k) for k in ("n", *HEADLINE)} | shown))
     return 0
 
 

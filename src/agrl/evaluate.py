@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from agrl.data.io import atomic_write_text, write_json
+from agrl.data.io import DataError, atomic_write_text, write_json
 from agrl.reasoning import Reasoning, lenient_label, parse_reasoning
 from agrl.render import markdown_table
 from agrl.rules import Rulebook, default_rulebook, same_rule
@@ -266,7 +266,37 @@ def render_report(evaluation: Evaluation, title: str = "Evaluation") -> str:
     return "\n".join(parts)
 
 
-def write_evaluation(evaluation: Evaluation, out: str | Path, title: str = "Evaluation") -> None:
+def prediction_coverage(
+    records: Sequence[Mapping], rows: Sequence[tuple[int, str, str]], path: str | Path
+) -> tuple[dict[str, str], dict]:
+    """Predictions by id (a repeated id: its last row) and how they cover `records`: matched,
+    missing (records without a prediction), duplicate and unknown (not a record's) ids, with a few
+    examples of each. Nothing matching is an error naming the file: the wrong pair of files."""
+    ids = {str(r["id"]) for r in records}
+    counts = Counter(pid for _, pid, _ in rows)
+    predictions = {pid: completion for _, pid, completion in rows}
+    matched = ids & set(predictions)
+    unknown = sorted(set(predictions) - ids)
+    if records and not matched:
+        raise DataError(path, None, "id", f"none of its {len(predictions)} prediction ids is a record's id "
+                        f"(e.g. {unknown[:3]}): predictions of another file?")  # fmt: skip
+    coverage = {
+        "predictions": len(rows),
+        "matched": len(matched),
+        "missing": len(ids - matched),
+        "duplicate_ids": sum(1 for c in counts.values() if c > 1),
+        "unknown_ids": len(unknown),
+        "examples": {"missing": sorted(ids - matched)[:5], "duplicate": sorted(k for k, c in counts.items() if c > 1)[:5],
+                     "unknown": unknown[:5]},
+    }  # fmt: skip
+    return predictions, coverage
+
+
+def write_evaluation(
+    evaluation: Evaluation, out: str | Path, title: str = "Evaluation", coverage: Mapping | None = None
+) -> None:
     out = Path(out)
-    write_json(out / "metrics.json", evaluation.to_json())
+    write_json(
+        out / "metrics.json", evaluation.to_json() | ({"coverage": dict(coverage)} if coverage else {})
+    )
     atomic_write_text(out / "report.md", render_report(evaluation, title))

@@ -91,7 +91,11 @@ def run_predict(
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"--out {out}: unsupported output type {out.suffix!r} (use {', '.join(FORMATS)})")
+    if Path(data).resolve() == out.resolve():
+        raise ValueError(f"--out {out} is the input file: predictions would replace the data (choose another --out)")
     records = load_records(data, require_label=False)  # fail on bad input before loading a model
+    if not records:
+        raise DataError(data, None, None, "no records to judge")
     contract = load_contract(model)
     contract.check(str(model), system_prompt=system_prompt)
     done = _existing(out) if resume else []

@@ -273,16 +273,24 @@ def _read_records(path: str | Path, require_label: bool) -> list[dict]:
     return records
 
 
-def read_predictions(path: str | Path) -> dict[str, str]:
-    """`{id, completion}` JSONL -> {id: completion}."""
-    out: dict[str, str] = {}
-    for line, row in iter_jsonl(path):
+def read_prediction_rows(path: str | Path) -> list[tuple[int, str, str]]:
+    """(line, id, completion) of every row of an `{id, completion}` file: JSONL, CSV or Parquet
+    (what `agrl predict` writes), in file order, duplicates included."""
+    out: list[tuple[int, str, str]] = []
+    for line, row in read_rows(path):
         if not isinstance(row, dict):
             raise DataError(path, line, None, "expected an object")
-        if "id" not in row:
+        if row.get("id") is None or str(row["id"]).strip() == "":
             raise DataError(path, line, "id", "missing")
         completion = row.get("completion")
+        if completion is None and Path(path).suffix.lower() in (".csv", ".parquet"):
+            completion = ""  # an empty cell: the model wrote nothing (CSV cannot tell "" from missing)
         if not isinstance(completion, str):
             raise DataError(path, line, "completion", "missing or not a string")
-        out[str(row["id"])] = completion
+        out.append((line, str(row["id"]), completion))
     return out
+
+
+def read_predictions(path: str | Path) -> dict[str, str]:
+    """`{id, completion}` rows -> {id: completion} (a repeated id: its last row)."""
+    return {pid: completion for _, pid, completion in read_prediction_rows(path)}
