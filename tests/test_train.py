@@ -458,8 +458,12 @@ def test_killed_agrl_run_resumes_with_its_replay_state(tmp_path, sft_model, shop
     proc.wait()
     saved = json.loads((killed / "checkpoint-2" / "replay_state_0.json").read_text())
     assert ReplayState.from_json(saved).examples  # levels and visits are in the checkpoint
+    assert (
+        killed / "checkpoint-2" / "agrl.json"
+    ).exists()  # a checkpoint is a model folder agrl can judge with
+    # `true`, as TRL users write it: the latest checkpoint in output_dir
     subprocess.run(
-        cli + args_for(killed) + ["--resume_from_checkpoint", str(killed / "checkpoint-2")],
+        cli + args_for(killed) + ["--resume_from_checkpoint", "true"],
         check=True,
         capture_output=True,
         timeout=300,
@@ -579,3 +583,29 @@ def test_ptx_rehearsal_adds_the_reference_nll_and_lowers_it(tmp_path, sft_model,
     assert any("ptx/nll" in h for h in history)
     model, _ = load_model(str(out))
     assert reference_nll(model, batch).item() < before
+
+
+def test_resume_true_without_a_checkpoint_is_a_clear_error(tmp_path, sft_model, shoprules_dir):
+    from agrl.train.common import resume_point
+
+    args = load_config(
+        AGRLConfig,
+        None,
+        rl_args(tmp_path / "none", sft_model, shoprules_dir, "--resume_from_checkpoint", "true"),
+    )
+    with pytest.raises(FileNotFoundError, match="no checkpoint-N folder"):
+        resume_point(args)
+    args = load_config(
+        AGRLConfig,
+        None,
+        rl_args(tmp_path / "none", sft_model, shoprules_dir, "--resume_from_checkpoint", "false"),
+    )
+    assert resume_point(args) is None
+    (tmp_path / "none" / "checkpoint-3").mkdir(parents=True)
+    (tmp_path / "none" / "checkpoint-12").mkdir()
+    args = load_config(
+        AGRLConfig,
+        None,
+        rl_args(tmp_path / "none", sft_model, shoprules_dir, "--resume_from_checkpoint", "true"),
+    )
+    assert resume_point(args) == str(tmp_path / "none" / "checkpoint-12")

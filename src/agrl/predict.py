@@ -92,7 +92,9 @@ def run_predict(
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"--out {out}: unsupported output type {out.suffix!r} (use {', '.join(FORMATS)})")
     if Path(data).resolve() == out.resolve():
-        raise ValueError(f"--out {out} is the input file: predictions would replace the data (choose another --out)")
+        raise ValueError(
+            f"--out {out} is the input file: predictions would replace the data (choose another --out)"
+        )
     records = load_records(data, require_label=False)  # fail on bad input before loading a model
     if not records:
         raise DataError(data, None, None, "no records to judge")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from peft import LoraConfig
-from transformers import TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from agrl.contract import CONTRACT_FILE, contract_from_args, load_contract, save_contract
 from agrl.data.io import read_records
@@ -76,3 +77,36 @@ def save_final(trainer, tokenizer, output_dir: str, args: AgrlArguments) -> None
         tokenizer.save_pretrained(output_dir)
         trainer.state.save_to_json(str(Path(output_dir) / "trainer_state.json"))
         save_contract(output_dir, contract_from_args(args))
+
+
+def resume_point(args: TrainingArguments) -> str | None:
+    """`resume_from_checkpoint` as TRL's scripts read it: a checkpoint folder, or `true` for the
+    latest `checkpoint-N` in `output_dir` (an error when there is none), or `false` / unset."""
+    value = args.resume_from_checkpoint
+    if value is None or str(value).strip().lower() in ("", "false", "0", "no"):
+        return None
+    if str(value).strip().lower() in ("true", "1", "yes"):
+        last = get_last_checkpoint(final_dir(args)) if Path(final_dir(args)).is_dir() else None
+        if last is None:
+            raise FileNotFoundError(
+                f"--resume_from_checkpoint true: no {PREFIX_CHECKPOINT_DIR}-N folder in {final_dir(args)} "
+                "(the config must save checkpoints: save_strategy steps)"
+            )
+        return last
+    if not Path(value).is_dir():
+        raise FileNotFoundError(f"--resume_from_checkpoint {value}: no such checkpoint folder")
+    return str(value)
+
+
+class ContractCallback(TrainerCallback):
+    """Every checkpoint folder gets the run's agrl.json, so predict/serve/eval prompt it as trained."""
+
+    def __init__(self, args: AgrlArguments):
+        self.contract = contract_from_args(args)
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(final_dir(args)) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():
+                save_contract(folder, self.contract)
+        return control

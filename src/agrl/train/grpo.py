@@ -18,7 +18,15 @@ from agrl.models import load_model
 from agrl.rewards import make_reward_functions
 from agrl.rules import load_rulebook
 from agrl.train.agrl_trainer import AGRLTrainer
-from agrl.train.common import check_contract, eval_callback, final_dir, peft_config, save_final
+from agrl.train.common import (
+    ContractCallback,
+    check_contract,
+    eval_callback,
+    final_dir,
+    peft_config,
+    resume_point,
+    save_final,
+)
 from agrl.train.config import AGRLConfig
 from agrl.train.data import load_train_records, rl_dataset
 
@@ -38,7 +46,7 @@ def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=Non
         train_dataset=rl_dataset(records, args),
         processing_class=tokenizer,
         peft_config=peft_config(args),
-        callbacks=eval_callback(args, tokenizer),
+        callbacks=[*eval_callback(args, tokenizer), ContractCallback(args)],
     )
     if args.replay or args.ptx_coef:  # replay off: AGRLTrainer is GRPOTrainer plus the rehearsal term
         return AGRLTrainer(rulebook=rulebook, **kwargs)
@@ -47,7 +55,7 @@ def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=Non
 
 def run_grpo(args: AGRLConfig) -> str:
     trainer = build_grpo_trainer(args)
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume_point(args))
     out = final_dir(args)
     save_final(trainer, trainer.processing_class, out, args)
     return out

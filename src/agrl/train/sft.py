@@ -12,7 +12,15 @@ from agrl.models import load_model
 from agrl.models.tiny import build_model, build_tokenizer
 from agrl.prompts import build_messages
 from agrl.rules import load_rulebook
-from agrl.train.common import check_contract, eval_callback, final_dir, peft_config, save_final
+from agrl.train.common import (
+    ContractCallback,
+    check_contract,
+    eval_callback,
+    final_dir,
+    peft_config,
+    resume_point,
+    save_final,
+)
 from agrl.train.config import AgrlSFTConfig
 from agrl.train.data import load_train_records, reference_text, sft_dataset
 
@@ -55,9 +63,9 @@ def run_sft(args: AgrlSFTConfig, extra_callbacks: list | None = None) -> str:
         train_dataset=sft_dataset(records, args),
         processing_class=tokenizer,
         peft_config=peft_config(args),
-        callbacks=eval_callback(args, tokenizer) + list(extra_callbacks or []),
+        callbacks=[*eval_callback(args, tokenizer), ContractCallback(args)] + list(extra_callbacks or []),
     )
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume_point(args))
     out = final_dir(args)
     save_final(trainer, tokenizer, out, args)
     return out
