@@ -182,7 +182,13 @@ def test_agrl_overrides_only_these_methods():
         "_generate_and_score_completions",
         "_save_checkpoint",
         "_load_optimizer_and_scheduler",
+        "compute_loss",
     }
+
+
+def test_compute_loss_signature_the_rehearsal_term_calls():
+    params = list(inspect.signature(GRPOTrainer.compute_loss).parameters)
+    assert params == ["self", "model", "inputs", "return_outputs", "num_items_in_batch"]
 
 
 def test_generation_path_used_by_guided_rollouts(trainer):

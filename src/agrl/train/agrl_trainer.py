@@ -12,6 +12,8 @@ Hook points (TRL 1.16, pinned; `tests/test_trl_contract.py` fails loudly if they
   correction and off-policy mask treat as "no correction" rather than zeroing the row.
 * `_save_checkpoint` / `_load_optimizer_and_scheduler`: the replay state (levels, queue, RNG)
   travels with every checkpoint, one file per process.
+* `compute_loss`: TRL's loss, plus `ptx_coef` x the NLL of a batch of gold references when
+  rehearsal is on (`agrl.train.ptx`); the batch is a function of the step, so resuming needs no state.
 """
 
 from __future__ import annotations
