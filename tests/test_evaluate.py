@@ -78,13 +78,15 @@ def test_constant_label_4_predictor(b_eval):
     metrics = evaluate(b_eval, {r["id"]: "<answer> 4 </answer>" for r in b_eval})
     share = sum(r["label"] == 4 for r in b_eval) / len(b_eval)
     assert 0 < share < 1
-    # strict metrics give a bare label nothing; only the separately named lenient read counts it
-    assert metrics.accuracy == 0.0
-    assert metrics.lenient_accuracy == share
-    assert metrics.format_valid == 0.0
-    assert metrics.self_consistency == 0.0 and metrics.grounded_adherence == 0.0
-    assert metrics.rule_accuracy == 0.0
-    assert all(metrics.confusion[str(g)]["none"] == sum(r["label"] == g for r in b_eval) for g in GRADES)
+    # bare answers only: label metrics read the answers, the reasoning metrics are not applicable
+    assert metrics.label_only and metrics.accuracy == metrics.lenient_accuracy == share
+    assert (
+        metrics.format_valid is None
+        and metrics.self_consistency is None
+        and metrics.grounded_adherence is None
+    )
+    assert metrics.rule_accuracy is None
+    assert all(metrics.confusion[str(g)]["4"] == sum(r["label"] == g for r in b_eval) for g in GRADES)
     assert confusion_total(metrics) == len(b_eval)
 
 
@@ -210,7 +212,7 @@ def test_per_rule_keys_are_rule_ids_in_rulebook_order(shoprules):
         assert keys == [i for i in rulebook.ids if i in keys]
         assert sum(row["n"] for row in metrics.per_rule.values()) == len(records)
         assert confusion_total(metrics) == len(records)
-        assert metrics.format_valid == 0.0
+        assert metrics.label_only and metrics.format_valid is None  # the overlap baseline writes bare answers
         assert all(0.0 <= row["accuracy"] <= 1.0 for row in metrics.per_rule.values())
 
 
@@ -353,3 +355,27 @@ def test_eval_fails_when_no_prediction_matches_and_on_empty_data(tmp_path, shopr
         main(["eval", "--data", str(empty), "--predictions", str(preds), "--out", str(tmp_path / "ev2")]) != 0
     )
     assert "no records to evaluate on" in capsys.readouterr().err
+
+
+def test_bare_answers_are_scored_on_their_labels_and_reasoning_metrics_are_not_applicable(shoprules):
+    records = shoprules["b_eval"][:40]
+    answers = {
+        r["id"]: f"<answer> {r['label'] if i % 4 else (r['label'] % 4) + 1} </answer>"
+        for i, r in enumerate(records)
+    }
+    m = evaluate(records, answers, head_rules=HEAD_RULES)
+    assert m.label_only and m.accuracy == pytest.approx(30 / 40) and m.macro_f1 > 0
+    assert sum(sum(row.values()) for row in m.confusion.values()) == 40
+    for name in ("format_valid", "self_consistency", "grounded_adherence", "tail_solved", "rule_accuracy",
+                 "grounded_solved_head", "self_consistency_tail"):  # fmt: skip
+        assert m.get(name) is None, name
+    assert all(row["solved"] is None for row in m.per_rule.values())
+    assert "not applicable" in render_report(m) and Evaluation.from_json(m.to_json()).label_only
+    # one full reasoning among them: strict scoring as before, a bare answer is malformed there
+    mixed = dict(answers) | {records[0]["id"]: records[0]["reference"]}
+    strict = evaluate(records, mixed, head_rules=HEAD_RULES)
+    assert (
+        not strict.label_only
+        and strict.format_valid == pytest.approx(1 / 40)
+        and strict.accuracy == pytest.approx(1 / 40)
+    )

@@ -35,7 +35,8 @@ def fit_thresholds(records: Sequence[Mapping], step: float = 0.05) -> tuple[floa
 def overlap_completion(query: str, title: str) -> str:
     """A prediction in the evaluation format (`{id, completion}`): the answer section alone.
 
-    It is not well-formed reasoning, so every strict metric scores it 0; `lenient_accuracy` reads
-    the answer alone.
+    A file of bare answers is evaluated on its labels (accuracy, macro-F1, confusion); its reasoning
+    metrics are not applicable (`Evaluation.label_only`). Mixed with reasoning, a bare answer is
+    malformed and scores 0 on the strict metrics.
     """
     return f"<answer> {overlap_label(query, title)} </answer>"

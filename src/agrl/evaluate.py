@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from agrl.data.io import DataError, atomic_write_text, write_json
-from agrl.reasoning import Reasoning, lenient_label, parse_reasoning
+from agrl.reasoning import Reasoning, is_label_only, lenient_label, parse_reasoning
 from agrl.render import markdown_table
 from agrl.rules import Rulebook, default_rulebook, same_rule
 from agrl.stats import label_metrics
@@ -69,9 +69,9 @@ class Evaluation:
     accuracy: float
     lenient_accuracy: float
     macro_f1: float
-    format_valid: float
+    format_valid: float | None
     grounded_adherence: float | None
-    self_consistency: float
+    self_consistency: float | None
     self_consistency_valid: float | None
     rule_accuracy: float | None
     tail_solved: float | None
@@ -88,6 +88,9 @@ class Evaluation:
     confusion: dict[str, dict[str, int]]
     per_rule: dict[str, dict[str, Any]]
     outcomes: dict[str, np.ndarray] = field(repr=False)
+    # Every prediction is a bare answer (label-first with early stop): label metrics are read from
+    # the answers; the reasoning metrics are None (not applicable), not 0.
+    label_only: bool = False
 
     def get(self, metric: str) -> Any:
         """A metric by name (None for a name this evaluation does not have)."""
@@ -123,6 +126,8 @@ def evaluate(
     """
     rulebook = rulebook or default_rulebook()
     head = {r.casefold() for r in head_rules} if head_rules is not None else None
+    present = [predictions[str(r["id"])] for r in records if str(r["id"]) in predictions]
+    label_only = bool(present) and all(is_label_only(c) for c in present)
     rows: dict[str, list[bool]] = {
         k: [] for k in (*OUTCOMES, "lenient", "consistent", "grounded_n", "rule_known", "rule_hit")
     }
@@ -136,7 +141,7 @@ def evaluate(
         parsed = parse_reasoning(completion, fmt) if completion is not None else None
         reasoning = parsed if isinstance(parsed, Reasoning) else None  # None: missing or malformed
         ok = reasoning is not None
-        label = reasoning.label if reasoning else None
+        label = reasoning.label if reasoning else (lenient_label(completion) if label_only else None)
         labels.append(label)
         gold = int(record["label"])
         hit = label == gold
@@ -192,6 +197,11 @@ def evaluate(
         return float(hits[among].mean()) if among.any() else None
 
     grades = label_metrics([int(r["label"]) for r in records], labels)
+    applies = not label_only  # the reasoning metrics of bare answers are not applicable
+
+    def reasoning_share(hits: np.ndarray, among: np.ndarray | None = None) -> float | None:
+        return share(hits, among) if applies else None
+
     ordered_rules = [r for r in rulebook.ids if r in per_rule] + sorted(set(per_rule) - set(rulebook.ids))
     return Evaluation(
         n=n,
@@ -199,31 +209,32 @@ def evaluate(
         accuracy=share(v["correct"]) or 0.0,
         lenient_accuracy=share(v["lenient"]) or 0.0,
         macro_f1=grades["macro_f1"],
-        format_valid=share(v["valid"]) or 0.0,
-        grounded_adherence=share(v["grounded"], v["grounded_n"]),
-        self_consistency=share(v["consistent"]) or 0.0,
-        self_consistency_valid=share(v["consistent"], v["valid"]),
-        rule_accuracy=share(v["rule_hit"], v["rule_known"]),
-        tail_solved=share(v["solved"], v["luck_proof"]),
+        format_valid=(share(v["valid"]) or 0.0) if applies else None,
+        grounded_adherence=reasoning_share(v["grounded"], v["grounded_n"]),
+        self_consistency=(share(v["consistent"]) or 0.0) if applies else None,
+        self_consistency_valid=reasoning_share(v["consistent"], v["valid"]),
+        rule_accuracy=reasoning_share(v["rule_hit"], v["rule_known"]),
+        tail_solved=reasoning_share(v["solved"], v["luck_proof"]),
         tail_n=int(v["luck_proof"].sum()),
         head_accuracy=share(v["correct"], v["head"]),
         head_n=int(v["head"].sum()),
-        grounded_solved_head=share(v["grounded"], v["solved"] & v["head"]),
-        grounded_solved_tail=share(v["grounded"], v["solved"] & v["luck_proof"]),
-        self_consistency_head=share(v["consistent"], v["head"]),
-        self_consistency_tail=share(v["consistent"], v["luck_proof"]),
+        grounded_solved_head=reasoning_share(v["grounded"], v["solved"] & v["head"]),
+        grounded_solved_tail=reasoning_share(v["grounded"], v["solved"] & v["luck_proof"]),
+        self_consistency_head=reasoning_share(v["consistent"], v["head"]),
+        self_consistency_tail=reasoning_share(v["consistent"], v["luck_proof"]),
         per_class=grades["per_class"],
         confusion=grades["confusion"],
         per_rule={
             r: {
                 "n": b["n"],
                 "accuracy": b["correct"] / b["n"],
-                "rule_accuracy": b["rule_correct"] / b["n"],
-                "solved": b["solved"] / b["n"],
+                "rule_accuracy": b["rule_correct"] / b["n"] if applies else None,
+                "solved": b["solved"] / b["n"] if applies else None,
                 "stated": dict(stated_by_rule[r].most_common()),
             }
             for r, b in ((r, per_rule[r]) for r in ordered_rules)
         },  # fmt: skip
+        label_only=label_only,
         outcomes={k: v[k] for k in OUTCOMES}
         | {"solved_head": v["solved"] & v["head"], "solved_tail": v["solved"] & v["luck_proof"]},  # fmt: skip
     )
@@ -237,7 +248,13 @@ def render_report(evaluation: Evaluation, title: str = "Evaluation") -> str:
     m = evaluation.to_json()
     grades = ("1", "2", "3", "4", "none")
     parts = [
-        f"# {title}\n\n{m['n']} examples, {m['missing']} without a prediction.\n",
+        f"# {title}\n\n{m['n']} examples, {m['missing']} without a prediction.\n"
+        + (
+            "\nEvery prediction is a bare answer (label-first, early stop): label metrics are read from the "
+            "answers; the reasoning metrics are not applicable (n/a).\n"
+            if m.get("label_only")
+            else ""
+        ),  # fmt: skip
         markdown_table(["metric", "value (%)"], [(k, _pct(m[k])) for k in HEADLINE]),
         "## Per class\n",
         markdown_table(

@@ -197,6 +197,14 @@ def _split_sections(text: str, order: tuple[str, ...]) -> dict[str, tuple[str, i
 _ANSWER_ONLY = re.compile(r"<answer>\s*([1-4])\s*</answer>")
 
 
+_BARE_ANSWER = re.compile(r"\s*<answer>\s*[1-4]\s*</answer>\s*")
+
+
+def is_label_only(text: object) -> bool:
+    """The completion is an answer section and nothing else (a label-first judge stopped early)."""
+    return isinstance(text, str) and len(text) <= MAX_CHARS and _BARE_ANSWER.fullmatch(text) is not None
+
+
 def lenient_label(text: object) -> int | None:
     """The grade of the one well-formed `<answer>` section, whatever surrounds it (a lenient read)."""
     if not isinstance(text, str) or len(text) > MAX_CHARS:

@@ -47,7 +47,8 @@ class AccuracyCallback(TrainerCallback):
             )
             metrics = evaluate(records, {r["id"]: t[0] for r, t in zip(records, texts)}, fmt=self.fmt)
             logs[f"eval_{name}_accuracy"] = metrics.accuracy
-            logs[f"eval_{name}_self_consistency"] = metrics.self_consistency
+            if metrics.self_consistency is not None:  # None only for bare answers
+                logs[f"eval_{name}_self_consistency"] = metrics.self_consistency
             if metrics.tail_solved is not None:
                 logs[f"eval_{name}_tail_solved"] = metrics.tail_solved
         return logs
