@@ -194,3 +194,31 @@ def test_out_equal_to_data_and_empty_input_are_errors_before_any_model_load(tmp_
     with pytest.raises(ValueError, match=r"empty\.jsonl.*no records to judge"):
         run_predict("no-such-model", empty, tmp_path / "out.jsonl")
     assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_file_system_and_model_failures_are_one_error_line_and_leave_nothing(model_dir, tmp_path, capsys):
+    from agrl.cli import main
+
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    under_file = tmp_path / "records.jsonl" / "out.jsonl"  # --out under a file
+    missing_model = tmp_path / "out.jsonl"
+    cases = [
+        (["--model", str(model_dir), "--data", str(data), "--out", str(under_file)], "no folder"),
+        (
+            ["--model", str(tmp_path / "no-model"), "--data", str(data), "--out", str(missing_model)],
+            "no-model",
+        ),
+    ]
+    for args, expected in cases:
+        assert main(["predict", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("agrl: error:") and expected in err and "Traceback" not in err
+    assert not missing_model.exists() and not (tmp_path / "out.jsonl.partial").exists()
+    # a .partial row without an id under --resume: an error naming the file, not a KeyError
+    out = tmp_path / "resumed.jsonl"
+    (tmp_path / "resumed.jsonl.partial").write_text(json.dumps({"completion": "x"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"resumed\.jsonl\.partial.*no id"):
+        from agrl.predict import run_predict
+
+        run_predict(str(model_dir), data, out, resume=True)

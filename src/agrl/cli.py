@@ -213,7 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = extra
     try:
         return int(args.func(args) or 0)
-    except (DataError, RulebookError, ValueError, FileNotFoundError) as exc:
+    except (
+        DataError,
+        RulebookError,
+        ValueError,
+        OSError,
+    ) as exc:  # OSError: missing, unwritable, not a folder
         print(f"agrl: error: {exc}", file=sys.stderr)
         return 2
 

@@ -44,7 +44,12 @@ def _existing(out: Path) -> list[dict]:
                     partial, number, None, "not a JSON row (remove the file to start over)"
                 ) from None
     seen, unique = set(), []
-    for row in rows:
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or row.get("id") is None:
+            where = partial if partial.exists() else out
+            raise DataError(
+                where, None, "id", f"row {number} of what was done has no id (remove the file to start over)"
+            )
         if str(row.get("id")) not in seen:
             seen.add(str(row.get("id")))
             unique.append({"id": str(row["id"]), "completion": row.get("completion")})
@@ -104,10 +109,13 @@ def run_predict(
     done_ids = {r["id"] for r in done}
     todo = [r for r in records if r["id"] not in done_ids]
     partial = partial_path(out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"--out {out}: no folder {out.parent} to write into")
+    loaded = load_model(model) if todo else None  # before any file: a missing model leaves nothing behind
     # Atomically: truncating in place would lose the done rows to a kill before they are rewritten.
     write_jsonl(partial, done)
-    if todo:
-        model_, tokenizer = load_model(model)
+    if loaded is not None:
+        model_, tokenizer = loaded
         bar = tqdm(total=len(todo), desc="predict", disable=None)
         with open(partial, "a", encoding="utf-8") as handle:
             for start in range(0, len(todo), batch_size):
