@@ -30,3 +30,29 @@ def test_reproduce_takes_the_rehearsal_and_prompt_mix_flags():
     assert args.ptx_coef == 1.0 and args.rl_tail_share == 0.3
     with pytest.raises(SystemExit):
         build_parser().parse_args(["reproduce", "--ptx_coef", "x"])
+
+
+def test_train_fields_lists_trl_and_agrl_fields_with_defaults(capsys):
+    from agrl.cli import main
+
+    assert main(["train", "agrl", "--fields"]) == 0
+    text = capsys.readouterr().out
+    for field in (
+        "--learning_rate",
+        "--replay_k",
+        "--ptx_coef",
+        "--reward_component_weights",
+        "--save_steps",
+    ):
+        assert field in text, field
+    assert "(default: 0.0)" in text
+
+
+def test_a_missing_config_says_no_such_file(capsys, tmp_path):
+    from agrl.cli import main
+
+    assert main(["train", "agrl", "--config", "nope.yaml"]) == 2
+    assert "nope.yaml: no such file" in capsys.readouterr().err
+    assert main(["train", "sft", "--config", str(tmp_path / "x.yaml")]) == 2
+    assert "x.yaml: no such file" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing created

@@ -19,8 +19,16 @@ METHODS = ("sft", "dpo", "grpo", "agrl")
 def cmd_train(args: argparse.Namespace) -> int:
     from agrl.train.config import AGRLConfig, AgrlDPOConfig, AgrlSFTConfig, load_config
 
+    classes = {"sft": AgrlSFTConfig, "dpo": AgrlDPOConfig, "grpo": AGRLConfig, "agrl": AGRLConfig}
+    if args.fields:  # what --key value accepts: the config class's own parser, with defaults
+        from trl import TrlParser
+
+        TrlParser(classes[args.method], prog=f"agrl train {args.method}").print_help()  # type: ignore[arg-type]
+        return 0
     if args.config is not None and not args.config.exists() and args.config.parent == Path("."):
         args.config = config_path(args.config.name)  # a shipped config by name, from any directory
+    if args.config is not None and not args.config.exists():
+        raise FileNotFoundError(f"--config {args.config}: no such file")
 
     if args.method == "sft":
         from agrl.train.sft import run_sft
@@ -143,6 +151,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="YAML config (fields of the TRL config plus agrl's): a path, or "
         "the name of a shipped one (agrl_tiny.yaml, sft_tiny.yaml, ...)",
+    )
+    p.add_argument(
+        "--fields",
+        action="store_true",
+        help="list every field the stage accepts (TRL's and agrl's) with its default and help, then exit",
     )
     p.set_defaults(func=cmd_train, accepts_overrides=True)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def run_predict(
     write_jsonl(partial, done)
     if loaded is not None:
         model_, tokenizer = loaded
-        bar = tqdm(total=len(todo), desc="predict", disable=None)
+        # On a terminal a live bar; in a log file a line every 30 s (tqdm's disable=None would hide it).
+        bar = tqdm(total=len(todo), desc="predict", mininterval=0.1 if sys.stderr.isatty() else 30.0)
         with open(partial, "a", encoding="utf-8") as handle:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]

@@ -12,5 +12,7 @@ def config_path(name: str) -> Path:
     packaged = folder.joinpath(name)
     if not packaged.is_file():
         known = sorted(p.name for p in folder.iterdir() if p.name.endswith(".yaml"))
-        raise FileNotFoundError(f"config {name} is not one of agrl's shipped configs ({', '.join(known)})")
+        raise FileNotFoundError(
+            f"--config {name}: no such file here, and not one of agrl's shipped configs ({', '.join(known)})"
+        )
     return Path(str(packaged))
