@@ -222,3 +222,17 @@ def test_file_system_and_model_failures_are_one_error_line_and_leave_nothing(mod
         from agrl.predict import run_predict
 
         run_predict(str(model_dir), data, out, resume=True)
+
+
+def test_bf16_inference_runs_and_writes_every_row(model_dir, tmp_path):
+    from agrl.models import load_model, torch_dtype
+    from agrl.predict import run_predict
+
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in RECORDS), encoding="utf-8")
+    summary = run_predict(str(model_dir), data, tmp_path / "bf16.jsonl", max_new_tokens=6, dtype="bf16")
+    assert summary["predictions"] == 3 and len(_rows(tmp_path / "bf16.jsonl")) == 3
+    model, _ = load_model(str(model_dir), torch_dtype("bf16"))
+    assert next(model.parameters()).dtype == torch_dtype("bf16")
+    with pytest.raises(ValueError, match="dtype"):
+        torch_dtype("fp8")

@@ -62,6 +62,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 args.resume,
                 args.system_prompt,
                 args.early_stop,
+                dtype=args.dtype,
             )
         )
     )
@@ -84,6 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         request_timeout_s=args.request_timeout_s,
         batching=not args.no_batching,
+        dtype=args.dtype,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
@@ -138,6 +140,12 @@ def _judge_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         default=None,
         help="the model was trained with the system prompt (default: what its agrl.json says)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="inference precision: bf16 uses the CPU's AMX / the GPU's tensor cores (bench/predict_speed.py)",
     )
 
 

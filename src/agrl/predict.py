@@ -88,10 +88,11 @@ def run_predict(
     resume: bool = False,
     system_prompt: bool | None = None,
     early_stop: bool = False,
+    dtype: str = "fp32",
 ) -> dict:
     from agrl.contract import load_contract
     from agrl.data.load import load_records
-    from agrl.models import load_model
+    from agrl.models import load_model, torch_dtype
     from agrl.models.generate import generate_completions
 
     out = Path(out)
@@ -112,7 +113,9 @@ def run_predict(
     partial = partial_path(out)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"--out {out}: no folder {out.parent} to write into")
-    loaded = load_model(model) if todo else None  # before any file: a missing model leaves nothing behind
+    loaded = (
+        load_model(model, torch_dtype(dtype)) if todo else None
+    )  # before any file: a missing model leaves nothing behind
     # Atomically: truncating in place would lose the done rows to a kill before they are rewritten.
     write_jsonl(partial, done)
     if loaded is not None:

@@ -276,6 +276,7 @@ def create_app(
     max_queue: int = 256,
     request_timeout_s: float = 60.0,
     batching: bool = True,
+    dtype: str = "fp32",
 ) -> FastAPI:
     """The FastAPI app serving a judge: a model folder/id (or `smollm2`), or a `(model, tokenizer)` pair.
 
@@ -305,9 +306,9 @@ def create_app(
     fmt, system_prompt, rulebook = contract.reasoning_format, contract.system_prompt, contract.rulebook
     prompt_rulebook = contract.prompt_rulebook()
     if isinstance(model_path_or_pair, (str, Path)):
-        from agrl.models import load_model
+        from agrl.models import load_model, torch_dtype
 
-        model, tokenizer = load_model(str(model_path_or_pair))
+        model, tokenizer = load_model(str(model_path_or_pair), torch_dtype(dtype))
         name = str(model_path_or_pair)
         if device is None:
             import torch

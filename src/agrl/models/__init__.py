@@ -64,6 +64,17 @@ def resolve_model_path(name_or_path: str, cache_dir: str | Path = "runs/models")
     return str(target)
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """`fp32` / `bf16` (the inference flags) as a torch dtype."""
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ValueError(f"dtype: expected one of {sorted(DTYPES)}, got {name!r}") from None
+
+
 def load_model(
     name_or_path: str,
     dtype: torch.dtype = torch.float32,
