@@ -1,0 +1,76 @@
+"""Inference precision: the same judge in fp32 and in bf16, records/s and label agreement.
+
+Loads one model folder twice (fp32, bf16 weights), judges the same records with the same batch
+size and greedy decoding in alternating rounds (fp32, bf16, fp32, ...) so that a slow phase of a
+shared machine hits both, and prints records/s of each, their ratio and the share of records whose
+label is the same. Writes results/bench/predict_dtype.json. Do not run it beside another job.
+
+    .venv/bin/python bench/predict_dtype.py --model runs/esci/models/smollm2_sft --data ../shared/data/esci-us-dev60 --early-stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from agrl.contract import load_contract
+from agrl.data.io import write_json
+from agrl.data.load import load_records
+from agrl.models import load_model, torch_dtype
+from agrl.models.generate import generate_completions
+from agrl.reasoning import lenient_label
+
+
+def judge(model, tokenizer, records, args, contract) -> tuple[float, list[int | None]]:
+    started = time.perf_counter()
+    texts = generate_completions(model, tokenizer, records, batch_size=args.batch, max_new_tokens=args.max_new_tokens,
+                                 stop_after_answer=args.early_stop, system_prompt=contract.system_prompt,
+                                 rulebook=contract.prompt_rulebook(), progress=False)  # fmt: skip
+    return len(records) / (time.perf_counter() - started), [lenient_label(t[0]) for t in texts]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--data", required=True, help="records (JSONL/CSV/Parquet) or an ESCI folder")
+    parser.add_argument("--n", type=int, default=256, help="records judged per round")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--early-stop", action="store_true", help="label-first models: stop at </answer>")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("results/bench/predict_dtype.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    records = load_records(args.data, require_label=False)[: args.n]
+    contract = load_contract(args.model)
+    judges = {name: load_model(args.model, torch_dtype(name)) for name in ("fp32", "bf16")}
+    for model, tokenizer in judges.values():  # warm-up: first-call costs out of the timings
+        judge(model, tokenizer, records[:4], args, contract)
+    speeds: dict[str, list[float]] = {k: [] for k in judges}
+    labels: dict[str, list[int | None]] = {}
+    for _ in range(args.rounds):
+        for name, (model, tokenizer) in judges.items():
+            speed, labels[name] = judge(model, tokenizer, records, args, contract)
+            speeds[name].append(speed)
+    agree = sum(a == b for a, b in zip(labels["fp32"], labels["bf16"])) / len(records)
+    result = {
+        "model": args.model, "data": str(args.data), "n": len(records), "batch": args.batch, "rounds": args.rounds,
+        "early_stop": args.early_stop, "threads": args.threads,
+        **{f"{name}_records_per_s": statistics.median(v) for name, v in speeds.items()},
+        "label_agreement": agree, "torch": torch.__version__,
+    }  # fmt: skip
+    result["bf16_over_fp32"] = result["bf16_records_per_s"] / result["fp32_records_per_s"]
+    print(json.dumps(result, indent=1))
+    write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
