@@ -110,3 +110,16 @@ class ContractCallback(TrainerCallback):
             if folder.is_dir():
                 save_contract(folder, self.contract)
         return control
+
+
+def stage_callbacks(args: AgrlArguments, tokenizer) -> list[TrainerCallback]:
+    """What every stage's trainer gets: the accuracy curve (when asked) and agrl.json in checkpoints."""
+    return [*eval_callback(args, tokenizer), ContractCallback(args)]
+
+
+def train_and_save(trainer, tokenizer, args) -> str:
+    """Train (resuming as `resume_from_checkpoint` says), save the final model folder, return its path."""
+    trainer.train(resume_from_checkpoint=resume_point(args))
+    out = final_dir(args)
+    save_final(trainer, tokenizer, out, args)
+    return out

@@ -19,14 +19,7 @@ from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.rewards import label_correct
 from agrl.rules import load_rulebook
-from agrl.train.common import (
-    ContractCallback,
-    check_contract,
-    final_dir,
-    peft_config,
-    resume_point,
-    save_final,
-)
+from agrl.train.common import ContractCallback, check_contract, peft_config, train_and_save
 from agrl.train.config import AgrlDPOConfig
 from agrl.train.data import prompt_messages
 
@@ -122,7 +115,4 @@ def run_dpo(args: AgrlDPOConfig, pairs: Dataset | None = None) -> str:
         peft_config=peft_config(args),
         callbacks=[ContractCallback(args)],
     )
-    trainer.train(resume_from_checkpoint=resume_point(args))
-    out = final_dir(args)
-    save_final(trainer, tokenizer, out, args)
-    return out
+    return train_and_save(trainer, tokenizer, args)

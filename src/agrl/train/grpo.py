@@ -18,15 +18,7 @@ from agrl.models import load_model
 from agrl.rewards import make_reward_functions
 from agrl.rules import load_rulebook
 from agrl.train.agrl_trainer import AGRLTrainer
-from agrl.train.common import (
-    ContractCallback,
-    check_contract,
-    eval_callback,
-    final_dir,
-    peft_config,
-    resume_point,
-    save_final,
-)
+from agrl.train.common import check_contract, peft_config, stage_callbacks, train_and_save
 from agrl.train.config import AGRLConfig
 from agrl.train.data import load_train_records, rl_dataset
 
@@ -46,7 +38,7 @@ def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=Non
         train_dataset=rl_dataset(records, args),
         processing_class=tokenizer,
         peft_config=peft_config(args),
-        callbacks=[*eval_callback(args, tokenizer), ContractCallback(args)],
+        callbacks=stage_callbacks(args, tokenizer),
     )
     if args.replay or args.ptx_coef:  # replay off: AGRLTrainer is GRPOTrainer plus the rehearsal term
         return AGRLTrainer(rulebook=rulebook, **kwargs)
@@ -55,7 +47,4 @@ def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=Non
 
 def run_grpo(args: AGRLConfig) -> str:
     trainer = build_grpo_trainer(args)
-    trainer.train(resume_from_checkpoint=resume_point(args))
-    out = final_dir(args)
-    save_final(trainer, trainer.processing_class, out, args)
-    return out
+    return train_and_save(trainer, trainer.processing_class, args)

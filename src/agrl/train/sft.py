@@ -12,15 +12,7 @@ from agrl.models import load_model
 from agrl.models.tiny import build_model, build_tokenizer
 from agrl.prompts import build_messages
 from agrl.rules import load_rulebook
-from agrl.train.common import (
-    ContractCallback,
-    check_contract,
-    eval_callback,
-    final_dir,
-    peft_config,
-    resume_point,
-    save_final,
-)
+from agrl.train.common import check_contract, peft_config, stage_callbacks, train_and_save
 from agrl.train.config import AgrlSFTConfig
 from agrl.train.data import load_train_records, reference_text, sft_dataset
 
@@ -63,9 +55,6 @@ def run_sft(args: AgrlSFTConfig, extra_callbacks: list | None = None) -> str:
         train_dataset=sft_dataset(records, args),
         processing_class=tokenizer,
         peft_config=peft_config(args),
-        callbacks=[*eval_callback(args, tokenizer), ContractCallback(args)] + list(extra_callbacks or []),
+        callbacks=stage_callbacks(args, tokenizer) + list(extra_callbacks or []),
     )
-    trainer.train(resume_from_checkpoint=resume_point(args))
-    out = final_dir(args)
-    save_final(trainer, tokenizer, out, args)
-    return out
+    return train_and_save(trainer, tokenizer, args)
