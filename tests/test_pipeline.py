@@ -1,11 +1,14 @@
 """Miniature `agrl demo` and `agrl reproduce`: tiny data, a 1-layer model, a few steps, the full report."""
 
 import json
+from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agrl.experiments.budgets import ComparisonBudget
-from agrl.experiments.shoprules import ARMS, run_comparison, run_demo
+from agrl.experiments.shoprules import ARMS, combined_gate, run_comparison, run_demo, warm_start_of
 
 SMALL_SFT = [
     "--max_steps",
@@ -82,7 +85,8 @@ def test_miniature_demo_end_to_end(tmp_path):
 @pytest.mark.slow  # ~40 s: a miniature `agrl reproduce`
 def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     out = tmp_path / "reproduce"
-    summary = run_comparison(out, "mini", "test", [0, 1], "tiny", SMALL, ARMS, SMALL_RL, SMALL_SFT)
+    budget = replace(SMALL, warm_starts=2)  # seed 0 from warm start 0, seed 1 from warm start 1
+    summary = run_comparison(out, "mini", "test", [0, 1], "tiny", budget, ARMS, SMALL_RL, SMALL_SFT)
     assert set(summary["methods"]) == {"sft", *ARMS}
     for arm in ARMS:
         stat = summary["methods"][arm]["tail/tail_solved"]
@@ -107,16 +111,59 @@ def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     )
     # every arm of a seed saw the same prompts in the same order
     prompts = [
-        json.loads(line)["id"] for line in (out / "runs" / "data" / "rl_s1.jsonl").read_text().splitlines()
+        json.loads(line)["id"]
+        for line in (out / "runs" / "warm1" / "data" / "rl_s1.jsonl").read_text().splitlines()
     ]
     assert len(prompts) == SMALL.rl_steps * SMALL.prompts_per_step
     assert summary["targets"] and all(("met" in t) or ("MISSED" in t) for t in summary["targets"])
     report = (out / "report.md").read_text()
     assert "Paired differences against GRPO-PR" in report and "Paired differences against GRPO (" in report
     assert "SFT-on-gold (control)" in report and "Stuck per tail rule" in report
-    # a resumed run reads every finished arm back: the same statistics, nothing trained again
-    models = {p: p.stat().st_mtime for p in (out / "runs" / "models").glob("*/model.safetensors")}
-    again = run_comparison(out, "mini", "test", [0, 1], "tiny", SMALL, ARMS, SMALL_RL, SMALL_SFT, resume=True)
+    # two warm starts: two data draws and two SFT models, each seed paired with its own
+    assert summary["notes"]["warm_start_of_seed"] == {"0": 0, "1": 1}
+    assert (out / "runs" / "warm1" / "models" / "sft" / "config.json").exists()
+    assert (out / "runs" / "warm1" / "data" / "sft.jsonl").read_bytes() != (
+        out / "runs" / "data" / "sft.jsonl"
+    ).read_bytes()
+    assert set(summary["gate"]["per_warm_start"]) == {"0", "1"} and "- warm start 1:" in report
+    assert (out / "runs" / "warm1" / "models" / "agrl_s1").exists()
+    assert not (
+        out / "runs" / "models" / "agrl_s1"
+    ).exists()  # a resumed run reads every finished arm back: the same statistics, nothing trained again
+    models = {p: p.stat().st_mtime for p in (out / "runs").glob("**/models/*/model.safetensors")}
+    again = run_comparison(
+        out, "mini", "test", [0, 1], "tiny", budget, ARMS, SMALL_RL, SMALL_SFT, resume=True
+    )
     assert json.loads(json.dumps(again["methods"])) == json.loads(json.dumps(summary["methods"]))
     assert again["curves"] == summary["curves"]
     assert {p: p.stat().st_mtime for p in models} == models
+
+
+@given(n=st.integers(1, 12), data=st.data())
+def test_warm_starts_take_the_seeds_in_contiguous_blocks(n, data):
+    warm_starts = data.draw(st.integers(1, n))
+    seeds = list(range(10, 10 + n))
+    of = warm_start_of(seeds, warm_starts)
+    order = [of[s] for s in seeds]
+    assert order == sorted(order) and set(order) == set(range(warm_starts))
+    sizes = [order.count(w) for w in range(warm_starts)]
+    assert max(sizes) - min(sizes) <= 1  # as even as the count allows
+
+
+def test_warm_starts_beyond_the_seeds_are_an_error():
+    with pytest.raises(ValueError, match="warm_starts 3"):
+        warm_start_of([0, 1], 3)
+
+
+def test_combined_gate_averages_values_and_passes_only_when_every_warm_start_passes():
+    def gate(stuck: float, per_rule: dict) -> dict:
+        ok = stuck >= 0.4
+        check = {"name": "stuck", "key": "stuck_rate", "op": ">=", "threshold": 0.4, "value": stuck, "ok": ok}
+        return {"passed": ok, "checks": [check], "stuck_per_rule": per_rule}
+
+    one = gate(0.5, {"R03": 0.5})
+    assert combined_gate({0: one}) is one
+    both = combined_gate({0: one, 1: gate(0.3, {"R03": 0.1, "R10": 0.6})})
+    assert both["checks"][0]["value"] == pytest.approx(0.4) and not both["passed"]
+    assert both["stuck_per_rule"] == pytest.approx({"R03": 0.3, "R10": 0.6})
+    assert set(both["per_warm_start"]) == {"0", "1"}

@@ -488,6 +488,13 @@ def write_report(
         if gate.get("stuck_per_rule"):
             shown = ", ".join(f"{rule} {100 * v:.1f} %" for rule, v in gate["stuck_per_rule"].items())
             lines += [f"Stuck per tail rule: {shown}.", ""]
+        for w, g in (gate.get("per_warm_start") or {}).items():  # several warm starts: the above are means
+            shown = ", ".join(f"{c['key']} {100 * c['value']:.1f} %{'' if c['ok'] else ' (FAILED)'}"
+                              for c in g["checks"])  # fmt: skip
+            lines += [f"- warm start {w}: {shown}"]
+        if gate.get("per_warm_start"):
+            lines += ["", "With several warm starts, each value above is their mean; the gate passes only "
+                      "where every warm start passes.", ""]  # fmt: skip
     lines += [
         f"Command: `{command}` ({seconds / 60:.1f} min).",
         "",

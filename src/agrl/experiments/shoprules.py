@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +327,85 @@ def target_checks(summary: Mapping, minutes: float | None = None) -> list[str]:
 # --- the comparison -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """One draw of the data and one SFT model, with its evaluation and gate; seeds train from it."""
+
+    work: Path
+    data: Path
+    sft: Path
+    sft_eval: dict[str, Evaluation]
+    gate: dict
+
+
+def warm_start_of(seeds: Sequence[int], warm_starts: int) -> dict[int, int]:
+    """Seed -> warm start, in contiguous blocks (5 seeds over 2 warm starts: 0 0 0 1 1)."""
+    if not 1 <= warm_starts <= max(len(seeds), 1):
+        raise ValueError(
+            f"warm_starts {warm_starts}: needs 1 <= warm_starts <= the number of seeds ({len(seeds)})"
+        )
+    return {seed: i * warm_starts // len(seeds) for i, seed in enumerate(seeds)}
+
+
+def prepare_warm_start(
+    out: Path,
+    w: int,
+    scale: str,
+    budget: ComparisonBudget,
+    sft_cli: Sequence[str],
+    sft_fields: Mapping[str, Any] | None,
+    resume: bool,
+    read_back: list[str],
+) -> WarmStart:
+    """Data (seed w), the SFT model (seed w) and the gate of warm start `w`: `out/runs` for the first
+    (the layout of a one-warm-start run), `out/runs/warm{w}` for the others."""
+    work = out / "runs" if w == 0 else out / "runs" / f"warm{w}"
+    data = work / "data"
+    log.info("warm start %d: generating ShopRules (%s, seed %d) -> %s", w, scale, w, data)
+    generate(data, seed=w, scale=scale, progress=False)
+    head_curve_records(data, budget)
+    sft = work / "models" / "sft"
+    sft_eval = finished(work / "eval" / "sft") if resume else None
+    if sft_eval is not None:
+        read_back.append("sft" if w == 0 else f"sft (warm start {w})")
+    else:
+        log.info("warm start %d: SFT of the tiny model", w)
+        sft = train_arm(sft_arm(data, sft, seed=w, **(sft_fields or {})), sft_cli).path
+        sft_eval = evaluate_model(sft, data, work / "eval" / "sft", budget.eval_n)
+    gate_file = work / "eval" / "gate.json"
+    if resume and gate_file.exists():
+        gate = json.loads(gate_file.read_text())
+    else:
+        gate = check_gate(sft_eval, stuck_rates(sft, gate_prompts(data, budget), budget.gate_samples))
+        write_json(gate_file, gate)
+    for c in gate["checks"]:
+        log.info("warm start %d gate: %s = %.1f %% (needs %s %.0f %%): %s", w, c["name"], 100 * c["value"],
+                 c["op"], 100 * c["threshold"], "ok" if c["ok"] else "FAILED")  # fmt: skip
+    log.info("warm start %d: gate %s", w, "passed" if gate["passed"] else "FAILED")
+    return WarmStart(work, data, sft, sft_eval, gate)
+
+
+def combined_gate(gates: Mapping[int, dict]) -> dict:
+    """One warm start: its gate. Several: each check's mean value, passed only where every warm start
+    passes, and each warm start's gate under `per_warm_start`."""
+    if len(gates) == 1:
+        return next(iter(gates.values()))
+    listed = list(gates.values())
+    checks = [
+        {**first, "value": sum(g["checks"][i]["value"] for g in listed) / len(listed),
+         "ok": all(g["checks"][i]["ok"] for g in listed)}
+        for i, first in enumerate(listed[0]["checks"])
+    ]  # fmt: skip
+    rules = sorted({r for g in listed for r in g.get("stuck_per_rule", {})})
+    per_rule = {
+        r: sum(g["stuck_per_rule"][r] for g in listed if r in g.get("stuck_per_rule", {}))
+        / sum(r in g.get("stuck_per_rule", {}) for g in listed)
+        for r in rules
+    }
+    return {"passed": all(c["ok"] for c in checks), "checks": checks, "stuck_per_rule": per_rule,
+            "per_warm_start": {str(w): g for w, g in gates.items()}}  # fmt: skip
+
+
 def run_comparison(
     out: Path,
     title: str,
@@ -340,38 +419,30 @@ def run_comparison(
     sft_fields: Mapping[str, Any] | None = None,
     resume: bool = False,
 ) -> dict:
-    """One SFT warm start and its gate, then `arms` over `seeds`; writes summary.json and report.md.
+    """SFT warm start(s) and their gate, then `arms` over `seeds`; writes summary.json and report.md.
+
+    `budget.warm_starts` > 1 draws the data and trains SFT that many times (seeds in blocks, see
+    `warm_start_of`), so that the spread over seeds includes the warm start and the data draw.
 
     `rl_cli` are the user's config flags for the RL arms, `sft_cli` for the warm start. With `resume`,
     every arm (and the warm start) whose evaluation a previous run of `out` finished is read back
     instead of trained again; an arm killed mid-way is trained again from its start."""
     started = time.perf_counter()
-    work = out / "runs"
-    data = work / "data"
-    log.info("generating ShopRules (%s, seed 0) -> %s", scale, data)
-    generate(data, seed=0, scale=scale, progress=False)
-    head_curve_records(data, budget)
-    log.info("SFT warm start of the tiny model")
-    sft = work / "models" / "sft"
-    sft_eval = finished(work / "eval" / "sft") if resume else None
-    read_back = ["sft"] if sft_eval is not None else []
-    if sft_eval is None:
-        sft = train_arm(sft_arm(data, sft, **(sft_fields or {})), sft_cli).path
-        sft_eval = evaluate_model(sft, data, work / "eval" / "sft", budget.eval_n)
-    gate_file = work / "eval" / "gate.json"
-    if resume and gate_file.exists():
-        gate = json.loads(gate_file.read_text())
-    else:
-        gate = check_gate(sft_eval, stuck_rates(sft, gate_prompts(data, budget), budget.gate_samples))
-        write_json(gate_file, gate)
-    for c in gate["checks"]:
-        log.info("gate: %s = %.1f %% (needs %s %.0f %%): %s", c["name"], 100 * c["value"], c["op"],
-                 100 * c["threshold"], "ok" if c["ok"] else "FAILED")  # fmt: skip
-    log.info("gate %s", "passed" if gate["passed"] else "FAILED")
-    results: Results = {"sft": dict.fromkeys(seeds, sft_eval)}
+    warm_of = warm_start_of(seeds, budget.warm_starts)
+    warm: dict[int, WarmStart] = {}
+    read_back: list[str] = []
+    for w in sorted(set(warm_of.values())):
+        warm[w] = prepare_warm_start(out, w, scale, budget, sft_cli, sft_fields, resume, read_back)
+    gate = combined_gate({w: ws.gate for w, ws in warm.items()})
+    results: Results = {"sft": {seed: warm[warm_of[seed]].sft_eval for seed in seeds}}
     histories: dict[str, dict[int, list[dict]]] = {}
-    notes: dict[str, Any] = {"budget": asdict(budget)}
+    notes: dict[str, Any] = {
+        "budget": asdict(budget),
+        "warm_start_of_seed": {str(s): w for s, w in warm_of.items()},
+    }
     for seed in seeds:
+        ws = warm[warm_of[seed]]
+        work, data, sft = ws.work, ws.data, ws.sft
         prompts = rl_prompts(data, seed, budget)
         for name, arm in comparison_arms(sft, data, prompts, work, seed, budget).items():
             if name not in arms:
@@ -386,7 +457,7 @@ def run_comparison(
                     name, Path(arm.fields["output_dir"])
                 ).log_history
                 continue
-            log.info("seed %d: %s", seed, name)
+            log.info("seed %d (warm start %d): %s", seed, warm_of[seed], name)
             if name == "dpo":
                 info, notes[f"seed {seed} dpo_pairs"] = train_dpo(arm, sft, prompts)
                 if info is None:  # nothing to learn from: DPO leaves the SFT model as it is
@@ -401,7 +472,10 @@ def run_comparison(
             notes[f"seed {seed} {name}_minutes"] = round((time.perf_counter() - arm_started) / 60, 2)
         write_json(out / "partial_results.json",
                    {a: {str(s): {k: e.to_json() for k, e in by.items()} for s, by in r.items()} for a, r in results.items()})  # fmt: skip
-    notes["SFT"] = "one run (data seed 0); its row repeats it for every seed so that differences pair up"
+    notes["SFT"] = (
+        f"{len(warm)} warm start(s) (warm start w: data seed w, SFT seed w); each seed's SFT row is its "
+        "warm start's, so that differences pair up"
+    )
     if read_back:  # the minutes above are this run's; these were trained by the run that was resumed
         notes["resumed"] = (
             f"read back from a previous run of this folder, not trained again: {', '.join(read_back)}"
