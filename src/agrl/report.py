@@ -22,6 +22,7 @@ from agrl.stats import Statistic, interval, seed_interval, share_statistic
 # (split, metric, column title); the headline metric first.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("tail", "tail_solved", "tail solved"),
+    ("tail_novel", "tail_solved", "tail_novel solved"),
     ("w_eval", "head_accuracy", "w_eval head acc"),
     ("w_eval", "accuracy", "w_eval acc"),
     ("b_eval", "accuracy", "b_eval acc"),
@@ -275,6 +276,7 @@ def _signed(stat: Mapping | None) -> str:
 
 
 DIFFERENCE_COLUMNS = [c for c in COLUMNS if c[:2] in {("tail", "tail_solved"), ("tail", "accuracy"),
+                                                      ("tail_novel", "tail_solved"),
                                                       ("w_eval", "head_accuracy"), ("w_eval", "accuracy"),
                                                       ("b_eval", "accuracy")}]  # fmt: skip
 

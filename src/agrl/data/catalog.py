@@ -156,6 +156,34 @@ GENDERS: dict[str, list[str]] = {
 }
 PRICE_PHRASES = ["under {v}", "below {v}", "less than {v}", "under ${v}", "{v} or less", "max {v}"]
 
+# Held back from every ShopRules split but `tail_novel`, which is built from them: tail solved there
+# needs the rule, not a memorised surface. Each is a new arrangement of words the other phrasings
+# use (the tiny model's vocabulary is word-level: a word it never saw would be <unk>, not a test).
+HELD_NEGATION: dict[str, str] = {  # feature -> its held query phrasing
+    "laces": "laceless",
+    "leather": "leather free",
+    "straw": "no straw",
+    "fragrance": "unscented",
+    "sugar": "no sugar",
+    "cord": "without cord",
+}
+HELD_PRICE_PHRASES = ("below {v}", "{v} or less")
+HELD_UNIT_PAIRS = frozenset({("l", "cl"), ("cl", "l"), ("mm", "cm")})  # (product's unit, query's unit)
+# One brand per non-electronics group (electronics brands are tied to their models).
+HELD_BRANDS = frozenset(
+    {
+        "moment",
+        "crocs",
+        "h&m",
+        "hamilton beach",
+        "clinique",
+        "west elm",
+        "decathlon",
+        "asmodee",
+        "garden of life",
+    }
+)
+
 
 @dataclass(frozen=True)
 class ProductType:

@@ -5,7 +5,7 @@ a unit conversion, ...): one function registered in `SCENARIOS` under its name a
 generator draws a product and a query, lets the scenario change the judged product, derives query
 slots, product slots and checks, and lets the rulebook decide the label and the deciding rule. An
 example is kept only if the rulebook's decision is the scenario's rule, so the data never disagree
-with the rules. `generate` writes seven splits (`SPLITS`). Same seed -> same bytes.
+with the rules. `generate` writes eight splits (`SPLITS`). Same seed -> same bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from agrl.data.catalog import (
     COLORS,
     FEATURES,
     GENDERS,
+    HELD_BRANDS,
+    HELD_NEGATION,
+    HELD_PRICE_PHRASES,
+    HELD_UNIT_PAIRS,
     MODELS,
     PRICE_PHRASES,
     SIZE_OPTIONS,
@@ -136,9 +140,9 @@ def r01_accessory(d: Draft) -> ProductType | None:
     main = TYPE_BY_NAME[d.picked.accessory_of]
     wants_accessory = d.ptype is d.picked
     if wants_accessory:
-        fixed["brand"] = MODELS[base.model][0] if base.model else rng.choice(BRANDS[main.brands])
+        fixed["brand"] = MODELS[base.model][0] if base.model else rng.choice(d.gen.brands(main.brands))
     else:
-        fixed["brand"] = base.brand if rng.random() < 0.5 else rng.choice(BRANDS["accessories"])
+        fixed["brand"] = base.brand if rng.random() < 0.5 else rng.choice(d.gen.brands("accessories"))
     if not base.model:
         fixed.pop("model")
     fixed.pop("size")
@@ -174,7 +178,10 @@ def r03_negation(d: Draft) -> ProductType | None:
 
 @scenario("brand", "R04", states=("brand",))
 def r04_brand(d: Draft) -> ProductType | None:
-    d.fixed["brand"] = d.rng.choice([b for b in BRANDS[d.ptype.brands] if b != d.base.brand])
+    others = [b for b in d.gen.brands(d.ptype.brands) if b != d.base.brand]
+    if not others:
+        return None
+    d.fixed["brand"] = d.rng.choice(others)
     if _electronics(d.ptype):
         models = d.gen.models_of(d.ptype.name, d.fixed["brand"])
         if not models:
@@ -260,10 +267,28 @@ HEAD = tuple(s for s in SCENARIOS if s not in TAIL)
 HEAD_RULES = tuple(SCENARIOS[s].rule for s in HEAD)
 # `dev` is for tuning (rl-like mix); `tail` holds the tail examples a model blind to the tail
 # feature gets wrong (see `Rulebook.blind_decision`); the other three evaluation splits are reported.
-SPLITS = ("sft", "rl", "dev", "b_eval", "w_eval", "hard", "tail")
+SPLITS = ("sft", "rl", "dev", "b_eval", "w_eval", "hard", "tail", "tail_novel")
 SCALES: dict[str, dict[str, int]] = {
-    "tiny": {"sft": 8000, "rl": 2000, "dev": 300, "b_eval": 300, "w_eval": 300, "hard": 200, "tail": 300},
-    "small": {"sft": 8000, "rl": 3000, "dev": 500, "b_eval": 600, "w_eval": 600, "hard": 500, "tail": 600},
+    "tiny": {
+        "sft": 8000,
+        "rl": 2000,
+        "dev": 300,
+        "b_eval": 300,
+        "w_eval": 300,
+        "hard": 200,
+        "tail": 300,
+        "tail_novel": 300,
+    },
+    "small": {
+        "sft": 8000,
+        "rl": 3000,
+        "dev": 500,
+        "b_eval": 600,
+        "w_eval": 600,
+        "hard": 500,
+        "tail": 600,
+        "tail_novel": 600,
+    },
     "default": {
         "sft": 30000,
         "rl": 12000,
@@ -272,6 +297,7 @@ SCALES: dict[str, dict[str, int]] = {
         "w_eval": 3000,
         "hard": 2500,
         "tail": 1500,
+        "tail_novel": 1500,
     },
 }
 # Natural (long-tailed) scenario weights, as in a live query log: mostly exact and head mismatches.
@@ -297,6 +323,7 @@ class SplitSpec:
     tail_feature_rate: float  # chance a head example still carries a (satisfied) tail feature
     hard: bool = False  # keep only examples whose word overlap points to another label
     blind_wrong: bool = False  # keep only examples a model blind to the deciding feature gets wrong
+    novel: bool = False  # use the held-back surfaces (catalog.HELD_*), which no other split uses
 
 
 # The tail is rare in `sft` (so that after SFT it is still unsolved: measured, 0.5 % per tail
@@ -321,6 +348,8 @@ def split_specs(sft_tail_share: float = SFT_TAIL_SHARE) -> dict[str, SplitSpec]:
         "dev": SplitSpec(dict(rl), tail_feature_rate=0.15),
         "hard": SplitSpec({s: 1.0 for s in TAIL}, tail_feature_rate=0.1, hard=True),
         "tail": SplitSpec({s: 1.0 for s in TAIL}, tail_feature_rate=0.1, blind_wrong=True),
+        # `tail` built from the surfaces every other split holds back (catalog.HELD_*)
+        "tail_novel": SplitSpec({s: 1.0 for s in TAIL}, tail_feature_rate=0.1, blind_wrong=True, novel=True),
     }
 
 
@@ -347,10 +376,26 @@ def luck_proof_tail(rulebook: Rulebook | None = None, seed: int = 0, n: int = 60
 class _Gen:
     """One split's generator state: an RNG and the rulebook."""
 
-    def __init__(self, rng: random.Random, rulebook: Rulebook, tail_feature_rate: float):
+    def __init__(self, rng: random.Random, rulebook: Rulebook, tail_feature_rate: float, novel: bool = False):
         self.rng = rng
         self.rulebook = rulebook
         self.tail = tail_feature_rate
+        self.novel = novel  # `tail_novel`: the held-back surfaces (catalog.HELD_*) instead of the others
+
+    # --- surfaces held back for tail_novel ------------------------------------------------------
+    def brands(self, group: str) -> list[str]:
+        held = [b for b in BRANDS[group] if b in HELD_BRANDS]
+        return held if self.novel and held else [b for b in BRANDS[group] if b not in HELD_BRANDS]
+
+    def negation_phrase(self, feature: str) -> str:
+        if self.novel:
+            return HELD_NEGATION[feature]
+        return self.rng.choice([q for q in FEATURES[feature]["query"] if q != HELD_NEGATION[feature]])
+
+    def price_phrase(self) -> str:
+        return self.rng.choice(
+            HELD_PRICE_PHRASES if self.novel else [p for p in PRICE_PHRASES if p not in HELD_PRICE_PHRASES]
+        )
 
     # --- products -------------------------------------------------------------------------------
     def price(self, ptype: ProductType) -> float:
@@ -375,7 +420,7 @@ class _Gen:
         elif model and ptype.top == "electronics":
             brand = MODELS[model][0]
         else:
-            brand = rng.choice(BRANDS[ptype.brands])
+            brand = rng.choice(self.brands(ptype.brands))
         if ptype.accessory_of and model is None and "model" not in fixed:
             candidates = self.models_of(ptype.accessory_of)
             model = rng.choice(candidates) if candidates and rng.random() < 0.7 else None
@@ -568,7 +613,7 @@ class _Gen:
         base = float(value) * factor
         options = []
         for other, (fam, f) in UNITS.items():
-            if fam == family and other != unit:
+            if fam == family and other != unit and ((unit, other) in HELD_UNIT_PAIRS) == self.novel:
                 amount = base / f
                 if 0.1 <= amount <= 5000 and abs(amount * 100 - round(amount * 100)) < 1e-6:
                     options.append((format_number(amount), other))
@@ -607,9 +652,9 @@ class _Gen:
             rng.shuffle(core)
         extra: list[str] = []
         if negation:
-            extra.append(rng.choice(FEATURES[negation]["query"]))
+            extra.append(self.negation_phrase(negation))
         if "price" in q:
-            extra.append(rng.choice(PRICE_PHRASES).format(v=q["price"].split()[1]))
+            extra.append(self.price_phrase().format(v=q["price"].split()[1]))
         rng.shuffle(extra)
         text = " ".join(core + extra)
         return text if rng.random() < 0.85 else capwords(text)
@@ -637,7 +682,7 @@ def generate_split(
     rulebook = rulebook or default_rulebook()
     spec = split_specs(sft_tail_share)[split]
     rng = random.Random(f"shoprules/{seed}/{split}")
-    gen = _Gen(rng, rulebook, spec.tail_feature_rate)
+    gen = _Gen(rng, rulebook, spec.tail_feature_rate, novel=spec.novel)
     seen = seen if seen is not None else set()
     scenarios = list(luck_proof_tail(rulebook, seed) if spec.blind_wrong else spec.weights)
     weights = [spec.weights[s] for s in scenarios]
@@ -690,7 +735,7 @@ def generate(
     sizes: dict[str, int] | None = None,
     progress: bool = True,
 ) -> dict:
-    """Write the seven splits (`SPLITS`) and `stats.json` into `out`; returns the stats."""
+    """Write the eight splits (`SPLITS`) and `stats.json` into `out`; returns the stats."""
     from tqdm import tqdm
 
     out = Path(out)
@@ -700,7 +745,7 @@ def generate(
     stats: dict = {"seed": seed, "scale": scale, "sft_tail_share": sft_tail_share, "splits": {}}
     started = time.perf_counter()
     # Evaluation splits first so that training splits, not evaluation ones, give way on collisions.
-    for split in ("b_eval", "w_eval", "hard", "tail", "dev", "rl", "sft"):
+    for split in ("b_eval", "w_eval", "hard", "tail", "tail_novel", "dev", "rl", "sft"):
         n = sizes[split]
         records = list(
             tqdm(

@@ -2,7 +2,7 @@
 
 Both: generate ShopRules -> SFT warm start -> a gate that checks the paper's regime (head rules
 learnt, tail unsolved, tail prompts stuck) -> every arm from the same SFT checkpoint -> greedy
-evaluation on b_eval / w_eval / tail -> summary.json + report.md with plots.
+evaluation on b_eval / w_eval / tail / tail_novel -> summary.json + report.md with plots.
 
 Arms, per seed: the control (SFT continued on the same `rl` prompts' gold references, same step
 budget), DPO (pass@N pairs on those prompts), GRPO, GRPO-PR, replay-only and AGRL. Every arm of
@@ -36,7 +36,7 @@ from agrl.train.dpo import build_pairs, pairs_dataset
 
 log = logging.getLogger(__name__)
 
-EVAL_SPLITS = ("b_eval", "w_eval", "tail")
+EVAL_SPLITS = ("b_eval", "w_eval", "tail", "tail_novel")
 HEAD_CURVE_FILE = "head_curve.jsonl"
 RL_CONFIGS = {  # RL arm -> its shipped config
     "grpo": "grpo_tiny.yaml",
