@@ -56,3 +56,26 @@ def test_a_missing_config_says_no_such_file(capsys, tmp_path):
     assert main(["train", "sft", "--config", str(tmp_path / "x.yaml")]) == 2
     assert "x.yaml: no such file" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing created
+
+
+def test_a_failed_run_leaves_no_output_folder_unless_it_holds_a_checkpoint(tmp_path):
+    from agrl.train.common import removed_on_failure
+
+    fresh = tmp_path / "fresh"
+    with pytest.raises(RuntimeError), removed_on_failure(fresh):
+        (fresh / "runs").mkdir(parents=True)  # what a trainer writes before it fails (logs)
+        raise RuntimeError("training failed")
+    assert not fresh.exists()
+    resumable = tmp_path / "resumable"
+    with pytest.raises(KeyboardInterrupt), removed_on_failure(resumable):
+        (resumable / "checkpoint-50").mkdir(parents=True)
+        raise KeyboardInterrupt  # killed after a checkpoint: kept, for --resume_from_checkpoint true
+    assert (resumable / "checkpoint-50").is_dir()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(ValueError), removed_on_failure(existing):
+        raise ValueError("bad field")
+    assert existing.is_dir()  # a folder the user had is never removed
+    with removed_on_failure(tmp_path / "ok"):
+        (tmp_path / "ok").mkdir()
+    assert (tmp_path / "ok").is_dir()

@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agrl.experiments.budgets import ComparisonBudget
-from agrl.experiments.shoprules import ARMS, combined_gate, run_comparison, run_demo, warm_start_of
+from agrl.experiments.runner import Arm
+from agrl.experiments.shoprules import (
+    ARMS,
+    combined_gate,
+    from_checkpoint,
+    run_comparison,
+    run_demo,
+    warm_start_of,
+)
 
 SMALL_SFT = [
     "--max_steps",
@@ -167,3 +175,13 @@ def test_combined_gate_averages_values_and_passes_only_when_every_warm_start_pas
     assert both["checks"][0]["value"] == pytest.approx(0.4) and not both["passed"]
     assert both["stuck_per_rule"] == pytest.approx({"R03": 0.3, "R10": 0.6})
     assert set(both["per_warm_start"]) == {"0", "1"}
+
+
+def test_a_killed_arm_resumes_from_its_latest_checkpoint(tmp_path):
+    out = tmp_path / "agrl_s0"
+    arm = Arm("agrl", "grpo", "agrl_tiny.yaml", {"output_dir": str(out)})
+    assert from_checkpoint(arm, resume=True) is arm  # nothing there yet: from the start
+    for step in (50, 100):
+        (out / f"checkpoint-{step}").mkdir(parents=True)
+    assert from_checkpoint(arm, resume=True).fields["resume_from_checkpoint"] == str(out / "checkpoint-100")
+    assert from_checkpoint(arm, resume=False) is arm  # a fresh run never picks up an old checkpoint

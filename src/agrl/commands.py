@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import warnings
+from functools import partial
 from pathlib import Path
 
 from agrl.configs import config_path
@@ -30,20 +31,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.config is not None and not args.config.exists():
         raise FileNotFoundError(f"--config {args.config}: no such file")
 
+    from agrl.train.common import removed_on_failure
+
     if args.method == "sft":
         from agrl.train.sft import run_sft
 
-        out = run_sft(load_config(AgrlSFTConfig, args.config, args.overrides))
+        sft = load_config(AgrlSFTConfig, args.config, args.overrides)
+        output_dir, start = sft.output_dir, partial(run_sft, sft)
     elif args.method == "dpo":
         from agrl.train.dpo import run_dpo
 
-        out = run_dpo(load_config(AgrlDPOConfig, args.config, args.overrides))
+        dpo = load_config(AgrlDPOConfig, args.config, args.overrides)
+        output_dir, start = dpo.output_dir, partial(run_dpo, dpo)
     else:
         from agrl.train.grpo import run_grpo
 
         # `grpo` defaults to plain GRPO (outcome reward, no replay); `agrl` to the full method.
         defaults = {"reward_mode": "outcome", "replay": False} if args.method == "grpo" else {}
-        out = run_grpo(load_config(AGRLConfig, args.config, args.overrides, **defaults))
+        rl = load_config(AGRLConfig, args.config, args.overrides, **defaults)
+        output_dir, start = rl.output_dir, partial(run_grpo, rl)
+    with removed_on_failure(output_dir or "trainer_output"):
+        out = start()
     print(json.dumps({"method": args.method, "output_dir": out}))
     return 0
 

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from transformers.trainer_utils import get_last_checkpoint
+
 from agrl.contract import load_contract
 from agrl.data.io import read_records, write_json, write_jsonl
 from agrl.data.shoprules import HEAD, HEAD_RULES, NATURAL, SCENARIOS, generate, luck_proof_tail
@@ -226,6 +228,17 @@ def evaluate_model(
     return results
 
 
+def from_checkpoint(arm: Arm, resume: bool) -> Arm:
+    """With `resume`, an arm whose run was killed after a checkpoint continues from its latest one
+    (model, optimizer, scheduler, RNG and replay state) instead of from its start."""
+    folder = Path(arm.fields["output_dir"])
+    last = get_last_checkpoint(str(folder)) if resume and folder.is_dir() else None
+    if last is None:
+        return arm
+    log.info("%s: resuming from %s", arm.name, last)
+    return arm.with_fields(resume_from_checkpoint=last)
+
+
 def finished(folder: Path) -> dict[str, Evaluation] | None:
     """The evaluations a previous run wrote to `folder`, when every split's metrics are there."""
     files = {split: folder / f"{split}.metrics.json" for split in EVAL_SPLITS}
@@ -370,7 +383,9 @@ def prepare_warm_start(
         read_back.append("sft" if w == 0 else f"sft (warm start {w})")
     else:
         log.info("warm start %d: SFT of the tiny model", w)
-        sft = train_arm(sft_arm(data, sft, seed=w, **(sft_fields or {})), sft_cli).path
+        sft = train_arm(
+            from_checkpoint(sft_arm(data, sft, seed=w, **(sft_fields or {})), resume), sft_cli
+        ).path
         sft_eval = evaluate_model(sft, data, work / "eval" / "sft", budget.eval_n)
     gate_file = work / "eval" / "gate.json"
     if resume and gate_file.exists():
@@ -458,6 +473,7 @@ def run_comparison(
                 ).log_history
                 continue
             log.info("seed %d (warm start %d): %s", seed, warm_of[seed], name)
+            arm = from_checkpoint(arm, resume)
             if name == "dpo":
                 info, notes[f"seed {seed} dpo_pairs"] = train_dpo(arm, sft, prompts)
                 if info is None:  # nothing to learn from: DPO leaves the SFT model as it is

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from peft import LoraConfig
@@ -123,3 +126,17 @@ def train_and_save(trainer, tokenizer, args) -> str:
     out = final_dir(args)
     save_final(trainer, tokenizer, out, args)
     return out
+
+
+@contextmanager
+def removed_on_failure(output_dir: str | Path) -> Iterator[None]:
+    """A run that fails leaves no empty or half-written output folder behind: the folder goes when
+    this run created it and it holds no checkpoint (a run killed after one keeps it, to resume)."""
+    folder = Path(output_dir)
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and folder.is_dir() and not any(folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
