@@ -13,6 +13,7 @@ from agrl.rewards import (
     OUTCOME_WEIGHTS,
     REGISTRY,
     Truth,
+    class_balance_weights,
     components,
     compute_score,
     default_weights,
@@ -472,3 +473,40 @@ def test_deciding_checks_score_the_gold_rules_own_verdict(records, data):
     assert scores["checks"] < 1.0
     # off by default: the shipped total does not change
     assert total(record["reference"], record) == 1.0
+
+
+# --- class-balanced label reward ----------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    counts=st.dictionaries(st.integers(1, 4), st.integers(1, 500), min_size=1, max_size=4),
+    power=st.sampled_from([0.0, 0.5, 1.0, 2.0]),
+)
+def test_class_balance_weights_keep_the_rarest_class_at_one_and_scale_the_rest(counts, power):
+    labels = [c for c, n in counts.items() for _ in range(n)]
+    weights = class_balance_weights(labels, power)
+    assert set(weights) == set(counts)
+    rarest = min(counts.values())
+    for c, n in counts.items():
+        assert 0.0 < weights[c] <= 1.0 + 1e-12
+        assert weights[c] == pytest.approx((rarest / n) ** power)  # (n_rarest / n_c) ** power
+
+
+def test_class_balance_weights_refuse_a_negative_power():
+    with pytest.raises(ValueError, match="must be >= 0"):
+        class_balance_weights([1, 2, 2], -1.0)
+
+
+def test_the_trl_label_reward_reads_the_label_weight_column(records):
+    funcs, _ = make_reward_functions()
+    label = next(f for f in funcs if f.__name__ == "label_reward")
+    fmt = next(f for f in funcs if f.__name__ == "format_reward")
+    record = records[0]
+    columns = {"label": [record["label"]] * 2, "rule": [record["rule"]] * 2,
+               "annotations": [json.dumps(record["annotations"])] * 2}  # fmt: skip
+    gold = [record["reference"]] * 2
+    assert label(gold, **columns, label_weight=[0.25, 1.0]) == [0.25, 1.0]
+    assert fmt(gold, **columns, label_weight=[0.25, 1.0]) == fmt(gold, **columns)  # only the label scales
+    assert label(gold, **columns) == [1.0, 1.0]  # no column: unweighted
+    assert label([honest_wrong(record)] * 2, **columns, label_weight=[0.25, 1.0]) == [0.0, 0.0]

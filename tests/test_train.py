@@ -609,3 +609,18 @@ def test_resume_true_without_a_checkpoint_is_a_clear_error(tmp_path, sft_model, 
         rl_args(tmp_path / "none", sft_model, shoprules_dir, "--resume_from_checkpoint", "true"),
     )
     assert resume_point(args) == str(tmp_path / "none" / "checkpoint-12")
+
+
+def test_rl_dataset_carries_the_class_balanced_label_weight(tmp_path, shoprules):
+    from agrl.train.data import rl_dataset
+
+    records = shoprules["rl"][:200]
+    counts = {g: sum(r["label"] == g for r in records) for g in {r["label"] for r in records}}
+    off = rl_dataset(records, load_config(AGRLConfig, None, ["--output_dir", str(tmp_path)]))
+    assert set(off["label_weight"]) == {1.0}
+    args = load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--label_balance", "1.0"])
+    weights = dict(zip(off["label"], rl_dataset(records, args)["label_weight"]))
+    rarest = min(counts.values())
+    assert weights == pytest.approx({g: rarest / n for g, n in counts.items()})
+    with pytest.raises(ValueError, match="label_balance"):
+        load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--label_balance", "-1"])

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
 from agrl.reasoning import ParseResult, Reasoning, parse_reasoning
 from agrl.registry import Registry
 from agrl.rules import Rulebook, default_rulebook, same_rule
@@ -42,6 +44,7 @@ class Truth:
     product: Mapping[str, str] | None
     checks: Mapping[str, str] | None
     partial: bool
+    label_weight: float = 1.0  # the label component's scale for this example's class (class_balance_weights)
 
 
 ScoreFn = Callable[[Reasoning, Truth, Rulebook], "float | None"]
@@ -179,7 +182,29 @@ def rule_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float
 
 @register_component("label", 2.0, lambda t: t.label is not None)
 def label_component(parsed: Reasoning, truth: Truth, rulebook: Rulebook) -> float:
-    return float(truth.label is not None and parsed.label == int(truth.label))
+    return truth.label_weight * float(truth.label is not None and parsed.label == int(truth.label))
+
+
+def class_balance_weights(labels: Sequence[int], power: float = 1.0) -> dict[int, float]:
+    """Label-reward scale per class from the training labels: scikit-learn's "balanced" class weights
+    (n / (k x n_c)) to the power `power`, divided by the largest, so the rarest class keeps 1 and a
+    class c gets (n_rarest / n_c) ** power. 0 gives every class 1 (off).
+
+    Why it acts under GRPO's per-group normalisation: every rollout of a prompt shares its gold class,
+    so a scale on the whole reward would cancel; a scale on the label component alone lowers the
+    label's weight against the format, slot and consistency components on majority-class prompts —
+    less of the push towards the majority grade those prompts give, the same push on rare ones."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    if power < 0:
+        raise ValueError(f"label balance power {power}: must be >= 0")
+    classes = np.array(sorted({int(y) for y in labels}))
+    if not len(classes):
+        return {}
+    balanced = (
+        compute_class_weight("balanced", classes=classes, y=np.array([int(y) for y in labels])) ** power
+    )
+    return {int(c): float(w / balanced.max()) for c, w in zip(classes, balanced)}
 
 
 @register_component("consistency", 0.75)
@@ -198,8 +223,10 @@ def score_components(
     annotations: Mapping | None = None,
     rulebook: Rulebook | None = None,
     fmt: str = "think_first",
+    label_weight: float = 1.0,
 ) -> dict[str, float | None]:
-    """Every registered component for one completion; None where the example lacks its ground truth."""
+    """Every registered component for one completion; None where the example lacks its ground truth.
+    `label_weight` scales the label component (class-balanced label reward; 1: off)."""
     rulebook = rulebook or default_rulebook()
     notes = _read_annotations(annotations)  # per completion: read the cached parse, do not copy it
     truth = Truth(
@@ -209,6 +236,7 @@ def score_components(
         notes.get("product"),
         notes.get("checks"),
         bool(notes.get("partial")),
+        float(label_weight),
     )
     parsed = _parse(completion_text(completion), fmt)
     if not parsed.ok:
@@ -256,18 +284,24 @@ class _BatchScores:
         self._scores: list[dict[str, float | None]] = []
 
     def __call__(
-        self, completions: list, label: list | None, rule: list | None, annotations: list | None
+        self,
+        completions: list,
+        label: list | None,
+        rule: list | None,
+        annotations: list | None,
+        label_weight: list | None = None,
     ) -> list[dict[str, float | None]]:
         # Equality, not identity: a new batch may reuse a freed list's id.
-        key = (list(completions), label, rule, annotations)
+        key = (list(completions), label, rule, annotations, label_weight)
         if key != self._key:
             n = len(completions)
             labels = label if label is not None else [None] * n
             rules = rule if rule is not None else [None] * n
             notes = annotations if annotations is not None else [None] * n
+            scales = label_weight if label_weight is not None else [1.0] * n
             self._scores = [
-                score_components(c, lab, r, a, self.rulebook, self.fmt)
-                for c, lab, r, a in zip(completions, labels, rules, notes)
+                score_components(c, lab, r, a, self.rulebook, self.fmt, w)
+                for c, lab, r, a, w in zip(completions, labels, rules, notes, scales)
             ]
             self._key = key
         return self._scores
@@ -279,9 +313,10 @@ def _component_func(name: str, scores: _BatchScores) -> RewardFunc:
         label: list | None = None,
         rule: list | None = None,
         annotations: list | None = None,
+        label_weight: list | None = None,
         **_: object,
     ) -> list[float | None]:
-        return [row[name] for row in scores(completions, label, rule, annotations)]
+        return [row[name] for row in scores(completions, label, rule, annotations, label_weight)]
 
     reward.__name__ = reward.__qualname__ = f"{name}_reward"
     return reward

@@ -143,6 +143,13 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
         metadata={"help": "records whose gold references are rehearsed (e.g. the SFT train file)"},
     )
     ptx_batch_size: int = field(default=8, metadata={"help": "references per loss computation"})
+    label_balance: float = field(
+        default=0.0,
+        metadata={
+            "help": "class-balanced label reward: the label component scaled by (n_rarest / n_class) ** this, "
+            "from the train file's labels (0: off, 1: inverse frequency; agrl.rewards.class_balance_weights)"
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -168,6 +175,8 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
             )
         if self.ptx_coef < 0 or (self.ptx_coef > 0 and not self.ptx_file):
             raise ValueError(f"ptx_coef {self.ptx_coef}: needs a ptx_file and a weight >= 0")
+        if self.label_balance < 0:
+            raise ValueError(f"label_balance {self.label_balance}: must be >= 0")
         self.component_weights()  # validate early
 
     def component_weights(self) -> dict[str, float]:

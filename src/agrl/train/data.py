@@ -10,6 +10,7 @@ from datasets import Dataset
 from agrl.data.io import read_records
 from agrl.prompts import build_messages
 from agrl.reasoning import render_reasoning
+from agrl.rewards import class_balance_weights
 from agrl.rules import Rulebook, default_rulebook, load_rulebook
 from agrl.schema import SLOTS
 
@@ -77,14 +78,18 @@ def sft_dataset(records: Sequence[Mapping], args) -> Dataset:
 
 
 def rl_dataset(records: Sequence[Mapping], args) -> Dataset:
-    """Prompts plus the columns reward functions and replay read (annotations as JSON: keys vary per row)."""
+    """Prompts plus the columns reward functions and replay read (annotations as JSON: keys vary per row).
+    `label_weight` is the class-balanced label-reward scale (`args.label_balance`; 1.0 when off)."""
     rulebook = load_rulebook(args.rulebook) if args.rulebook_in_prompt else None
+    power = getattr(args, "label_balance", 0.0)
+    scale = class_balance_weights([int(r["label"]) for r in records], power) if power else {}
     return Dataset.from_list(
         [
             {
                 "prompt": prompt_messages(r, args, rulebook),
                 "id": str(r["id"]),
                 "label": int(r["label"]),
+                "label_weight": scale.get(int(r["label"]), 1.0),
                 "rule": r.get("rule") or "",
                 "annotations": json.dumps(r.get("annotations") or {}, sort_keys=True),
                 "query": r["query"],
