@@ -60,3 +60,50 @@ def test_prepare_writes_a_query_disjoint_annotated_split(tmp_path, esci_sample):
     assert facts["check_coverage"]["type"] > 0.5
     train = [json.loads(line) for line in (tmp_path / "data" / "train.jsonl").read_text().splitlines()]
     assert {r["query"] for r in train} == set(facts["queries"]["train"])
+
+
+def _folder(path, queries: dict[str, list[str]]):
+    """A small ESCI-layout folder: query -> ESCI labels of its products."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from agrl.data.esci import EXAMPLES_FILE, PRODUCTS_FILE
+
+    examples, products = [], []
+    for q, labels in queries.items():
+        for i, label in enumerate(labels):
+            pid = f"{q[:3]}{i}"
+            examples.append({"example_id": len(examples) + 1, "query": q, "query_id": len(examples), "product_id": pid,
+                             "product_locale": "us", "esci_label": label, "small_version": 1, "large_version": 1,
+                             "split": "train"})  # fmt: skip
+            products.append({"product_id": pid, "product_title": f"Water Bottle {i}", "product_description": None,
+                             "product_bullet_point": None, "product_brand": "Acme", "product_color": "Blue",
+                             "product_locale": "us"})  # fmt: skip
+    path.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(examples), path / EXAMPLES_FILE)
+    pq.write_table(pa.Table.from_pylist(products), path / PRODUCTS_FILE)
+    return path
+
+
+def test_prepare_trains_on_one_folder_and_evaluates_on_another(tmp_path):
+    train = _folder(tmp_path / "train", {"water bottle": ["E", "S", "I"], "steel bottle": ["E", "C"]})
+    dev = _folder(tmp_path / "dev", {"blue bottle": ["E", "I"]})
+    facts = prepare(train, tmp_path / "work", 0.4, eval_data=dev)
+    assert facts["rows"] == {"train": 5, "dev": 2} and facts["records"] == 7
+    assert facts["queries"]["dev"] == ["blue bottle"] and facts["folders"]["dev"] == str(dev)
+    rows = (tmp_path / "work" / "data" / "dev.jsonl").read_text().splitlines()
+    assert [json.loads(r)["query"] for r in rows] == ["blue bottle", "blue bottle"]
+    leaky = _folder(tmp_path / "leaky", {"steel bottle": ["E"]})
+    with pytest.raises(ValueError, match="1 of its queries are in --train"):
+        prepare(train, tmp_path / "work2", 0.4, eval_data=leaky)
+
+
+def test_the_report_flags_an_arm_that_predicts_one_class_on_most_rows(tmp_path):
+    from agrl.experiments.esci import collapsed
+
+    order = ["1", "2", "3", "4"]
+    gold = {"1": 20, "2": 5, "3": 25, "4": 50}
+    assert collapsed({"1": 0.0, "2": 0.0, "3": 0.03, "4": 0.97}, gold, 100, order) == "yes (E 0.97)"
+    assert collapsed({"1": 0.2, "2": 0.0, "3": 0.2, "4": 0.6}, gold, 100, order) == "no"
+    # a gold share that high excuses it
+    assert collapsed({"4": 0.85}, {"4": 90, "1": 10}, 100, order) == "no"

@@ -124,7 +124,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_esci(args: argparse.Namespace) -> int:
     from agrl.experiments.esci import run_esci
 
-    summary = run_esci(args.data, args.out, budget_from(EsciBudget, args), work=args.work)
+    summary = run_esci(
+        args.data, args.out, budget_from(EsciBudget, args), work=args.work, eval_data=args.eval_data
+    )
     print(
         json.dumps(
             {
@@ -270,7 +272,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "peers on an ESCI folder's dev queries",
         parents=[budget_parser(EsciBudget)],
     )
-    p.add_argument("--data", required=True, type=Path, help="ESCI folder (official parquet layout)")
+    p.add_argument("--train", "--data", dest="data", required=True, type=Path,
+                   help="ESCI folder (official parquet layout) to train on; without --eval it is split by query")  # fmt: skip
+    p.add_argument("--eval", dest="eval_data", type=Path, default=None,
+                   help="ESCI folder to evaluate on (all of it; no query may be in --train)")  # fmt: skip
     p.add_argument(
         "--out", default=Path("results/esci"), type=Path, help="folder for report.md, summary.json, plots"
     )

@@ -58,10 +58,25 @@ FULL_FT: dict[str, Any] = {
 # --- data -----------------------------------------------------------------------------------------
 
 
-def prepare(data: Path, work: Path, dev_fraction: float, limit: int = 0) -> dict:
-    """Load, annotate and split by query; write train/dev JSONL; return the data's facts."""
+def prepare(
+    data: Path, work: Path, dev_fraction: float, limit: int = 0, eval_data: Path | None = None
+) -> dict:
+    """Load and annotate; split `data` by query into train/dev, or, with `eval_data`, train on all of
+    `data` and evaluate on all of `eval_data` (their queries must not overlap); write train/dev JSONL;
+    return the data's facts."""
     records = load_records(data)
-    split = split_by_query(records, dev_fraction)
+    split: dict[str, list[Mapping]]
+    if eval_data is None:
+        split = split_by_query(records, dev_fraction)
+    else:
+        split = {"train": list(records), "dev": list(load_records(eval_data))}
+        shared = sorted({r["query"] for r in split["train"]} & {r["query"] for r in split["dev"]})
+        if shared:
+            raise ValueError(
+                f"--eval {eval_data}: {len(shared)} of its queries are in --train {data} too "
+                f"(e.g. {shared[0]!r}); the evaluation would see training queries"
+            )
+        records = [dict(r) for r in (*split["train"], *split["dev"])]
     if limit:
         split = {name: rows[:limit] for name, rows in split.items()}
     for name, rows in split.items():
@@ -74,6 +89,7 @@ def prepare(data: Path, work: Path, dev_fraction: float, limit: int = 0) -> dict
     coverage = Counter(s for r in records for s in (r.get("annotations") or {}).get("checks", {}))
     return {
         "records": len(records),
+        "folders": {"train": str(data), "dev": str(eval_data or data)},
         "queries": {k: sorted({r["query"] for r in v}) for k, v in split.items()},
         "rows": {k: len(v) for k, v in split.items()},
         "labels": {
@@ -121,7 +137,7 @@ def rl_smollm2(method: str, sft: Path, train: Path, out: Path, budget: EsciBudge
     """GRPO-PR or AGRL from the SmolLM2 SFT model (`{method}_smollm2_esci.yaml`)."""
     arm = Arm(out.name, "grpo", f"{method}_smollm2_esci.yaml",
               {"model_name_or_path": str(sft), "train_file": str(train), "output_dir": str(out),
-               "seed": budget.seed, "max_steps": budget.rl_steps})  # fmt: skip
+               "seed": budget.seed, "max_steps": budget.rl_steps, "label_balance": budget.label_balance})  # fmt: skip
     return train_arm(arm)
 
 
@@ -162,17 +178,21 @@ def judge_predictions(
                                  rulebook=contract.prompt_rulebook(), stop_after_answer=early,
                                  max_new_tokens=16 if early else 160, desc=f"dev {model_dir.name}")  # fmt: skip
     seconds = time.monotonic() - started
-    write_jsonl(out, ({"id": r["id"], "completion": t[0]} for r, t in zip(dev, texts)))
-    return [lenient_label(t[0]) for t in texts], {"eval_seconds": seconds, "early_stop": early}
+    grades = [lenient_label(t[0]) for t in texts]
+    write_jsonl(out, ({"id": r["id"], "completion": t[0], "grade": g} for r, t, g in zip(dev, texts, grades)))
+    return grades, {"eval_seconds": seconds, "early_stop": early}
 
 
 # --- the run --------------------------------------------------------------------------------------
 
 
-def run_esci(data: Path, out: Path, budget: EsciBudget, work: Path | None = None) -> dict:
+def run_esci(
+    data: Path, out: Path, budget: EsciBudget, work: Path | None = None, eval_data: Path | None = None
+) -> dict:
+    """Every arm on the dev rows: `data` split by query, or all of `eval_data` (see `prepare`)."""
     started = time.monotonic()
     work = work or Path("runs") / "esci"
-    facts = prepare(Path(data), work, budget.dev_fraction, budget.limit)
+    facts = prepare(Path(data), work, budget.dev_fraction, budget.limit, eval_data)
     train_path, dev_path = work / "data" / "train.jsonl", work / "data" / "dev.jsonl"
     train, dev = read_records(train_path), read_records(dev_path)
     log.info("ESCI: %s rows, dev queries %s", facts["rows"], facts["queries"]["dev"])
@@ -181,6 +201,9 @@ def run_esci(data: Path, out: Path, budget: EsciBudget, work: Path | None = None
     logs: dict[str, list[dict]] = {}
     stage = time.monotonic()
     predictions.update(peer_predictions(train, dev, budget))
+    for name in list(predictions):  # a peer writes no reasoning: its grade only
+        write_jsonl(out / "predictions" / f"{name}.jsonl",
+                    ({"id": r["id"], "grade": g} for r, g in zip(dev, predictions[name])))  # fmt: skip
     runs["peers"] = {"seconds": time.monotonic() - stage}
     log.info("peers done in %.0f s", runs["peers"]["seconds"])
 
@@ -248,7 +271,7 @@ def summarize(dev: Sequence[Mapping], predictions: Mapping[str, list], facts: di
         if a in predictions and b in predictions
     }
     return {"budget": asdict(budget), "data": facts, "methods": methods, "differences": differences, "runs": runs,
-            "rl_logs": {k: _rl_log(v) for k, v in logs.items()}}  # fmt: skip
+            "rl_logs": {k: _rl_log(v) for k, v in logs.items()}, "dev_labels": gold}  # fmt: skip
 
 
 def _rl_log(history: Sequence[Mapping]) -> list[dict]:
@@ -266,19 +289,38 @@ def _signed(x: Mapping) -> str:
     return f"{x['diff']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]"
 
 
+def collapsed(predicted: Mapping[str, float], gold: Mapping[str, int], n: int, order: Sequence[str]) -> str:
+    """ "yes (E 0.97)" when one class takes > 80 % of the predictions and more than its gold share
+    (the issue's bar: no arm predicts one class on > 80 % of rows unless the gold share is that high)."""
+    top = max(order, key=lambda g: predicted.get(g, 0.0))
+    share = predicted.get(top, 0.0)
+    over = share > 0.8 and share > (gold.get(top, 0) / n if n else 0.0)
+    return f"yes ({GRADE_NAMES[int(top)]} {share:.2f})" if over else "no"
+
+
 def write_esci_report(out: Path, summary: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
     methods, data, runs = summary["methods"], summary["data"], summary["runs"]
     order = [str(g) for g in sorted(GRADES)]
+    folders = data.get("folders") or {}
+    separate = folders and folders["train"] != folders["dev"]
+    command = (f"agrl esci --train {folders['train']} --eval {folders['dev']} --out {out}" if separate
+               else f"agrl esci --data {folders.get('train', '{ESCI folder}')} --out {out}")  # fmt: skip
+    split_text = (
+        f"train on all of `{folders['train']}`, evaluate on all of `{folders['dev']}` (no shared query)"
+        if separate
+        else f"split by query (hash of the query text, dev share {summary['budget']['dev_fraction']})"
+    )
+    gold_share = {g: sum(1 for r in summary.get("dev_labels", []) if str(r) == g) for g in order}
+    n_dev = sum(gold_share.values())
     lines = [
         "# Real data (ESCI): SmolLM2 judges beside the peers a team tries first",
         "",
-        f"Command: `agrl esci --data {{ESCI folder}} --out {out}` — {summary['seconds'] / 60:.1f} min on this machine, "
+        f"Command: `{command}` — {summary['seconds'] / 60:.1f} min on this machine, "
         f"commit {summary['commit']}{'' if summary.get('provenance', {}).get('clean', True) else ' (with uncommitted changes)'}.",
         "",
-        f"Data: {data['records']} records; split by query (hash of the query text, dev share "
-        f"{summary['budget']['dev_fraction']}): train {data['rows']['train']} rows / "
+        f"Data: {data['records']} records; {split_text}: train {data['rows']['train']} rows / "
         f"{len(data['queries']['train'])} queries, dev {data['rows']['dev']} rows / "
         f"{len(data['queries']['dev'])} queries. Labels (train / dev): {data['labels']['train']} / "
         f"{data['labels']['dev']}.",
@@ -290,16 +332,22 @@ def write_esci_report(out: Path, summary: dict) -> None:
         "## Dev results (95 % CIs: bootstrap over dev queries)",
         "",
         markdown_table(
-            ["method", "accuracy", "macro-F1", "predicted I/C/S/E share"],
+            ["method", "accuracy", "macro-F1", "predicted I/C/S/E share", "one class on > 80 % of rows"],
             [
                 [
                     name,
                     _ci(m, "accuracy"),
                     _ci(m, "macro_f1"),
                     "/".join(f"{m['predicted_share'][g]:.2f}" for g in order),
+                    collapsed(m["predicted_share"], gold_share, n_dev, order),
                 ]
                 for name, m in methods.items()
-            ],
+            ]
+            + (
+                [["gold", "", "", "/".join(f"{gold_share[g] / n_dev:.2f}" for g in order), ""]]
+                if n_dev
+                else []
+            ),
         ),  # fmt: skip
         "## Paired differences (same dev queries resampled for both)",
         "",
