@@ -258,7 +258,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "reproduce", help="the paper's comparison table over seeds", parents=[budget_parser(ComparisonBudget)]
     )
     p.add_argument("--out", default="results/reproduce", help="folder for report.md, summary.json, plots")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every arm (paired)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                   help="seeds of every arm (paired); with --warm_starts 2 (the default) 0-2 start from one SFT model, 3-4 from another")  # fmt: skip
     p.add_argument(
         "--scale", default="default", choices=("tiny", "small", "default"), help="ShopRules split sizes"
     )

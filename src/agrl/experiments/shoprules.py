@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -513,7 +513,7 @@ def run_comparison(
 
 def run_reproduce(
     out: Path,
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     scale: str = "default",
     rl_cli: Sequence[str] = (),
     budget: ComparisonBudget | None = None,
@@ -522,9 +522,10 @@ def run_reproduce(
 ) -> dict:
     """The paper's comparison table over `seeds`: every arm, paired by seed."""
     seed_list = " ".join(map(str, seeds))
-    return run_comparison(out, f"agrl reproduce ({scale} data, seeds {list(seeds)})",
-                          f"agrl reproduce --scale {scale} --seeds {seed_list}", seeds, scale,
-                          budget or ComparisonBudget(), ARMS, rl_cli, sft_cli, resume=resume)  # fmt: skip
+    budget = budget or ComparisonBudget()
+    return run_comparison(out, f"agrl reproduce ({scale} data, seeds {list(seeds)}, {budget.warm_starts} warm start(s))",
+                          f"agrl reproduce --scale {scale} --seeds {seed_list} --warm_starts {budget.warm_starts}", seeds, scale,
+                          budget, ARMS, rl_cli, sft_cli, resume=resume)  # fmt: skip
 
 
 def run_demo(
@@ -535,7 +536,8 @@ def run_demo(
     budget: ComparisonBudget | None = None,
 ) -> dict:
     """The embedded default at one seed: tiny ShopRules, SFT, then GRPO and AGRL from the same SFT."""
+    budget = replace(budget or DEMO_BUDGET, warm_starts=1)  # one seed: one warm start
     summary = run_comparison(out, "agrl demo (tiny scale, one seed)", "make demo", [seed], "tiny",
-                             budget or DEMO_BUDGET, ("grpo", "agrl"), rl_cli, sft_cli, {"max_steps": 900})  # fmt: skip
+                             budget, ("grpo", "agrl"), rl_cli, sft_cli, {"max_steps": 900})  # fmt: skip
     print((out / "table.md").read_text())
     return summary
