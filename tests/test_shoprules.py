@@ -232,6 +232,9 @@ def test_rehearsal_reaches_every_rl_arm_and_the_control_gets_the_same_references
     sft_ids = {json.loads(line)["id"] for line in (tmp_path / "sft.jsonl").read_text().splitlines()}
     assert len(rows) == 20 + 15 and sum(r["id"] in sft_ids for r in rows) == 15
     assert control["per_device_train_batch_size"] == 4 + 3
+    # the RL arms' compute: 3.5 x their steps by default (training tokens), the curve as often per run
+    assert control["max_steps"] == round(3.5 * 5) and arms["agrl"].fields["max_steps"] == 5
+    assert control["eval_every_steps"] == round(20 * 18 / 5)
     # without rehearsal the control trains on the prompts alone
     plain = comparison_arms(
         tmp_path / "sft_model",

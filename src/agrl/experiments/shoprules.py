@@ -84,7 +84,10 @@ def comparison_arms(
         "ptx_file": str(data / "sft.jsonl"),
         "ptx_batch_size": budget.ptx_batch_size,
     }
-    control = {**on_prompts, "per_device_train_batch_size": budget.prompts_per_step}
+    # The control gets the RL arms' compute: `control_step_factor` x their steps (training tokens).
+    steps = max(1, round(budget.control_step_factor * budget.rl_steps))
+    control = {**on_prompts, "per_device_train_batch_size": budget.prompts_per_step, "max_steps": steps,
+               "eval_every_steps": max(1, round(budget.curve_every * steps / budget.rl_steps)) if budget.curve_every else 0}  # fmt: skip
     if budget.ptx_coef:
         control |= {"train_file": str(control_records(data, prompts, seed, budget)),
                     "per_device_train_batch_size": budget.prompts_per_step + budget.ptx_batch_size}  # fmt: skip
