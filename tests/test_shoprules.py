@@ -253,7 +253,11 @@ def _held_surfaces(record: dict) -> set[str]:
     found = {
         f"negation {p}" for p in HELD_NEGATION.values() if re.search(rf"(^|\s){re.escape(p)}($|\s)", query)
     }
-    found |= {f"price {p}" for p in HELD_PRICE_PHRASES if re.search(p.replace("{v}", r"\$?[\d.]+"), query)}
+    found |= {
+        f"price {p}"
+        for p in HELD_PRICE_PHRASES
+        if re.search(r"(^|\s)" + re.escape(p).replace(re.escape("{v}"), r"[\d.]+"), query)
+    }
     found |= {f"brand {b}" for b in HELD_BRANDS if product.get("brand") == b}
     checks = record["annotations"]["checks"]
     if record["rule"] == "R10" and checks.get("size") == "equivalent":

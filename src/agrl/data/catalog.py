@@ -157,8 +157,11 @@ GENDERS: dict[str, list[str]] = {
 PRICE_PHRASES = ["under {v}", "below {v}", "less than {v}", "under ${v}", "{v} or less", "max {v}"]
 
 # Held back from every ShopRules split but `tail_novel`, which is built from them: tail solved there
-# needs the rule, not a memorised surface. Each is a new arrangement of words the other phrasings
-# use (the tiny model's vocabulary is word-level: a word it never saw would be <unk>, not a test).
+# needs the rule, not a memorised surface. The phrasings and unit pairs are new arrangements of words
+# the training text uses ("max" is in every price check line; the tiny model's vocabulary is
+# word-level, so a word only a held phrasing used would have an untrained embedding). The held
+# brands are new words: only non-electronics products carry them, so tail_novel's electronics
+# records separate the two kinds of novelty.
 HELD_NEGATION: dict[str, str] = {  # feature -> its held query phrasing
     "laces": "laceless",
     "leather": "leather free",
@@ -167,7 +170,7 @@ HELD_NEGATION: dict[str, str] = {  # feature -> its held query phrasing
     "sugar": "no sugar",
     "cord": "without cord",
 }
-HELD_PRICE_PHRASES = ("below {v}", "{v} or less")
+HELD_PRICE_PHRASES = ("under ${v}", "max {v}")
 HELD_UNIT_PAIRS = frozenset({("l", "cl"), ("cl", "l"), ("mm", "cm")})  # (product's unit, query's unit)
 # One brand per non-electronics group (electronics brands are tied to their models).
 HELD_BRANDS = frozenset(
