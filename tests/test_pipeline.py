@@ -60,7 +60,7 @@ SMALL = ComparisonBudget(
 def test_miniature_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     summary = run_demo(out, seed=0, rl_cli=SMALL_RL, sft_cli=SMALL_SFT, budget=SMALL)
-    for method in ("sft", "grpo", "agrl"):
+    for method in ("sft", "grpo_pr", "agrl"):
         stats = summary["methods"][method]
         for key in (
             "tail/tail_solved",

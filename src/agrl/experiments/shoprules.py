@@ -538,9 +538,10 @@ def run_demo(
     sft_cli: Sequence[str] = (),
     budget: ComparisonBudget | None = None,
 ) -> dict:
-    """The embedded default at one seed: tiny ShopRules, SFT, then GRPO and AGRL from the same SFT."""
+    """The embedded default at one seed: tiny ShopRules, SFT, then GRPO-PR and AGRL from the same SFT
+    (the headline pair: the same rule-aware reward, without and with replay)."""
     budget = replace(budget or DEMO_BUDGET, warm_starts=1)  # one seed: one warm start
     summary = run_comparison(out, "agrl demo (tiny scale, one seed)", "make demo", [seed], "tiny",
-                             budget, ("grpo", "agrl"), rl_cli, sft_cli, {"max_steps": 900})  # fmt: skip
+                             budget, ("grpo_pr", "agrl"), rl_cli, sft_cli, {"max_steps": 900})  # fmt: skip
     print((out / "table.md").read_text())
     return summary
