@@ -134,6 +134,10 @@ def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
         out / "runs" / "data" / "sft.jsonl"
     ).read_bytes()
     assert set(summary["gate"]["per_warm_start"]) == {"0", "1"} and "- warm start 1:" in report
+    # what replay did is in summary.json, per seed, for the arms that replay (not for GRPO-PR)
+    triggered = summary["replay"]["agrl"]["replay/triggered_frac"]
+    assert triggered["n"] == 2 and 0.0 <= triggered["mean"] <= 1.0 and "grpo_pr" not in summary["replay"]
+    assert "## Replay" in report and set(summary["stability"]) >= {"agrl", "grpo_pr"}
     assert (out / "runs" / "warm1" / "models" / "agrl_s1").exists()
     assert not (
         out / "runs" / "models" / "agrl_s1"
@@ -185,3 +189,19 @@ def test_a_killed_arm_resumes_from_its_latest_checkpoint(tmp_path):
         (out / f"checkpoint-{step}").mkdir(parents=True)
     assert from_checkpoint(arm, resume=True).fields["resume_from_checkpoint"] == str(out / "checkpoint-100")
     assert from_checkpoint(arm, resume=False) is arm  # a fresh run never picks up an old checkpoint
+
+
+def test_replay_summary_averages_each_counter_over_the_steps_that_log_it():
+    from agrl.report import replay_summary
+
+    histories = {
+        "agrl": {
+            0: [{"replay/triggered_frac": 0.5}, {"replay/triggered_frac": 0.0, "replay/guided_success": 1.0}],
+            1: [{"replay/triggered_frac": 0.25}],
+        },
+        "grpo_pr": {0: [{"reward": 1.0}]},
+    }
+    out = replay_summary(histories)
+    assert set(out) == {"agrl"}
+    assert out["agrl"]["replay/triggered_frac"]["per_seed"] == {"0": 0.25, "1": 0.25}
+    assert out["agrl"]["replay/guided_success"] == {"per_seed": {"0": 1.0}, "mean": 1.0, "sd": 0.0, "n": 1}

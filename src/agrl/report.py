@@ -206,6 +206,37 @@ def training_stability(histories: Mapping[str, Mapping[int, Sequence[Mapping]]])
     return out
 
 
+# What replay did, per method and seed: the mean over logged steps of each counter the trainer logs
+# (agrl_trainer._log_replay), the guided success per guidance level and the trigger rate per rule.
+REPLAY_KEYS = ("replay/triggered_frac", "replay/zero_adv_frac_before", "replay/zero_adv_frac_after",
+               "replay/from_queue", "replay/queue_size", "replay/no_guidance", "replay/guided_success",
+               "replay/level_mean", "ptx/nll")  # fmt: skip
+
+
+def replay_summary(histories: Mapping[str, Mapping[int, Sequence[Mapping]]]) -> dict:
+    """{method: {counter: {per_seed, mean, sd, n}}} for the methods whose logs carry replay counters;
+    counters a step does not log (guided success on a step with no guided rollout) do not count."""
+    out: dict = {}
+    for method, by_seed in histories.items():
+        keys = sorted({k for h in by_seed.values() for row in h for k in row if k.startswith("replay/")} |
+                      {k for h in by_seed.values() for row in h for k in row if k == "ptx/nll"})  # fmt: skip
+        keys = [k for k in REPLAY_KEYS if k in keys] + [k for k in keys if k not in REPLAY_KEYS]
+        if not any(k.startswith("replay/") for k in keys):
+            continue
+        rows: dict = {}
+        for key in keys:
+            per_seed = {
+                str(seed): statistics.fmean(v)
+                for seed, history in by_seed.items()
+                if (v := [float(row[key]) for row in history if key in row])
+            }
+            values = list(per_seed.values())
+            rows[key] = {"per_seed": per_seed, "mean": statistics.fmean(values) if values else None,
+                         "sd": sample_sd(values), "n": len(values)}  # fmt: skip
+        out[method] = rows
+    return out
+
+
 # Paired differences reported: the headline is AGRL − GRPO-PR (the same rule-aware reward, without
 # replay: what isolates replay); GRPO (label-only reward) and SFT (the warm start) stay as rows.
 REFERENCES = ("grpo_pr", "grpo", "sft", "sft_gold")
@@ -438,7 +469,38 @@ def _curve_section(summary: Mapping, histories: Mapping, out: Path) -> list[str]
                            for k in ("reward_std_over_steps", "zero_adv_frac", "entropy"))]
         for method, s in training_stability(histories).items()
     ]  # fmt: skip
+    replay = summary.get("replay") or replay_summary(histories)
+    shown = ("replay/triggered_frac", "replay/zero_adv_frac_before", "replay/zero_adv_frac_after",
+             "replay/from_queue", "replay/guided_success", "replay/guided_success_level_1",
+             "replay/guided_success_level_2", "replay/guided_success_level_3")  # fmt: skip
+    replay_rows = [
+        [_label(method), *(_over_seeds(list((r.get(k) or {}).get("per_seed", {}).values())) for k in shown)]
+        for method, r in replay.items()
+    ]
     return [
+        "## Replay (means over logged steps; mean ± SD over seeds)",
+        "",
+        "triggered = share of prompt groups judged stagnant and replayed; zero-advantage before / after "
+        "= share of groups with no reward spread before and after the guided rollouts; from queue = "
+        "share of a batch's prompts served from the replay queue; guided success = share of guided "
+        "rollouts with the right label (per starting level where logged). Per-rule trigger rates are "
+        "in summary.json (`replay`).",
+        "",
+        markdown_table(
+            [
+                "method",
+                "triggered",
+                "zero-adv before",
+                "zero-adv after",
+                "from queue",
+                "guided success",
+                "level 1",
+                "level 2",
+                "level 3",
+            ],
+            replay_rows,
+        ),  # fmt: skip
+        "",
         "## Learning curves",
         "",
         "Tail solved on a fixed tail subset during RL; AUC = mean height of the curve; *reach* = first "

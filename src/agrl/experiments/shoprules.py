@@ -31,7 +31,7 @@ from agrl.experiments.provenance import provenance
 from agrl.experiments.runner import Arm, RunInfo, arm_config, train_arm
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
-from agrl.report import curve_summary, summarize, write_report
+from agrl.report import curve_summary, replay_summary, summarize, training_stability, write_report
 from agrl.rewards import label_correct
 from agrl.rules import Rule, Rulebook, default_rulebook
 from agrl.train.dpo import build_pairs, pairs_dataset
@@ -502,7 +502,8 @@ def run_comparison(
     seconds = time.perf_counter() - started
     summary = summarize(results)
     origin = provenance()
-    summary.update(gate=gate, curves=curve_summary(histories), commit=origin["commit"], provenance=origin)
+    summary.update(gate=gate, curves=curve_summary(histories), replay=replay_summary(histories),
+                   stability=training_stability(histories), commit=origin["commit"], provenance=origin)  # fmt: skip
     # A resumed run's time is not the comparison's: the minutes of the arms it read back are elsewhere.
     summary["targets"] = target_checks(summary, None if read_back else seconds / 60)
     summary["notes"] = notes
