@@ -107,3 +107,35 @@ def test_the_report_flags_an_arm_that_predicts_one_class_on_most_rows(tmp_path):
     assert collapsed({"1": 0.2, "2": 0.0, "3": 0.2, "4": 0.6}, gold, 100, order) == "no"
     # a gold share that high excuses it
     assert collapsed({"4": 0.85}, {"4": 90, "1": 10}, 100, order) == "no"
+
+
+def test_seeded_arms_are_summarised_over_seeds_and_paired_by_seed(tmp_path):
+    dev = _dev()
+    gold = [r["label"] for r in dev]
+    wrong = [1 if g != 1 else 4 for g in gold]
+    predictions = {
+        "majority": [4] * len(dev),
+        "smollm2_sft": [4] * len(dev),
+        "smollm2_grpo_pr_s0": [4] * len(dev),
+        "smollm2_grpo_pr_s1": wrong,
+        "smollm2_agrl_s0": gold,
+        "smollm2_agrl_s1": gold[:6] + wrong[6:],
+    }
+    facts = {"records": 12, "queries": {"train": ["x"], "dev": ["a", "b", "c"]}, "rows": {"train": 1, "dev": 12},
+             "labels": {"train": {"E": 1}, "dev": {"E": 6}}, "check_coverage": {},
+             "rulebook_agrees_with_label_train": 0.5}  # fmt: skip
+    summary = summarize(dev, predictions, facts, {}, {}, EsciBudget())
+    agrl = summary["arms"]["smollm2_agrl"]["accuracy"]
+    assert agrl["per_seed"] == {"0": 1.0, "1": 0.5} and agrl["mean"] == 0.75 and agrl["seed_ci95"] is not None
+    assert "smollm2_sft" not in summary["arms"]  # one run: no seed statistics
+    diff = summary["differences"]["smollm2_agrl - smollm2_grpo_pr"]["accuracy"]
+    assert diff["per_seed"]["0"]["diff"] == pytest.approx(1 - 0.5)
+    assert diff["per_seed"]["1"]["diff"] == pytest.approx(0.5 - 0.0) and diff["diff"] == pytest.approx(0.5)
+    # a one-run reference pairs with every seed
+    vs_sft = summary["differences"]["smollm2_agrl - smollm2_sft"]["accuracy"]
+    assert set(vs_sft["per_seed"]) == {"0", "1"}
+    summary.update(seconds=1.0, commit="test")
+    write_esci_report(tmp_path, summary)
+    report = (tmp_path / "report.md").read_text()
+    assert "| smollm2_agrl | 2 | 0.750 ± 0.354 t[" in report
+    assert "| smollm2_agrl - smollm2_grpo_pr | +0.500 ± 0.000" in report

@@ -119,9 +119,12 @@ class EmbeddingLogReg:
         cos = (q * p).sum(1, keepdims=True)  # both unit-norm
         return np.hstack([q, p, np.abs(q - p), q * p, cos])
 
-    def fit(self, records: Sequence[Mapping], seed: int = 0) -> EmbeddingLogReg:
-        # Default class weights: the peer as a team would first try it.
-        self.classifier = LogisticRegression(max_iter=2000, random_state=seed)
+    def fit(
+        self, records: Sequence[Mapping], seed: int = 0, class_weight: str | None = None
+    ) -> EmbeddingLogReg:
+        # Default class weights: the peer as a team would first try it; "balanced" is its
+        # class-balanced twin (the peer of a class-balanced label reward).
+        self.classifier = LogisticRegression(max_iter=2000, random_state=seed, class_weight=class_weight)
         self.classifier.fit(self.features(records), _labels(records))
         return self
 

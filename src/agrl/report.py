@@ -17,7 +17,7 @@ import numpy as np
 from agrl.data.io import atomic_write_text
 from agrl.evaluate import Evaluation
 from agrl.render import bar_plot, markdown_table, pyplot
-from agrl.stats import Statistic, interval, seed_interval, share_statistic
+from agrl.stats import Statistic, interval, sample_sd, seed_interval, share_statistic
 
 # (split, metric, column title); the headline metric first.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -57,10 +57,6 @@ LABELS = {
 }
 CURVE_KEY = "eval_tail_tail_solved"
 HEAD_CURVE_KEY = "eval_head_accuracy"  # head accuracy on a fixed w_eval head subset, same steps
-
-
-def sample_sd(values: Sequence[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def _outcomes(

@@ -11,6 +11,7 @@ over seeds (every seed under the same resampled examples) alike.
 
 from __future__ import annotations
 
+import statistics
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -176,6 +177,11 @@ def share_statistic(hits: np.ndarray, mask: np.ndarray | None = None) -> Statist
             return np.nanmean(shares, axis=1)  # a seed whose resample holds no `mask` row drops out
 
     return statistic
+
+
+def sample_sd(values: Sequence[float]) -> float:
+    """Sample standard deviation (n − 1); 0.0 for fewer than two values."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def seed_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float] | None:

@@ -19,6 +19,8 @@ never picked on dev scores.
 from __future__ import annotations
 
 import logging
+import re
+import statistics
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -41,14 +43,15 @@ from agrl.reasoning import lenient_label
 from agrl.render import bar_plot, markdown_table, pyplot
 from agrl.rules import default_rulebook
 from agrl.schema import GRADE_NAMES, GRADES
-from agrl.stats import label_intervals, label_metrics
+from agrl.stats import label_intervals, label_metrics, sample_sd, seed_interval
 
 log = logging.getLogger(__name__)
 
-ESCI_ORDER = ("majority", "overlap_refit", "minilm_logreg", "minilm_cross_encoder", "tiny_sft",
+ESCI_ORDER = ("majority", "overlap_refit", "minilm_logreg", "minilm_logreg_balanced", "minilm_cross_encoder", "tiny_sft",
               "smollm2_full_sft", "smollm2_sft_think_first", "smollm2_sft", "smollm2_grpo_pr", "smollm2_agrl")  # fmt: skip
 PAIRS = (("smollm2_agrl", "smollm2_grpo_pr"), ("smollm2_grpo_pr", "smollm2_sft"), ("smollm2_agrl", "smollm2_sft"),
-         ("smollm2_agrl", "minilm_logreg"), ("smollm2_agrl", "minilm_cross_encoder"), ("smollm2_agrl", "majority"))  # fmt: skip
+         ("smollm2_agrl", "minilm_logreg"), ("smollm2_agrl", "minilm_logreg_balanced"),
+         ("smollm2_agrl", "minilm_cross_encoder"), ("smollm2_agrl", "majority"))  # fmt: skip
 FULL_FT: dict[str, Any] = {
     "use_peft": False,
     "learning_rate": 2e-5,
@@ -116,9 +119,27 @@ def peer_predictions(
     logreg = EmbeddingLogReg()
     logreg.fit(list(train), seed=budget.seed)
     out["minilm_logreg"] = list(logreg.predict(list(dev)))
-    cross = CrossEncoder()
-    cross.fit(list(train), seed=budget.seed, epochs=budget.peer_epochs)
-    out["minilm_cross_encoder"] = list(cross.predict(list(dev)))
+    logreg.fit(list(train), seed=budget.seed, class_weight="balanced")  # the embeddings are cached
+    out["minilm_logreg_balanced"] = list(logreg.predict(list(dev)))
+    for seed in budget.rl_seeds:  # the one peer whose result depends on its seed
+        cross = CrossEncoder()
+        cross.fit(list(train), seed=seed, epochs=budget.peer_epochs)
+        out[seeded("minilm_cross_encoder", seed)] = list(cross.predict(list(dev)))
+    return out
+
+
+def seeded(name: str, seed: int) -> str:
+    """The name of one seed's run of a seeded arm (`smollm2_agrl_s1`)."""
+    return f"{name}_s{seed}"
+
+
+def by_seed(names: Sequence[str]) -> dict[str, dict[int | None, str]]:
+    """{arm: {seed: run name}}: a seeded arm's runs under its own name, a one-run arm as seed None."""
+    out: dict[str, dict[int | None, str]] = {}
+    for name in names:
+        match = re.fullmatch(r"(.+)_s(\d+)", name)
+        base, seed = (match.group(1), int(match.group(2))) if match else (name, None)
+        out.setdefault(base, {})[seed] = name
     return out
 
 
@@ -133,11 +154,11 @@ def sft_smollm2(train: Path, out: Path, budget: EsciBudget, **fields: Any) -> Ru
     return train_arm(arm)
 
 
-def rl_smollm2(method: str, sft: Path, train: Path, out: Path, budget: EsciBudget) -> RunInfo:
-    """GRPO-PR or AGRL from the SmolLM2 SFT model (`{method}_smollm2_esci.yaml`)."""
+def rl_smollm2(method: str, sft: Path, train: Path, out: Path, budget: EsciBudget, seed: int) -> RunInfo:
+    """GRPO-PR or AGRL from the SmolLM2 SFT model (`{method}_smollm2_esci.yaml`) at `seed`."""
     arm = Arm(out.name, "grpo", f"{method}_smollm2_esci.yaml",
               {"model_name_or_path": str(sft), "train_file": str(train), "output_dir": str(out),
-               "seed": budget.seed, "max_steps": budget.rl_steps, "label_balance": budget.label_balance})  # fmt: skip
+               "seed": seed, "max_steps": budget.rl_steps, "label_balance": budget.label_balance})  # fmt: skip
     return train_arm(arm)
 
 
@@ -231,11 +252,10 @@ def run_esci(
         steps = max(1, round(sft.steps / runs["probe"]["full_over_lora"]))
         path = work / "models" / "smollm2_full_sft"
         judged("smollm2_full_sft", sft_smollm2(train_path, path, budget, max_steps=steps, **FULL_FT))
-    for method in ("grpo_pr", "agrl"):
-        judged(
-            f"smollm2_{method}",
-            rl_smollm2(method, sft.path, train_path, work / "models" / f"smollm2_{method}", budget),
-        )
+    for seed in budget.rl_seeds:  # every seed from the same SFT model: paired by seed
+        for method in ("grpo_pr", "agrl"):
+            name = seeded(f"smollm2_{method}", seed)
+            judged(name, rl_smollm2(method, sft.path, train_path, work / "models" / name, budget, seed))
     summary = summarize(dev, predictions, facts, runs, logs, budget)
     summary["seconds"] = time.monotonic() - started
     origin = provenance()
@@ -260,18 +280,55 @@ def summarize(dev: Sequence[Mapping], predictions: Mapping[str, list], facts: di
               logs: Mapping[str, Sequence[Mapping]], budget: EsciBudget) -> dict:  # fmt: skip
     gold = [int(r["label"]) for r in dev]
     groups = [r["query"] for r in dev]
+    runs_of = by_seed(list(predictions))
+    order = [m for m in ESCI_ORDER if m in runs_of] + sorted(set(runs_of) - set(ESCI_ORDER))
     methods = {}
-    for name in [m for m in ESCI_ORDER if m in predictions] + sorted(set(predictions) - set(ESCI_ORDER)):
-        metrics = label_metrics(gold, predictions[name])
-        metrics["ci"] = label_intervals(gold, predictions[name], groups)
-        methods[name] = metrics
-    differences = {
-        f"{a} - {b}": paired_by_query(gold, predictions[a], predictions[b], groups)
-        for a, b in PAIRS
-        if a in predictions and b in predictions
-    }
-    return {"budget": asdict(budget), "data": facts, "methods": methods, "differences": differences, "runs": runs,
-            "rl_logs": {k: _rl_log(v) for k, v in logs.items()}, "dev_labels": gold}  # fmt: skip
+    for base in order:
+        for name in runs_of[base].values():
+            metrics = label_metrics(gold, predictions[name])
+            metrics["ci"] = label_intervals(gold, predictions[name], groups)
+            methods[name] = metrics
+    arms = {base: seed_stats({s: methods[n] for s, n in runs_of[base].items()}) for base in order
+            if None not in runs_of[base]}  # fmt: skip
+    differences = {}
+    for a, b in PAIRS:
+        if a not in runs_of or b not in runs_of:
+            continue
+        per_seed: dict[int | None, dict] = {}
+        for seed, name in runs_of[a].items():  # b's run of the same seed, or its one run
+            other = runs_of[b].get(seed, runs_of[b].get(None))
+            if other is not None:
+                per_seed[seed] = paired_by_query(gold, predictions[name], predictions[other], groups)
+        if per_seed:
+            differences[f"{a} - {b}"] = difference_stats(per_seed)
+    return {"budget": asdict(budget), "data": facts, "methods": methods, "arms": arms, "differences": differences,
+            "runs": runs, "rl_logs": {k: _rl_log(v) for k, v in logs.items()}, "dev_labels": gold}  # fmt: skip
+
+
+def seed_stats(
+    by_seed_metrics: Mapping[int | None, Mapping], keys: Sequence[str] = ("accuracy", "macro_f1")
+) -> dict:
+    """A seeded arm over its seeds: per seed, mean, sample SD and the 95 % t-interval over seeds."""
+    out = {}
+    for key in keys:
+        values = {str(s): float(m[key]) for s, m in by_seed_metrics.items()}
+        x = list(values.values())
+        out[key] = {"per_seed": values, "mean": statistics.fmean(x), "sd": sample_sd(x),
+                    "seed_ci95": seed_interval(x)}  # fmt: skip
+    return out
+
+
+def difference_stats(per_seed: Mapping[int | None, Mapping]) -> dict:
+    """a − b: with one run, its difference and by-query CI; with seeds, per seed (each with its
+    by-query CI), their mean, SD and 95 % t-interval over seeds."""
+    if list(per_seed) == [None]:
+        return dict(per_seed[None])
+    out = {}
+    for metric in next(iter(per_seed.values())):
+        diffs = [d[metric]["diff"] for d in per_seed.values()]
+        out[metric] = {"diff": statistics.fmean(diffs), "sd": sample_sd(diffs), "seed_ci95": seed_interval(diffs),
+                       "per_seed": {str(s): d[metric] for s, d in per_seed.items()}}  # fmt: skip
+    return out
 
 
 def _rl_log(history: Sequence[Mapping]) -> list[dict]:
@@ -286,7 +343,20 @@ def _ci(metrics: Mapping, key: str) -> str:
 
 
 def _signed(x: Mapping) -> str:
-    return f"{x['diff']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]"
+    """One run: the difference [by-query CI]; seeds: mean ± SD t[seed interval] (each seed's value)."""
+    if "ci" in x:
+        return f"{x['diff']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]"
+    text = f"{x['diff']:+.3f} ± {x['sd']:.3f}"
+    if x.get("seed_ci95"):
+        text += f" t[{x['seed_ci95'][0]:+.3f}, {x['seed_ci95'][1]:+.3f}]"
+    return text + " (" + ", ".join(f"{d['diff']:+.3f}" for d in x["per_seed"].values()) + ")"
+
+
+def _over_seeds(x: Mapping) -> str:
+    text = f"{x['mean']:.3f} ± {x['sd']:.3f}"
+    if x.get("seed_ci95"):
+        text += f" t[{x['seed_ci95'][0]:.3f}, {x['seed_ci95'][1]:.3f}]"
+    return text
 
 
 def collapsed(predicted: Mapping[str, float], gold: Mapping[str, int], n: int, order: Sequence[str]) -> str:
@@ -349,7 +419,19 @@ def write_esci_report(out: Path, summary: dict) -> None:
                 else []
             ),
         ),  # fmt: skip
-        "## Paired differences (same dev queries resampled for both)",
+        "## Seeded arms over their seeds (mean ± sample SD, t[95 % t-interval over seeds])",
+        "",
+        markdown_table(
+            ["arm", "seeds", "accuracy", "macro-F1"],
+            [
+                [name, len(a["accuracy"]["per_seed"]), _over_seeds(a["accuracy"]), _over_seeds(a["macro_f1"])]
+                for name, a in summary.get("arms", {}).items()
+            ],
+        ),  # fmt: skip
+        "## Paired differences (same dev queries resampled for both; seeded arms paired by seed)",
+        "",
+        "One run: difference [by-query bootstrap CI]. Seeded: mean over seeds ± SD t[t-interval over "
+        "seeds] (per seed); each seed's by-query CI is in summary.json.",
         "",
         markdown_table(
             ["difference", "accuracy", "macro-F1"],
