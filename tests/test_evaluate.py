@@ -379,3 +379,38 @@ def test_bare_answers_are_scored_on_their_labels_and_reasoning_metrics_are_not_a
         and strict.format_valid == pytest.approx(1 / 40)
         and strict.accuracy == pytest.approx(1 / 40)
     )
+
+
+# --- rule adherence on partial (real-data) annotations --------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    flip=st.sets(st.sampled_from(["type", "brand", "color"])),
+    fmt=st.sampled_from(["think_first", "label_first"]),
+)
+def test_check_agreement_counts_the_slots_the_annotator_decided(flip, fmt):
+    from agrl.evaluate import check_agreement
+    from agrl.reasoning import render_reasoning
+    from agrl.rules import default_rulebook
+
+    rulebook = default_rulebook()
+    checks = {"type": "match", "brand": "match", "color": "mismatch"}
+    record = {"id": "r", "label": 3, "query": "q", "product": {"title": "t"},
+              "annotations": {"checks": checks, "partial": True}}  # fmt: skip
+    stated = {
+        slot: ("mismatch" if v == "match" else "match") if slot in flip else v for slot, v in checks.items()
+    }
+    decided = rulebook.decide(stated)
+    values = dict.fromkeys(stated, "x")
+    completion = render_reasoning(values, values, stated, decided.tag, decided.grade, fmt)
+    out = check_agreement(
+        [record, {**record, "id": "junk"}], {"r": completion, "junk": "no reasoning"}, rulebook, fmt
+    )
+    assert out["n"] == 2 and out["stated"] == 0.5 and out["self_consistency"] == 1.0
+    assert out["overall"] == pytest.approx(1 - len(flip) / 3)
+    assert all(out["per_slot"][s]["agree"] == (0.0 if s in flip else 1.0) for s in checks)
+    # a label that does not follow from the judge's own checks is not self-consistent
+    wrong = render_reasoning(values, values, stated, decided.tag, 1 if decided.grade != 1 else 4, fmt)
+    assert check_agreement([record], {"r": wrong}, rulebook, fmt)["self_consistency"] == 0.0
+    assert check_agreement([record], {}, rulebook, fmt)["stated"] is None

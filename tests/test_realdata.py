@@ -135,7 +135,13 @@ def test_seeded_arms_are_summarised_over_seeds_and_paired_by_seed(tmp_path):
     vs_sft = summary["differences"]["smollm2_agrl - smollm2_sft"]["accuracy"]
     assert set(vs_sft["per_seed"]) == {"0", "1"}
     summary.update(seconds=1.0, commit="test")
+    summary["adherence"] = {"smollm2_sft": {"n": 10, "stated": 1.0, "self_consistency": 0.9, "overall": 0.75,
+                                            "per_slot": {"type": {"n": 10, "agree": 0.8}}}}  # fmt: skip
     write_esci_report(tmp_path, summary)
     report = (tmp_path / "report.md").read_text()
     assert "| smollm2_agrl | 2 | 0.750 ± 0.354 t[" in report
+    assert (
+        "## Rule adherence on real data" in report
+        and "| smollm2_sft | 10 | 100.0 | 90.0 | 75.0 | 80.0 |" in report
+    )
     assert "| smollm2_agrl - smollm2_grpo_pr | +0.500 ± 0.000" in report

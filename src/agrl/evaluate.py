@@ -240,6 +240,41 @@ def evaluate(
     )
 
 
+def check_agreement(
+    records: Sequence[Mapping],
+    predictions: Mapping[str, str],
+    rulebook: Rulebook | None = None,
+    fmt: str = "think_first",
+) -> dict:
+    """Rule adherence where the gold annotations are partial (real data): on each slot the annotator
+    decided, how often the judge's stated check is the annotator's (`per_slot`, `overall`: over every
+    annotated slot of every record); how often the judge states a parseable reasoning at all
+    (`stated`); and how often its label is what the rulebook yields from its own checks
+    (`self_consistency`, among the parsed). Shares are None where nothing counts."""
+    rulebook = rulebook or default_rulebook()
+    slots: dict[str, list[bool]] = {}
+    parsed_n = consistent_n = 0
+    present = [r for r in records if str(r["id"]) in predictions]
+    for record in present:
+        reasoning = parse_reasoning(predictions[str(record["id"])], fmt)
+        if not isinstance(reasoning, Reasoning):
+            continue
+        parsed_n += 1
+        consistent_n += rulebook.decide(reasoning.checks).grade == reasoning.label
+        for slot, verdict in ((record.get("annotations") or {}).get("checks") or {}).items():
+            slots.setdefault(slot, []).append(reasoning.checks.get(slot) == verdict)
+    every = [hit for hits in slots.values() for hit in hits]
+    return {
+        "n": len(present),
+        "stated": _share(parsed_n, len(present)),
+        "self_consistency": _share(consistent_n, parsed_n),
+        "overall": _share(sum(every), len(every)),
+        "per_slot": {
+            slot: {"n": len(h), "agree": _share(sum(h), len(h))} for slot, h in sorted(slots.items())
+        },
+    }
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 

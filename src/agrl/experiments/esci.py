@@ -19,6 +19,7 @@ never picked on dev scores.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import statistics
 import time
@@ -33,6 +34,7 @@ from agrl.contract import load_contract
 from agrl.data.io import atomic_write_text, read_records, write_json, write_jsonl
 from agrl.data.load import load_records
 from agrl.data.split import split_by_query
+from agrl.evaluate import check_agreement
 from agrl.experiments.budgets import EsciBudget
 from agrl.experiments.provenance import provenance
 from agrl.experiments.runner import Arm, RunInfo, train_arm
@@ -204,6 +206,27 @@ def judge_predictions(
     return grades, {"eval_seconds": seconds, "early_stop": early}
 
 
+def adherence_rows(dev: Sequence[Mapping], n: int) -> list[Mapping]:
+    """The fixed dev subsample every judge writes its full reasoning on (the same rows for all)."""
+    if n <= 0 or n >= len(dev):
+        return list(dev) if n > 0 else []
+    keep = set(random.Random("agrl/esci/adherence").sample(range(len(dev)), n))
+    return [r for i, r in enumerate(dev) if i in keep]
+
+
+def judge_reasoning(model_dir: Path, rows: Sequence[Mapping], budget: EsciBudget, out: Path) -> dict:
+    """Rule adherence on real data: the judge writes its whole reasoning (no early stop) on `rows`;
+    its stated checks against the annotator's, and its label against the rulebook on its own checks
+    (`agrl.evaluate.check_agreement`)."""
+    contract = load_contract(model_dir)
+    model, tokenizer = load_model(str(model_dir))
+    texts = generate_completions(model, tokenizer, rows, batch_size=budget.eval_batch, system_prompt=contract.system_prompt,
+                                 rulebook=contract.prompt_rulebook(), max_new_tokens=160, desc=f"reasoning {model_dir.name}")  # fmt: skip
+    completions = {str(r["id"]): t[0] for r, t in zip(rows, texts)}
+    write_jsonl(out, ({"id": k, "completion": v} for k, v in completions.items()))
+    return check_agreement(rows, completions, contract.rulebook, contract.reasoning_format)
+
+
 # --- the run --------------------------------------------------------------------------------------
 
 
@@ -228,11 +251,17 @@ def run_esci(
     runs["peers"] = {"seconds": time.monotonic() - stage}
     log.info("peers done in %.0f s", runs["peers"]["seconds"])
 
+    reasoning_rows = adherence_rows(dev, budget.adherence_n)
+    adherence: dict[str, dict] = {}
+
     def judged(name: str, info: RunInfo) -> None:
         predictions[name], meta = judge_predictions(
             info.path, dev, budget, out / "predictions" / f"{name}.jsonl"
         )
         runs[name] = {**info.summary(), **meta}
+        if reasoning_rows:
+            adherence[name] = judge_reasoning(info.path, reasoning_rows, budget,
+                                              out / "predictions" / f"{name}.reasoning.jsonl")  # fmt: skip
         if info.log_history and any("reward" in h for h in info.log_history):
             logs[name] = info.log_history
         metrics = label_metrics([r["label"] for r in dev], predictions[name])
@@ -257,6 +286,7 @@ def run_esci(
             name = seeded(f"smollm2_{method}", seed)
             judged(name, rl_smollm2(method, sft.path, train_path, work / "models" / name, budget, seed))
     summary = summarize(dev, predictions, facts, runs, logs, budget)
+    summary["adherence"] = adherence
     summary["seconds"] = time.monotonic() - started
     origin = provenance()
     summary["commit"], summary["provenance"] = origin["commit"], origin
@@ -448,6 +478,21 @@ def write_esci_report(out: Path, summary: dict) -> None:
             + [["support", *(next(iter(methods.values()))["per_class"][g]["support"] for g in order)]],
         ),
     ]
+    if summary.get("adherence"):
+        slots = sorted({slot for a in summary["adherence"].values() for slot in a["per_slot"]})
+
+        def pct(x: float | None) -> str:
+            return "n/a" if x is None else f"{100 * x:.1f}"
+
+        lines += ["## Rule adherence on real data (the same dev subsample, whole reasoning, no early stop)", "",
+                  "*stated* = completions with a parseable reasoning; *agrees* = the judge's check is the "
+                  "annotator's, over every slot the annotator decided (per slot after it); *self-consistent* "
+                  "= the label is what the rulebook yields from the judge's own checks.", "",
+                  markdown_table(["judge", "rows", "stated", "self-consistent", "agrees (all slots)",
+                                  *(f"{slot}" for slot in slots)],
+                                 [[name, a["n"], pct(a["stated"]), pct(a["self_consistency"]), pct(a["overall"]),
+                                   *(pct((a["per_slot"].get(slot) or {}).get("agree")) for slot in slots)]
+                                  for name, a in summary["adherence"].items()]), ""]  # fmt: skip
     if "probe" in runs:
         p = runs["probe"]
         lines += ["## LoRA or full fine-tuning (SFT step time, same batches)", "",
