@@ -145,3 +145,13 @@ def test_seeded_arms_are_summarised_over_seeds_and_paired_by_seed(tmp_path):
         and "| smollm2_sft | 10 | 100.0 | 90.0 | 75.0 | 80.0 |" in report
     )
     assert "| smollm2_agrl - smollm2_grpo_pr | +0.500 ± 0.000" in report
+
+
+def test_the_cv_choice_takes_the_best_mean_and_breaks_near_ties_toward_the_cheaper_entry():
+    from agrl.experiments.esci import CV_GRID, cv_choice, without_checks
+
+    assert cv_choice({"lora_1ep": {"macro_f1": 0.40}, "full_1ep": {"macro_f1": 0.45}}) == "full_1ep"
+    assert cv_choice({"lora_1ep": {"macro_f1": 0.447}, "full_1ep": {"macro_f1": 0.45}}) == "lora_1ep"
+    assert list(CV_GRID)[0] == "lora_1ep" and not CV_GRID["lora_1ep_no_checks"][1]
+    record = {"id": "1", "query": "q", "label": 3, "annotations": {"checks": {"type": "match"}}}
+    assert without_checks([record]) == [{**record, "annotations": {}}] and record["annotations"]

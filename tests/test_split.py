@@ -50,3 +50,24 @@ def test_esci_sample_splits_by_query(esci_sample):
     train, dev = ({r["query"] for r in split[k]} for k in ("train", "dev"))
     assert train and dev and not train & dev
     assert len(train) + len(dev) == 30
+
+
+@given(st.lists(st.text(min_size=1, max_size=8), min_size=3, max_size=40), st.integers(2, 3))
+def test_query_folds_are_query_disjoint_balanced_and_cover_every_row(queries, k):
+    from agrl.data.split import _normal, query_folds
+
+    distinct = {_normal(q) for q in queries}
+    if len(distinct) < k:
+        with pytest.raises(ValueError, match="cannot fill"):
+            query_folds([{"query": q} for q in queries], k)
+        return
+    rows = [{"query": q, "i": i} for i, q in enumerate(queries)]
+    folds = query_folds(rows, k)
+    assert sorted(r["i"] for f in folds for r in f) == list(range(len(rows)))
+    owners = [{_normal(r["query"]) for r in f} for f in folds]
+    assert all(not (owners[a] & owners[b]) for a in range(k) for b in range(a + 1, k))
+    sizes = [len(o) for o in owners]
+    assert max(sizes) - min(sizes) <= 1
+    assert query_folds(list(reversed(rows)), k)[0] == list(
+        reversed(folds[0])
+    )  # order of the file does not matter

@@ -35,3 +35,21 @@ def split_by_query(
     for record in records:
         out[query_split(record["query"], dev_fraction, salt)].append(record)
     return out
+
+
+def query_folds(records: Iterable[Mapping], k: int, salt: str = "agrl/folds") -> list[list[Mapping]]:
+    """`k` query-disjoint folds of `records` (order kept within each): the distinct queries ranked by
+    a hash of their normalised text, query i of that ranking to fold i mod k, so folds hold as many
+    queries as k allows and a query's fold does not depend on the other queries' order in the file."""
+    if k < 2:
+        raise ValueError(f"query_folds: k must be >= 2, got {k}")
+    rows = list(records)
+    queries = sorted({_normal(r["query"]) for r in rows},
+                     key=lambda q: hashlib.sha256(f"{salt}\x00{q}".encode()).digest())  # fmt: skip
+    if len(queries) < k:
+        raise ValueError(f"query_folds: {len(queries)} distinct queries cannot fill {k} folds")
+    fold_of = {q: i % k for i, q in enumerate(queries)}
+    folds: list[list[Mapping]] = [[] for _ in range(k)]
+    for r in rows:
+        folds[fold_of[_normal(r["query"])]].append(r)
+    return folds
