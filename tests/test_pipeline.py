@@ -138,6 +138,8 @@ def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     triggered = summary["replay"]["agrl"]["replay/triggered_frac"]
     assert triggered["n"] == 2 and 0.0 <= triggered["mean"] <= 1.0 and "grpo_pr" not in summary["replay"]
     assert "## Replay" in report and set(summary["stability"]) >= {"agrl", "grpo_pr"}
+    assert "## Tail solved per rule (tail_novel" in report
+    assert summary["methods"]["agrl"]["tail_novel/tail_solved"]["n"] == 2
     assert (out / "runs" / "warm1" / "models" / "agrl_s1").exists()
     assert not (
         out / "runs" / "models" / "agrl_s1"

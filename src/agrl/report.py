@@ -365,6 +365,22 @@ def stated_on_rules(
     return out
 
 
+def _tail_rules_section(results: Mapping) -> list[str]:
+    """Tail solved per tail rule on `tail` and on `tail_novel` (its held-back surfaces): which rule a
+    method learns, and whether it learns the rule or the surfaces it trained on."""
+    lines: list[str] = []
+    for split in ("tail", "tail_novel"):
+        rules, solved = _per_rule_solved(results, split)
+        if rules:
+            lines += [
+                f"## Tail solved per rule ({split}, %, mean over seeds)",
+                "",
+                _rule_table(rules, solved),
+                "",
+            ]
+    return lines
+
+
 def _head_drift_section(results: Mapping, split: str = "w_eval") -> list[str]:
     """Label accuracy per deciding rule on the natural mix, and what each judge says on each rule."""
     rules, accuracy = _per_rule_solved(results, split, "accuracy")
@@ -593,6 +609,7 @@ def write_report(
         "",
         _rule_table(rules, solved),
     ]
+    lines += _tail_rules_section(results)
     lines += _head_drift_section(results)
     if extra:
         lines += ["## Notes", ""] + [f"- {k}: {v}" for k, v in extra.items()]
