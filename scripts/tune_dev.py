@@ -56,6 +56,50 @@ def score(model_dir: Path, records: list[dict]) -> dict:
 PROMPT_FLAGS = {"--rl_tail_share": float, "--rl_head_mix": str}  # budget fields that set the prompt mix
 
 
+def choose(
+    rows: list[dict], min_tail: float = 0.5, tie: float = 0.005, min_format: float = 0.99, eligible: str = ""
+) -> dict | None:
+    """The selection rule every arm gets, declared before the grids ran: among points with dev
+    format validity >= `min_format` (and whose name contains `eligible`), those with tail solved >=
+    `min_tail` if any (else all of them); the highest natural-mix accuracy, points within `tie` of it
+    going to more tail solved."""  # fmt: skip
+    points = [r for r in rows if r["setting"] != "sft" and eligible in r["setting"]
+              and (r.get("format_valid") or 0) >= min_format]  # fmt: skip
+    if not points:
+        return None
+    tailed = [r for r in points if (r.get("tail_solved") or 0) >= min_tail] or points
+    best = max(r["natural_accuracy"] for r in tailed)
+    return max(
+        (r for r in tailed if r["natural_accuracy"] >= best - tie), key=lambda r: r["tail_solved"] or 0
+    )
+
+
+# arm -> the points its choice is made among: the control must get the RL arms' compute
+ELIGIBLE = {"sft_gold": "steps660"}
+
+
+def summarize_grids(folder: Path) -> None:
+    """results/tuning/grids.{md,json}: every arm's grid (`grid_<arm>.json`) and the point the rule chose."""
+    chosen, lines = (
+        {},
+        ["# Equal grids on dev: every arm, the same selection rule (`scripts/tune_dev.py --choose`)", ""],
+    )
+    for path in sorted(folder.glob("grid_*.json")):
+        table = json.loads(path.read_text())
+        arm = table["method"]
+        pick = choose(table["rows"], eligible=ELIGIBLE.get(arm, ""))
+        chosen[arm] = None if pick is None else {"setting": pick["setting"], "flags": pick.get("flags"),
+                                                 "commit": pick.get("commit")}  # fmt: skip
+        lines += [f"## {arm} ({len(table['rows']) - 1} points): chosen **{pick['setting'] if pick else 'none'}**", "",
+                  markdown_table(["point", "tail solved", "head acc", "natural-mix acc", "format valid", "minutes"],
+                                 [[r["setting"], *(f"{100 * r[k]:.1f}" if r.get(k) is not None else "n/a"
+                                                   for k in ("tail_solved", "head_accuracy", "natural_accuracy",
+                                                             "format_valid")), r.get("minutes", "")]
+                                  for r in table["rows"]]), ""]  # fmt: skip
+    write_json(folder / "grids.json", chosen)
+    atomic_write_text(folder / "grids.md", "\n".join(lines))
+
+
 def split_budget(flags: list[str], steps: int) -> tuple[ComparisonBudget, list[str]]:
     """The prompt-mix flags go to the budget, the rest to the arm's config."""
     mix, rest, tokens = {}, [], iter(flags)
@@ -108,8 +152,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sft", required=True, type=Path)
-    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--sft", type=Path)
+    parser.add_argument("--data", type=Path)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument(
         "--method", default="agrl", help="a reproduce arm: grpo, grpo_pr, replay_only, agrl, sft_gold, dpo"
@@ -119,10 +163,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/tuning"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--render", action="store_true", help="only write --out's table and plot again")
+    parser.add_argument("--choose", action="store_true",
+                        help="only apply the selection rule to every grid_*.json beside --out (grids.md/.json)")  # fmt: skip
     args = parser.parse_args()
+    if args.choose:
+        summarize_grids(args.out.parent)
+        return
     if args.render:
         render(args.out, json.loads(args.out.read_text()))
         return
+    if args.sft is None or args.data is None:
+        parser.error("--sft and --data are required to train grid points")
     dev = read_records(args.data / "dev.jsonl")
     previous = json.loads(args.out.read_text()) if args.out.exists() else {"rows": []}
     # rows of an older file carry the file's commit
