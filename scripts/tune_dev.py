@@ -82,7 +82,16 @@ def summarize_grids(folder: Path) -> None:
     """results/tuning/grids.{md,json}: every arm's grid (`grid_<arm>.json`) and the point the rule chose."""
     chosen, lines = (
         {},
-        ["# Equal grids on dev: every arm, the same selection rule (`scripts/tune_dev.py --choose`)", ""],
+        [
+            "# Equal grids on dev: every arm, the same selection rule (`scripts/tune_dev.py --choose`)",
+            "",
+            "One seed (tuning seed 100) per point, 200 RL steps from one SFT checkpoint, scored on `dev`. "
+            "Rule (declared before the grids ran): format valid >= 99 %; among points with tail solved "
+            ">= 50 % if any, else all, the highest natural-mix accuracy, ties within 0.5 to more tail "
+            "solved; the control chooses among its compute-matched points only. *minutes*: wall "
+            "time on the shared 2-core machine, not a timing.",
+            "",
+        ],  # fmt: skip
     )
     for path in sorted(folder.glob("grid_*.json")):
         table = json.loads(path.read_text())
