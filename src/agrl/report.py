@@ -214,8 +214,8 @@ def replay_summary(histories: Mapping[str, Mapping[int, Sequence[Mapping]]]) -> 
     counters a step does not log (guided success on a step with no guided rollout) do not count."""
     out: dict = {}
     for method, by_seed in histories.items():
-        keys = sorted({k for h in by_seed.values() for row in h for k in row if k.startswith("replay/")} |
-                      {k for h in by_seed.values() for row in h for k in row if k == "ptx/nll"})  # fmt: skip
+        keys = sorted({k for h in by_seed.values() for row in h for k in row
+                       if k.startswith("replay/") or k == "ptx/nll"})  # fmt: skip
         keys = [k for k in REPLAY_KEYS if k in keys] + [k for k in keys if k not in REPLAY_KEYS]
         if not any(k.startswith("replay/") for k in keys):
             continue
