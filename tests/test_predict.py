@@ -236,3 +236,40 @@ def test_bf16_inference_runs_and_writes_every_row(model_dir, tmp_path):
     assert next(model.parameters()).dtype == torch_dtype("bf16")
     with pytest.raises(ValueError, match="dtype"):
         torch_dtype("fp8")
+
+
+def test_records_are_judged_shortest_prompt_first_and_written_in_input_order(model_dir, tmp_path):
+    # predict checkpoints once per batch, so a batch pads to its longest prompt unless the whole job
+    # is ordered by prompt length; the output must still follow the input.
+    from transformers import AutoTokenizer
+
+    from agrl.models.generate import encode_prompts
+    from agrl.predict import by_prompt_length
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    records = [RECORDS[2], RECORDS[1], RECORDS[0], {**RECORDS[2], "id": "d", "query": "usb"}]
+    ordered = by_prompt_length(records, tokenizer)
+    lengths = [len(p) for p in encode_prompts(tokenizer, ordered)]
+    assert lengths == sorted(lengths)
+    assert sorted(map(str, (r["id"] for r in ordered))) == sorted(map(str, (r["id"] for r in records)))
+    assert lengths[0] < lengths[-1]  # the records differ in length, so the test can fail
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "p.jsonl"
+    code, _, err = _finish(
+        _start(
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--batch-size",
+            "2",
+            "--max-new-tokens",
+            "4",
+        )
+    )
+    assert code == 0, err
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c", "b", "1", "d"]

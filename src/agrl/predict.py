@@ -15,10 +15,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from agrl.data.io import DataError, atomic_write, jsonl_line, read_rows, write_jsonl
+
+if TYPE_CHECKING:  # transformers and the rulebook load with the model, not at import
+    from transformers import PreTrainedTokenizerBase
+
+    from agrl.rules import Rulebook
 
 FORMATS = (".jsonl", ".csv", ".parquet")
 
@@ -79,6 +85,24 @@ def _write(out: Path, rows: Sequence[dict]) -> None:
             pq.write_table(table, handle)
 
 
+def by_prompt_length(
+    records: Sequence[dict],
+    tokenizer: PreTrainedTokenizerBase,
+    system_prompt: bool = False,
+    rulebook: Rulebook | None = None,
+) -> list[dict]:
+    """`records` shortest prompt first (stable), so that every batch holds similar lengths.
+
+    `generate_completions` sorts within one call, but predict calls it once per batch so that it
+    can checkpoint each one: without a job-wide order a batch pads to its longest prompt. The
+    written output goes back to input order, and resume works by id, so the order is free.
+    """
+    from agrl.models.generate import encode_prompts
+
+    lengths = [len(p) for p in encode_prompts(tokenizer, records, system_prompt, rulebook)]
+    return [records[i] for i in sorted(range(len(records)), key=lengths.__getitem__)]
+
+
 def run_predict(
     model: str,
     data: str | Path,
@@ -120,6 +144,7 @@ def run_predict(
     write_jsonl(partial, done)
     if loaded is not None:
         model_, tokenizer = loaded
+        todo = by_prompt_length(todo, tokenizer, contract.system_prompt, contract.prompt_rulebook())
         # On a terminal a live bar; in a log file a line every 30 s (tqdm's disable=None would hide it).
         bar = tqdm(total=len(todo), desc="predict", mininterval=0.1 if sys.stderr.isatty() else 30.0)
         with open(partial, "a", encoding="utf-8") as handle:
