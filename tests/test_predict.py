@@ -257,19 +257,7 @@ def test_records_are_judged_shortest_prompt_first_and_written_in_input_order(mod
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "p.jsonl"
-    code, _, err = _finish(
-        _start(
-            "--model",
-            str(model_dir),
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--batch-size",
-            "2",
-            "--max-new-tokens",
-            "4",
-        )
-    )
+    flags = ["--batch-size", "2", "--max-new-tokens", "4"]
+    code, _, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(out), *flags))
     assert code == 0, err
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c", "b", "1", "d"]
