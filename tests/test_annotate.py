@@ -3,6 +3,7 @@ arbitrary text, the real sample, and the rewards its annotations feed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -685,17 +686,21 @@ def test_sample_types_are_read_for_most_records(sample):
 
 
 @pytest.mark.skipif(not GOLD.is_file(), reason="no gold fixture")
-def test_bench_reports_both_roles():
+def test_bench_reports_every_role(tmp_path):
+    out = tmp_path / "annotator.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench/annotator.py")],
+        [sys.executable, str(ROOT / "bench/annotator.py"), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("targets: precision >= 95% on every slot (checks):") == 2
-    assert "role dev:" in done.stdout and "role test:" in done.stdout
+    assert done.stdout.count("targets: precision >= 95% on every slot (checks):") == 3
+    assert all(f"role {role}:" in done.stdout for role in ("dev", "test", "dev60"))
+    written = json.loads(out.read_text())["roles"]
+    assert [written[role]["lines"] for role in ("dev", "test", "dev60")] == [45, 45, 60]
+    assert written["dev"]["slots"]["type"]["c_stated"] > 0
 
 
 # --- rewards on ESCI annotations -------------------------------------------------------------------
