@@ -13,7 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agrl.data.annotate import annotate, query_brands, singular, singular_phrase
+from agrl.data.annotate import (
+    CHECKS,
+    READERS,
+    Pair,
+    Reading,
+    annotate,
+    query_brands,
+    singular,
+    singular_phrase,
+)
 from agrl.data.catalog import ESCI_UNITS, UNITS
 from agrl.data.esci import load_esci
 from agrl.data.slots import compare_size, compare_slot, parse_size
@@ -701,6 +710,35 @@ def test_bench_reports_every_role(tmp_path):
     written = json.loads(out.read_text())["roles"]
     assert [written[role]["lines"] for role in ("dev", "test", "dev60")] == [45, 45, 60]
     assert written["dev"]["slots"]["type"]["c_stated"] > 0
+
+
+def test_readers_are_registered_by_schema_slot():
+    assert set(READERS) == {"type", "brand", "gender", "size", "color", "negation"}
+    assert set(READERS) <= set(SLOTS) and set(CHECKS) <= set(READERS)
+
+
+def test_a_registered_reader_adds_its_slot_in_schema_order():
+    @READERS.register("model")
+    def read_model(pair: Pair) -> Reading:
+        stated = "sketch up" if "sketch up" in pair.query else None
+        return Reading(stated, "sketch up" if stated and "Sketch Up" in pair.product["title"] else None)
+
+    try:
+        out = annotate("kaweco sketch up pencil", {"title": "Kaweco Sketch Up Pencil", "brand": "Kaweco"})
+        without = annotate("kaweco pencil", {"title": "Kaweco Sketch Up Pencil", "brand": "Kaweco"})
+    finally:
+        del READERS["model"]
+    assert list(out["query"]) == ["type", "brand", "model"]  # SLOTS order: type, for, brand, model, ...
+    assert out["checks"]["model"] == "match"
+    assert (
+        "model" not in without["query"]
+        and "model" not in annotate("kaweco sketch up pencil", {"title": "x"})["query"]
+    )
+
+
+def test_registering_a_slot_twice_is_an_error():
+    with pytest.raises(ValueError, match="slot reader 'color' is already registered"):
+        READERS.register("color")(lambda pair: Reading(None, None))
 
 
 # --- rewards on ESCI annotations -------------------------------------------------------------------

@@ -83,6 +83,9 @@ def test_the_wheel_ships_configs_and_rulebook(wheel):
     assert {"agrl_tiny.yaml", "sft_tiny.yaml", "sft_gold_tiny.yaml"} <= shipped
     assert {f"agrl/configs/{n}" for n in shipped} <= names
     assert "agrl/rules/default.yaml" in names
+    lexicon = {p.name for p in (ROOT / "src/agrl/data/annotate/lexicon").glob("*.yaml")}
+    assert {"brand.yaml", "type.yaml"} <= lexicon
+    assert {f"agrl/data/annotate/lexicon/{n}" for n in lexicon} <= names  # the annotator's word lists
     sources = {p.relative_to(ROOT / "src").as_posix() for p in (ROOT / "src" / "agrl").rglob("*.py")}
     assert sources <= names  # every module, subpackages included
 
