@@ -248,8 +248,9 @@ def test_records_are_judged_shortest_prompt_first_and_written_in_input_order(mod
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     records = [RECORDS[2], RECORDS[1], RECORDS[0], {**RECORDS[2], "id": "d", "query": "usb"}]
-    ordered = by_prompt_length(records, tokenizer)
-    lengths = [len(p) for p in encode_prompts(tokenizer, ordered)]
+    ordered, prompts = by_prompt_length(records, tokenizer)
+    assert prompts == encode_prompts(tokenizer, ordered)  # encoded once, in the same order
+    lengths = [len(p) for p in prompts]
     assert lengths == sorted(lengths)
     assert sorted(map(str, (r["id"] for r in ordered))) == sorted(map(str, (r["id"] for r in records)))
     assert lengths[0] < lengths[-1]  # the records differ in length, so the test can fail
@@ -261,3 +262,16 @@ def test_records_are_judged_shortest_prompt_first_and_written_in_input_order(mod
     code, _, err = _finish(_start("--model", str(model_dir), "--data", str(data), "--out", str(out), *flags))
     assert code == 0, err
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c", "b", "1", "d"]
+
+
+def test_pre_encoded_prompts_generate_what_the_records_do(model_dir):
+    from agrl.models import load_model
+    from agrl.models.generate import encode_prompts, generate_completions
+
+    model, tokenizer = load_model(str(model_dir))
+    prompts = encode_prompts(tokenizer, RECORDS)
+    plain = generate_completions(model, tokenizer, RECORDS, max_new_tokens=5, progress=False)
+    given = generate_completions(model, tokenizer, RECORDS, max_new_tokens=5, progress=False, prompts=prompts)
+    assert given == plain and len(plain) == len(RECORDS) and all(len(t) == 1 for t in plain)
+    with pytest.raises(ValueError, match="2 encoded prompts for 3 records"):
+        generate_completions(model, tokenizer, RECORDS, progress=False, prompts=prompts[:2])

@@ -90,8 +90,9 @@ def by_prompt_length(
     tokenizer: PreTrainedTokenizerBase,
     system_prompt: bool = False,
     rulebook: Rulebook | None = None,
-) -> list[dict]:
-    """`records` shortest prompt first (stable), so that every batch holds similar lengths.
+) -> tuple[list[dict], list[list[int]]]:
+    """`records` shortest prompt first (stable), with their encoded prompts in the same order, so
+    that every batch holds similar lengths and nothing is encoded twice.
 
     `generate_completions` sorts within one call, but predict calls it once per batch so that it
     can checkpoint each one: without a job-wide order a batch pads to its longest prompt. The
@@ -99,8 +100,9 @@ def by_prompt_length(
     """
     from agrl.models.generate import encode_prompts
 
-    lengths = [len(p) for p in encode_prompts(tokenizer, records, system_prompt, rulebook)]
-    return [records[i] for i in sorted(range(len(records)), key=lengths.__getitem__)]
+    prompts = encode_prompts(tokenizer, records, system_prompt, rulebook)
+    order = sorted(range(len(records)), key=lambda i: len(prompts[i]))
+    return [records[i] for i in order], [prompts[i] for i in order]
 
 
 def run_predict(
@@ -144,7 +146,7 @@ def run_predict(
     write_jsonl(partial, done)
     if loaded is not None:
         model_, tokenizer = loaded
-        todo = by_prompt_length(todo, tokenizer, contract.system_prompt, contract.prompt_rulebook())
+        todo, prompts = by_prompt_length(todo, tokenizer, contract.system_prompt, contract.prompt_rulebook())
         # On a terminal a live bar; in a log file a line every 30 s (tqdm's disable=None would hide it).
         bar = tqdm(total=len(todo), desc="predict", mininterval=0.1 if sys.stderr.isatty() else 30.0)
         with open(partial, "a", encoding="utf-8") as handle:
@@ -160,6 +162,7 @@ def run_predict(
                     rulebook=contract.prompt_rulebook(),
                     progress=False,
                     stop_after_answer=early_stop,
+                    prompts=prompts[start : start + batch_size],
                 )
                 handle.write(
                     "".join(jsonl_line({"id": r["id"], "completion": t[0]}) for r, t in zip(batch, texts))

@@ -152,11 +152,18 @@ def generate_completions(
     desc: str = "generate",
     rulebook: Rulebook | None = None,
     stop_after_answer: bool = False,
+    prompts: Sequence[Sequence[int]] | None = None,
 ) -> list[list[str]]:
-    """For each record, `num_return_sequences` completions (decoded text, special tokens dropped)."""
+    """For each record, `num_return_sequences` completions (decoded text, special tokens dropped).
+
+    `prompts`: the records' prompts already encoded (`encode_prompts` with the same system prompt
+    and rulebook), for a caller that needed their lengths first; encoded here when None."""
     was_training = model.training
     model.eval()
-    prompts = encode_prompts(tokenizer, records, system_prompt, rulebook)
+    if prompts is None:
+        prompts = encode_prompts(tokenizer, records, system_prompt, rulebook)
+    elif len(prompts) != len(records):
+        raise ValueError(f"{len(prompts)} encoded prompts for {len(records)} records")
     # Similar lengths in a batch waste less padding; results go back in input order.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[list[str]] = [[] for _ in records]
