@@ -1,0 +1,70 @@
+"""Keep what `agrl reproduce --resume` needs from a run folder in git, so another machine can finish it.
+
+A full `agrl reproduce` (2 SFT warm starts, 5 seeds x 6 arms) takes longer on 2 cores than one working
+session, and a fresh checkout holds no ignored run folder. This lists (or, with `--add`, force-adds)
+the smallest set of files from which `--resume` continues the run where it stopped:
+
+- each warm start's SFT model (the final folder's files, no checkpoints or optimizer state) and its
+  gate, once its evaluation is finished: the RL arms of the seeds still to run start from it;
+- each finished arm's evaluation (metrics and predictions of every split) and its `trainer_state.json`
+  (the training curves of the report).
+
+The data is not kept: `agrl reproduce` regenerates it from its seed (the generator is deterministic).
+An arm that was killed mid-way is trained again from its start.
+
+    python scripts/keep_resume_state.py results/reproduce [--add]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+from agrl.experiments.shoprules import EVAL_SPLITS
+
+MODEL_FILES = ("*.json", "*.jinja", "*.safetensors", "*.txt", "*.model")
+
+
+def finished(eval_dir: Path) -> bool:
+    return all((eval_dir / f"{split}.metrics.json").is_file() for split in EVAL_SPLITS)
+
+
+def resume_state(out: Path) -> list[Path]:
+    """The files of `out` (an `agrl reproduce --out` folder) that `--resume` reads back."""
+    runs = out / "runs"
+    keep: list[Path] = []
+    for work in [runs, *sorted(runs.glob("warm*"))]:
+        if not (work / "eval").is_dir():
+            continue
+        for eval_dir in sorted(p for p in (work / "eval").iterdir() if p.is_dir() and finished(p)):
+            keep += sorted(eval_dir.glob("*.metrics.json")) + sorted(eval_dir.glob("*.predictions.jsonl"))
+            model = work / "models" / eval_dir.name
+            if eval_dir.name == "sft":
+                keep += sorted(f for pattern in MODEL_FILES for f in model.glob(pattern))
+            elif (model / "trainer_state.json").is_file():
+                keep.append(model / "trainer_state.json")
+        if (work / "eval" / "gate.json").is_file():
+            keep.append(work / "eval" / "gate.json")
+    return keep
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="the folder given to agrl reproduce --out")
+    parser.add_argument("--add", action="store_true", help="git add -f the files (they are ignored)")
+    args = parser.parse_args(argv)
+    files = resume_state(args.out)
+    if not files:
+        raise SystemExit(f"{args.out}: no finished warm start or arm to keep")
+    size = sum(f.stat().st_size for f in files)
+    for f in files:
+        print(f)
+    print(f"{len(files)} files, {size / 2**20:.1f} MiB")
+    if args.add:
+        subprocess.run(["git", "add", "-f", "--", *map(str, files)], check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
