@@ -124,6 +124,11 @@ def test_singular(word, one):
         ("paper bags without handles", "paper bag"),
         ("yudu screen printing supplies", "screen printing supply"),
         ("audible books", "audiobook"),
+        ("knife sets without block", "knife"),  # a count word: what is counted is the type
+        ("vermont american drill bit set", "bit"),
+        ("tea towel set", "tea towel"),
+        ("wall beds & murphy bed queen", "bed"),  # a bed size
+        ("brass tray rectangular", "tray"),
         ("firestick", "firestick"),
         ("listen without prejudice shirt", "shirt"),
     ],
@@ -175,6 +180,17 @@ def test_query_without_a_product_noun_has_no_type():
 )
 def test_product_type_and_check(query, title, ptype, check):
     assert _read(query, "type", title=title)[1:] == (ptype, check)
+
+
+def test_a_set_query_matches_a_set_of_its_kind_and_not_another_product():
+    # The product side reads "Drill Bit Set" as drill bits ("set" is a count word there): the query
+    # side must read "drill bit set" the same way, or every set would be a type mismatch.
+    query = "vermont american drill bit set"
+    assert annotate(query, {"title": "DEWALT Titanium Drill Bit Set, 21-Piece"})["checks"]["type"] == "match"
+    assert (
+        annotate(query, {"title": "DEWALT 20V MAX Cordless Drill / Driver Kit"})["checks"]["type"]
+        == "mismatch"
+    )
 
 
 def test_the_query_brand_is_no_type():

@@ -26,6 +26,7 @@ _TYPE_SYNONYMS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in entry("typ
 _ACCESSORY_NOUNS = words("type", "accessory_nouns")
 _PRODUCT_NOUNS = words("type", "product_nouns")
 _QUERY_MODIFIERS = words("type", "query_modifiers")
+_COUNT_HEADS = words("type", "count_heads")
 _STYLE_PHRASES: tuple[str, ...] = tuple(entry("type", "style_phrases"))
 _TITLE_CUTS: dict[str, str] = entry("type", "title_cuts")
 _SHADES = words("color", "shades")
@@ -57,7 +58,12 @@ def query_type(query: str, brand_words: str = "") -> str | None:
             tokens = tokens[:index]
             break
     tokens = [t for i, t in enumerate(tokens) if not _drops(tokens, i)]
-    while tokens and (tokens[-1] in _QUERY_MODIFIERS or tokens[-1] in GENDER_WORDS or tokens[-1] in COLOR_OF):
+    while tokens and (
+        tokens[-1] in _QUERY_MODIFIERS
+        or tokens[-1] in GENDER_WORDS
+        or tokens[-1] in COLOR_OF
+        or (len(tokens) > 1 and singular(tokens[-1]) in _COUNT_HEADS)
+    ):
         tokens.pop()
     if not tokens or not tokens[-1].replace("_", "").isalpha() or len(tokens[-1]) < 3:
         return None
