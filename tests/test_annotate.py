@@ -193,6 +193,19 @@ def test_a_set_query_matches_a_set_of_its_kind_and_not_another_product():
     )
 
 
+def test_a_kit_of_the_product_is_the_product_and_a_word_made_of_the_type_is_no_mismatch():
+    kit = annotate(
+        "clawfoot tub faucet", {"title": "Tub Mount Clawfoot Bathtub Filler Faucet Kit W/Hand Shower"}
+    )
+    assert "type" not in kit["checks"]  # a faucet in kit form, not an accessory of one: no mismatch
+    heeled = annotate(
+        "tan strappy heels for women", {"title": "Women's Amelie Strappy Heeled Sandal, Doe Tan, 8"}
+    )
+    assert "type" not in heeled["checks"]  # "heeled" names heels: no clear mismatch
+    trunks = annotate("mens bathing suits without mesh liner", {"title": "Mossy Oak Men's Swim Trunks, Navy"})
+    assert trunks["query"]["type"] == "bathing suit" and trunks["checks"]["type"] == "equivalent"
+
+
 def test_the_query_brand_is_no_type():
     router = {"title": "Makita RT0701C 1-1/4 HP Compact Router", "brand": "Makita"}
     out = annotate("wood planner makita", router, query_brands=["Makita"])

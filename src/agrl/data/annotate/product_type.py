@@ -235,8 +235,14 @@ def _phrase_verdict(qtype: str, tokens: list[str], rest: list[Phrase]):
 
 
 def _names(tokens: list[str], head: str, names: Iterable[str]) -> bool:
-    """Whether `tokens` mention the query's type: its head noun or a name of it."""
-    return head in tokens or any(_find(tokens, name) != -1 for name in names)
+    """Whether `tokens` mention the query's type: its head noun, a word made of it ("heeled sandal"
+    for heels, "hooded sweatshirt" for a hood) or a name of it."""
+    derived = {head + "d" if head.endswith("e") else head + "ed", head + "ing"}
+    return (
+        head in tokens
+        or any(w in derived for w in tokens)
+        or any(_find(tokens, name) != -1 for name in names)
+    )
 
 
 def _phrase_type(tokens: list[str]) -> str:
