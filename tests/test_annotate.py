@@ -176,6 +176,18 @@ def test_query_without_a_product_noun_has_no_type():
             "mismatch",
         ),
         ("wood planer", "Makita RT0701C 1-1/4 HP Compact Router", "compact router", "mismatch"),
+        (
+            "stain steel deep frying pan",
+            "Cuisinart Chef's Classic Stainless 10-Inch Open Skillet",
+            "skillet",
+            "equivalent",
+        ),
+        (
+            "double front pants for men",
+            "Carhartt Men's Relaxed Straight Leg Jean, 30W X 32L",
+            "jean",
+            "equivalent",
+        ),
     ],
 )
 def test_product_type_and_check(query, title, ptype, check):
