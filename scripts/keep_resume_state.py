@@ -6,8 +6,8 @@ the smallest set of files from which `--resume` continues the run where it stopp
 
 - each warm start's SFT model (the final folder's files, no checkpoints or optimizer state) and its
   gate, once its evaluation is finished: the RL arms of the seeds still to run start from it;
-- each finished arm's evaluation (metrics and predictions of every split) and its `trainer_state.json`
-  (the training curves of the report).
+- each finished arm's evaluation metrics (every split) and its `trainer_state.json` (the training
+  curves of the report). Predictions stay behind (about 0.5 MiB per arm): no resumed step reads them.
 
 The data is not kept: `agrl reproduce` regenerates it from its seed (the generator is deterministic).
 An arm that was killed mid-way is trained again from its start.
@@ -38,7 +38,7 @@ def resume_state(out: Path) -> list[Path]:
         if not (work / "eval").is_dir():
             continue
         for eval_dir in sorted(p for p in (work / "eval").iterdir() if p.is_dir() and finished(p)):
-            keep += sorted(eval_dir.glob("*.metrics.json")) + sorted(eval_dir.glob("*.predictions.jsonl"))
+            keep += sorted(eval_dir.glob("*.metrics.json"))
             model = work / "models" / eval_dir.name
             if eval_dir.name == "sft":
                 keep += sorted(f for pattern in MODEL_FILES for f in model.glob(pattern))
