@@ -22,12 +22,15 @@ demo: $(STAMP)
 
 # The gates: lint (ruff check + format check), types (mypy on src/agrl, configured in pyproject.toml),
 # then the tests. `test` runs the whole suite (what .ci/run calls); `test-fast` leaves out the tests
-# marked slow (miniature pipelines, multi-process runs, the wheel in a fresh venv).
+# marked slow (miniature pipelines, multi-process runs, the wheel in a fresh venv). Both spread the
+# test files over every core (pytest-xdist; each test runs torch on one thread, see tests/conftest.py),
+# a file to a worker so that its module fixtures (trained tiny models) are built once.
+XDIST ?= -n auto --dist loadfile
 test: lint types
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(XDIST) $(PYTEST_ARGS)
 
 test-fast: lint types
-	$(BIN)/python -m pytest tests -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from agrl.reasoning import parse_reasoning
 from agrl.replay import (
+    TRIGGERS,
     ExampleState,
     ReplayState,
     build_guidance,
@@ -22,6 +23,7 @@ from agrl.replay import (
     update_example,
     zero_std_groups,
 )
+from agrl.rewards import score_components
 from agrl.rules import SLOTS, default_rulebook
 
 
@@ -33,6 +35,33 @@ def test_group_accuracy_and_trigger():
     assert is_stagnant(acc[1], tau=0.25)
     with pytest.raises(ValueError):
         group_accuracy([True] * 5, 4)
+
+
+SCORE = st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0]), st.floats(0, 1))
+
+
+@given(st.booleans(), st.fixed_dictionaries({"checks": SCORE, "consistency": SCORE, "label": SCORE}))
+def test_grounded_trigger_is_the_label_trigger_plus_gold_checks(label_ok, components):
+    label, grounded = TRIGGERS["label"](label_ok, components), TRIGGERS["grounded"](label_ok, components)
+    assert label == label_ok
+    assert not grounded or label  # a grounded success is a label success
+    if components["checks"] is None:  # no gold checks: nothing to ground on, the label decides
+        assert grounded == label
+    else:
+        assert grounded == (label_ok and components["checks"] == 1.0 and components["consistency"] == 1.0)
+
+
+def test_a_right_label_on_a_wrong_check_is_a_grounded_failure(record):
+    lines = record["reference"].split("\n")
+    i = next(i for i, line in enumerate(lines) if " | " in line)  # the first check line
+    head, verdict = lines[i].rsplit(" ", 1)
+    lines[i] = f"{head} {'mismatch' if verdict == 'match' else 'match'}"
+    wrong = "\n".join(lines)
+    assert parse_reasoning(wrong).label == parse_reasoning(record["reference"]).label == record["label"]
+    for text, grounded in ((record["reference"], True), (wrong, False)):
+        components = score_components(text, record["label"], record["rule"], record["annotations"])
+        assert TRIGGERS["label"](True, components)
+        assert TRIGGERS["grounded"](True, components) is grounded
 
 
 def test_zero_std_groups_detects_ties_only():

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from trl import GRPOTrainer
 
 from agrl.data.io import read_records
 from agrl.models import load_model
-from agrl.replay import ReplayState
+from agrl.replay import TRIGGERS, ReplayState
+from agrl.rewards import label_correct, score_components
 from agrl.train.config import AGRLConfig, AgrlDPOConfig, AgrlSFTConfig, load_config
 from agrl.train.dpo import pairs_dataset, pairs_from_samples, run_dpo
 from agrl.train.grpo import build_grpo_trainer
@@ -122,6 +124,10 @@ def test_config_rejects_groups_split_across_processes(tmp_path):
         )
     with pytest.raises(ValueError, match="offpolicy_weighting"):
         load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--offpolicy_weighting", "bogus"])
+    with pytest.raises(
+        ValueError, match="replay_trigger: unknown replay trigger 'luck'; known: grounded, label"
+    ):
+        load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--replay_trigger", "luck"])
     with pytest.raises(ValueError, match="use_vllm"):
         load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--use_vllm", "true"])
 
@@ -245,6 +251,34 @@ def test_starting_level_is_read_and_every_trigger_raises_it(tmp_path, sft_model,
     assert 0.0 <= metrics["replay/guided_success_level_2"][-1] <= 1.0
     assert not metrics.get("replay/guided_success_level_1")  # nothing guided at level 1: no value, not NaN
     assert {trainer.replay_state.level(r["id"]) for r in inputs} == {3}  # raised after the trigger
+
+
+@pytest.mark.parametrize("trigger", ["label", "grounded"])
+def test_replay_triggers_on_groups_without_a_success_by_the_chosen_trigger(
+    tmp_path, sft_model, shoprules_dir, monkeypatch, trigger
+):
+    # Spy on TRL's own generation (the real one runs) to see the unguided rollouts replay judged.
+    seen: list[list] = []
+    generate = GRPOTrainer._generate
+
+    def spy(self, prompts):
+        result = generate(self, prompts)
+        seen.append(list(result[3]))
+        return result
+
+    monkeypatch.setattr(GRPOTrainer, "_generate", spy)
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--replay_trigger", trigger)
+    inputs = _batch(trainer, n_groups=4)
+    trainer._generate_and_score_completions(inputs)
+    success, g = TRIGGERS[trigger], trainer.num_generations
+    ok = [
+        success(
+            label_correct([c], [r["label"]])[0], score_components(c, r["label"], r["rule"], r["annotations"])
+        )
+        for c, r in zip(seen[-1], inputs)
+    ]
+    stuck = sum(not any(ok[i : i + g]) for i in range(0, len(ok), g))
+    assert trainer._metrics["train"]["replay/triggered_frac"][-1] == stuck / 4
 
 
 def test_stuck_groups_without_usable_ground_truth_are_counted(tmp_path, sft_model, shoprules_dir):

@@ -1,7 +1,8 @@
 """Adaptive Guided Replay: the algorithmic core, as pure functions and a small state object.
 
-A prompt group is *stagnant* when its label accuracy is at most tau (default: no rollout right):
-all its rewards agree on the outcome, so plain GRPO learns nothing from it. Replay regenerates k
+A prompt group is *stagnant* when its accuracy is at most tau (default: no rollout right), where a
+rollout is right by the registered trigger (`label`, the paper's; `grounded`: right label on the gold
+checks): all its rewards agree on the outcome, so plain GRPO learns nothing from it. Replay regenerates k
 of its rollouts with ground-truth guidance at the example's current level, and the trainer takes
 the loss on the unguided prompt. Levels rise while an example stays stagnant and fall as its
 unguided accuracy recovers; stagnant examples wait in a priority queue to be served again.
@@ -32,6 +33,33 @@ def group_accuracy(correct: Sequence[bool], group_size: int) -> list[float]:
 def is_stagnant(accuracy: float, tau: float = 0.0) -> bool:
     """Triggered on label accuracy, not reward std: dense rewards almost never tie exactly."""
     return accuracy <= tau + 1e-9
+
+
+RolloutSuccess = Callable[[bool, Mapping[str, "float | None"]], bool]
+TRIGGERS = Registry("replay trigger")
+
+
+def register_trigger(name: str) -> Callable[[RolloutSuccess], RolloutSuccess]:
+    """Register what counts as a successful rollout for the replay trigger:
+    fn(label_correct, reward components) -> bool. A group none of whose rollouts succeeds is stuck."""
+    return TRIGGERS.register(name)
+
+
+@register_trigger("label")
+def label_success(label_ok: bool, components: Mapping[str, float | None]) -> bool:
+    """The paper's trigger: a rollout succeeds when its label is right."""
+    return label_ok
+
+
+@register_trigger("grounded")
+def grounded_success(label_ok: bool, components: Mapping[str, float | None]) -> bool:
+    """A right label on wrong checks is a failure too: the rollout must also state every gold check as
+    gold and take its label from its own checks (`agrl.evaluate`'s grounded adherence), so that a
+    group whose right labels are all luck is replayed with the gold checks as guidance. An example
+    without gold checks falls back to the label."""
+    if components.get("checks") is None:
+        return label_ok
+    return label_ok and components["checks"] == 1.0 and components.get("consistency") == 1.0
 
 
 def zero_std_groups(rewards: Sequence[float], group_size: int, eps: float = 1e-6) -> list[bool]:

@@ -37,6 +37,7 @@ from agrl.models.generate import generate_ids, left_pad
 from agrl.offpolicy import get_weighting
 from agrl.prompts import with_hint
 from agrl.replay import (
+    TRIGGERS,
     ExampleState,
     ReplayState,
     build_guidance,
@@ -162,21 +163,20 @@ class AGRLTrainer(GRPOTrainer):
         labels = [row["label"] for row in inputs]
         correct = label_correct(completions, labels, self.args.reasoning_format)
         weights = self.args.component_weights()
-        rewards = [
-            total_reward(
-                score_components(
-                    c,
-                    row["label"],
-                    row.get("rule") or None,
-                    row.get("annotations"),
-                    self.rulebook,
-                    self.args.reasoning_format,
-                ),
-                weights,
+        scores = [
+            score_components(
+                c,
+                row["label"],
+                row.get("rule") or None,
+                row.get("annotations"),
+                self.rulebook,
+                self.args.reasoning_format,
             )
             for c, row in zip(completions, inputs)
         ]
-        accuracy = group_accuracy(correct, g)
+        rewards = [total_reward(s, weights) for s in scores]
+        success = TRIGGERS.lookup(self.args.replay_trigger)
+        accuracy = group_accuracy([success(ok, s) for ok, s in zip(correct, scores)], g)
         self._replay_counts["groups"] += len(accuracy)
         self._replay_counts["zero_before"] += sum(zero_std_groups(rewards, g))
         completion_ids = [list(ids) for ids in completion_ids]

@@ -18,7 +18,7 @@ from transformers.hf_argparser import DataClassType
 from trl import DPOConfig, GRPOConfig, SFTConfig, TrlParser
 
 from agrl.offpolicy import WEIGHTINGS
-from agrl.replay import GUIDANCE_MODES
+from agrl.replay import GUIDANCE_MODES, TRIGGERS
 from agrl.rewards import OUTCOME_WEIGHTS, check_weights, default_weights
 
 # CPU-friendly defaults for TRL fields (TRL defaults to bf16 and gradient checkpointing); progress
@@ -104,7 +104,13 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
     )
     replay: bool = field(default=True, metadata={"help": "adaptive guided replay on stagnant groups"})
     replay_tau: float = field(
-        default=0.0, metadata={"help": "a group is stagnant when its label accuracy <= tau"}
+        default=0.0, metadata={"help": "a group is stagnant when its accuracy (by replay_trigger) <= tau"}
+    )
+    replay_trigger: str = field(
+        default="label",
+        metadata={
+            "help": "a registered trigger, what a right rollout is: label | grounded (right label on the gold checks; agrl.replay.TRIGGERS)"
+        },
     )
     replay_k: int | None = field(
         default=None, metadata={"help": "guided rollouts per stagnant group (default G/4)"}
@@ -155,7 +161,12 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
         super().__post_init__()
         if self.reward_mode not in ("rule_aware", "outcome"):
             raise ValueError(f"reward_mode: expected rule_aware or outcome, got {self.reward_mode!r}")
-        for name, registry in (("guidance_mode", GUIDANCE_MODES), ("offpolicy_weighting", WEIGHTINGS)):
+        registries = (
+            ("guidance_mode", GUIDANCE_MODES),
+            ("offpolicy_weighting", WEIGHTINGS),
+            ("replay_trigger", TRIGGERS),
+        )
+        for name, registry in registries:
             try:
                 registry.lookup(getattr(self, name))
             except ValueError as exc:
