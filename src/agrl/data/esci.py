@@ -26,8 +26,8 @@ whose product is missing from the products file; `load_esci_with_stats` returns 
 `load_esci` logs a warning when anything was skipped.
 
 With `annotate`, each record gets the partial slot annotations of
-:func:`agrl.data.annotate.annotate`, with the brands the query names read off all products of the
-query (:func:`agrl.data.annotate.query_brands`).
+:func:`agrl.data.annotate.annotate`, with the brands the query names and its compound types read off
+all products of the query (:func:`agrl.data.annotate.query_context`).
 """
 
 from __future__ import annotations
@@ -274,9 +274,9 @@ def load_esci_with_stats(
         for record in records:
             groups.setdefault(record["query"].lower(), []).append(record)
         for group in groups.values():
-            brands = annotator.query_brands(group[0]["query"], [r["product"] for r in group])
+            context = annotator.query_context(group[0]["query"], [r["product"] for r in group])
             for record in group:
-                record["annotations"] = annotator.annotate(record["query"], record["product"], brands)
+                record["annotations"] = annotator.annotate(record["query"], record["product"], *context)
                 for slot in record["annotations"]["query"]:
                     stats.annotated[slot] = stats.annotated.get(slot, 0) + 1
     return records, stats

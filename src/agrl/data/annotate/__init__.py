@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 # Importing the reader modules registers them.
-from agrl.data.annotate import color, gender, negation, product_type, size  # noqa: F401
+from agrl.data.annotate import color, gender, negation, size  # noqa: F401
 from agrl.data.annotate.brand import brand_words, query_brands, read_brand
+from agrl.data.annotate.product_type import query_types
 from agrl.data.annotate.reader import CHECKS, READERS, Pair, Reading
 from agrl.data.annotate.text import singular, singular_phrase, slot_value, words_of
 from agrl.data.slots import compare_slot
@@ -34,16 +35,30 @@ def _check(slot: str, query: dict[str, str], product: dict[str, str]) -> str:
     return compare_slot(slot, query, product)
 
 
-def read_pair(query: str, product: Mapping, query_brands: Iterable[str] = ()) -> Pair:
+def read_pair(
+    query: str, product: Mapping, query_brands: Iterable[str] = (), query_types: Iterable[str] = ()
+) -> Pair:
     """The pair as the readers see it: the brand read first, and the query words naming it."""
     brands = tuple(b for b in query_brands if isinstance(b, str))
     brand = read_brand(query, product, brands)
     found = brand_words(query, product, brand.query, brands)
     unbranded = f" {words_of(query)} ".replace(f" {found} ", " ") if found else query
-    return Pair(query, product, brands, brand, found, unbranded)
+    types = tuple(t for t in query_types if isinstance(t, str))
+    return Pair(query, product, brands, brand, found, unbranded, types)
 
 
-def annotate(query: str, product: Mapping, query_brands: Iterable[str] = ()) -> dict:
+def query_context(query: str, products: Iterable[Mapping]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What the annotator reads off all the products shown for one query: the brands the query names
+    (`query_brands`) and its compound types the titles confirm (`query_types`); pass both to
+    `annotate` for each of the query's products."""
+    products = list(products)
+    brands = tuple(query_brands(query, products))
+    return brands, query_types(query, products, brands)
+
+
+def annotate(
+    query: str, product: Mapping, query_brands: Iterable[str] = (), query_types: Iterable[str] = ()
+) -> dict:
     """Partial slot annotations for one query-product pair, in ShopRules' annotation format.
 
     Returns ``{"query": {...}, "product": {...}, "checks": {...}, "partial": True}`` over the slots
@@ -60,12 +75,14 @@ def annotate(query: str, product: Mapping, query_brands: Iterable[str] = ()) -> 
 
     `query_brands` are brands known to be named by the query (see :func:`query_brands`); without
     them the query's brand is read only when it is the product's brand or a catalogue brand.
+    `query_types` are its two-word types that its listings' titles confirm (`query_types`; without
+    them the query's type is its head noun or a lexicon compound). `query_context` reads both.
     """
     q: dict[str, str] = {}
     p: dict[str, str] = {}
     checks: dict[str, str] = {}
     if isinstance(query, str) and isinstance(product, Mapping):
-        pair = read_pair(query, product, query_brands)
+        pair = read_pair(query, product, query_brands, query_types)
         for slot in SLOTS:  # in SLOTS order, so that the output is too
             if slot not in READERS:
                 continue
@@ -85,6 +102,8 @@ __all__ = [
     "Reading",
     "annotate",
     "query_brands",
+    "query_context",
+    "query_types",
     "read_pair",
     "singular",
     "singular_phrase",

@@ -20,6 +20,7 @@ from agrl.data.annotate.size import UNIT_OF
 from agrl.data.annotate.text import STOPWORDS, field, singular, slot_value, words_of
 
 _COMPOUND_TYPES = words("type", "compound_types")
+_MATERIALS = words("type", "materials")
 _QUERY_TYPE_ALIASES: dict[str, str] = entry("type", "query_type_aliases")
 _VAGUE_HEADS = words("type", "vague_heads")
 _TYPE_SYNONYMS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in entry("type", "type_synonyms").items()}
@@ -43,9 +44,10 @@ def _type_name(tokens: list[str]) -> str:
     return _QUERY_TYPE_ALIASES.get(name, name)
 
 
-def query_type(query: str, brand_words: str = "") -> str | None:
+def query_type(query: str, brand_words: str = "", compounds: Iterable[str] = ()) -> str | None:
     """The query's product type: its head noun phrase, singular ("paper bags without handles" ->
-    "paper bag", "cdj stand" -> "stand"); None when the query names no product (a style, a name)."""
+    "paper bag", "cdj stand" -> "stand"); None when the query names no product (a style, a name).
+    `compounds`: two-word types the catalogue confirms for this query (`query_types`)."""
     # Aliases first: "audible books" names audiobooks although "audible" is the brand too.
     text = f" {_aliased(words_of(query.replace('w/o', ' without ')))} "
     for phrase in (brand_words, *NAMES, *_STYLE_PHRASES):
@@ -74,9 +76,50 @@ def query_type(query: str, brand_words: str = "") -> str | None:
         return _type_name(tokens[-3:]) if len(tokens) >= 3 else _type_name(tokens[-2:])
     for n in (3, 2):
         name = _type_name(tokens[-n:])
-        if len(tokens) >= n and (name in _COMPOUND_TYPES or name in _TYPE_SYNONYMS):
+        if len(tokens) >= n and (name in _COMPOUND_TYPES or name in _TYPE_SYNONYMS or name in compounds):
             return name
     return _type_name(tokens[-1:])
+
+
+def _compound_candidate(query: str) -> str | None:
+    """The query's head with the word before it ("dog bowl", "drill bit"), when that word may be part
+    of the name: a word, not a material ("leather belt" is a belt) or a colour."""
+    head = query_type(query)
+    if not head or " " in head:
+        return None
+    tokens = [singular(t) for t in words_of(query).split()]
+    if head not in tokens:
+        return None
+    at = tokens.index(head)
+    before = tokens[at - 1] if at else ""
+    if len(before) < 3 or not before.isalpha() or before in _MATERIALS | STOPWORDS or before in COLOR_OF:
+        return None
+    return f"{before} {head}"
+
+
+def query_types(query: str, products: Iterable[Mapping], brands: Iterable[str] = ()) -> tuple[str, ...]:
+    """Two-word types of `query` that the titles of its products confirm: "red dog bowl" is a dog
+    bowl when listings of two makers shown for it are titled "... Dog Bowl ...", else a bowl (as
+    "brass tray" stays a tray). Read off all of a query's products, like `query_brands`, so that a query reads the same
+    beside each of them; a listing that does not name the compound ("Bella Bowls") then gets no
+    verdict rather than a match on the bare head."""
+    text = f" {words_of(query)} "
+    for brand in brands:  # the query's brand words are no part of a type ("apple earbuds")
+        if isinstance(brand, str) and words_of(brand):
+            text = text.replace(f" {words_of(brand)} ", " ")
+    candidate = _compound_candidate(text)
+    if candidate is None:
+        return ()
+    makers = set()
+    for product in products:
+        if not isinstance(product, Mapping):
+            continue
+        title = [singular(w) for w in words_of(field(product, "title")).split()]
+        if _find(title, candidate) != -1:
+            makers.add(words_of(field(product, "brand")) or " ".join(title[:2]))
+    # Two makers: a model or product line ("UGG Dakota Slipper", "Headliner CDJ Stand") is one
+    # maker's name; a kind of product ("Dog Bowl") is what several makers call theirs.
+    return (candidate,) if len(makers) >= 2 else ()
 
 
 def _aliased(text: str) -> str:
@@ -167,7 +210,7 @@ def _find(tokens: list[str], name: str) -> int:
 def product_type(qtype: str, product: Mapping) -> tuple[str | None, str | None]:
     """The product's type and the type check, or (None, None) when the title does not say clearly.
 
-    The product's type is the head of the first of the title's first two phrases that ends in a
+    The product's type is the head of the first of the title's first three phrases that ends in a
     product noun. It matches when it is the query's head noun with the query's compound words (a
     "laptop stand" is a stand), is equivalent when it is a synonym or kind of the query's type
     ("thong sandal", "tea towel"), and mismatches when it is another product noun: an accessory
@@ -183,7 +226,9 @@ def product_type(qtype: str, product: Mapping) -> tuple[str | None, str | None]:
     for position, (tokens, kind) in enumerate(phrases):
         end = _head(tokens)
         named += end >= 0
-        if named > 2:
+        # The first three phrases with a head word: ESCI titles often open with a brand and a model
+        # ("YETI Boomer 8, Stainless Steel, Non-Slip Dog Bowl"); later ones describe uses and parts.
+        if named > 3:
             break
         # What a product is for names its type only for a vague query ("ink for screen printing").
         if end >= 0 and (kind == "own" or (kind == "for" and qtype.split()[-1] in _VAGUE_HEADS)):
@@ -209,6 +254,8 @@ def _phrase_verdict(qtype: str, tokens: list[str], rest: list[Phrase]):
     for synonym in synonyms:
         if _find(tokens, synonym) == len(tokens) - 1:
             return synonym, "match" if _find(tokens, qtype) != -1 else "equivalent"
+    if len(parts) > 1 and noun == parts[-2]:
+        return None, None  # "brad point drill" for a drill bit: the tool, or the bit called by it? unsure
     if noun == head:
         if all(p in tokens[:-1] for p in parts[:-1]):
             return _phrase_type(tokens), "match"
@@ -260,7 +307,7 @@ def _phrase_type(tokens: list[str]) -> str:
 @READERS.register("type")
 def read_type(pair: Pair) -> Reading:
     """The query's type (without its brand words), the product's, and the type reading's own check."""
-    qtype = query_type(pair.query, pair.brand_words)
+    qtype = query_type(pair.query, pair.brand_words, pair.query_types)
     if not qtype or not slot_value(qtype):
         return Reading(None, None)
     return Reading(slot_value(qtype), *product_type(slot_value(qtype), product=pair.product))

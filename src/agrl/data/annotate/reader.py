@@ -20,7 +20,8 @@ class Pair:
 
     The brand is read first (`brand`: the brand reader's reading) because other readers skip the
     query words that name it (`brand_words`): "black & decker" is no colour, "listen without
-    prejudice" as a brand is no exclusion. `unbranded` is the query without those words."""
+    prejudice" as a brand is no exclusion. `unbranded` is the query without those words.
+    `query_types`: the compound types the query's other listings confirm (`query_types`)."""
 
     query: str
     product: Mapping
@@ -28,6 +29,7 @@ class Pair:
     brand: Reading
     brand_words: str
     unbranded: str
+    query_types: tuple[str, ...] = ()
 
 
 class Reading(NamedTuple):
