@@ -485,7 +485,10 @@ def test_killed_agrl_run_resumes_with_its_replay_state(tmp_path, sft_model, shop
     killed = tmp_path / "killed"
     proc = subprocess.Popen(cli + args_for(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not (killed / "checkpoint-2" / "trainer_state.json").exists() and time.time() < deadline:
+    # agrl.json is written last (by the on_save callback, after TRL's files and the replay state):
+    # killing before it would test a checkpoint cut in the middle of its save.
+    done = [killed / "checkpoint-2" / f for f in ("trainer_state.json", "replay_state_0.json", "agrl.json")]
+    while not all(f.exists() for f in done) and time.time() < deadline:
         assert proc.poll() is None, "training ended before it could be killed"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
