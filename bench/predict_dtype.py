@@ -21,6 +21,7 @@ import torch
 from agrl.contract import load_contract
 from agrl.data.io import write_json
 from agrl.data.load import load_records
+from agrl.experiments.provenance import provenance
 from agrl.models import load_model, torch_dtype
 from agrl.models.generate import generate_completions
 from agrl.reasoning import lenient_label
@@ -65,7 +66,7 @@ def main() -> None:
         "model": args.model, "data": str(args.data), "n": len(records), "batch": args.batch, "rounds": args.rounds,
         "early_stop": args.early_stop, "threads": args.threads,
         **{f"{name}_records_per_s": statistics.median(v) for name, v in speeds.items()},
-        "label_agreement": agree, "torch": torch.__version__,
+        "label_agreement": agree, "torch": torch.__version__, "provenance": provenance(),
     }  # fmt: skip
     result["bf16_over_fp32"] = result["bf16_records_per_s"] / result["fp32_records_per_s"]
     print(json.dumps(result, indent=1))

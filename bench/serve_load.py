@@ -7,6 +7,10 @@ peer, batched ...) so a slow phase of the machine hits both. Then two failure dr
 server: overload (more clients than `--max-queue` admits: 503 with Retry-After instead of growing
 latency) and abandonment (clients that hang up after 1 s: their requests are never judged). Prints
 requests/s and p50/p95/p99 latency of each, their ratio, and writes results/bench/serve_load.json.
+The clients run in a child process (threads there), so that their HTTP and JSON work does not take
+the server's interpreter lock, as real clients would not. Beside the servers, the model's own
+batching gain: records/s of its judging call at one request's batch and at `--max-batch` on
+the same records (no HTTP), the ceiling of what micro-batching can add beyond per-request overhead.
 Run it on an idle machine.
 
     .venv/bin/python bench/serve_load.py --model runs/demo/models/agrl_s0 --data runs/demo/runs/data/w_eval.jsonl
@@ -16,15 +20,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
 import torch
 
+from agrl.contract import load_contract
 from agrl.data.io import read_records, write_json
+from agrl.experiments.provenance import provenance
+from agrl.models import load_model
+from agrl.models.scoring import judge
 from agrl.serve import create_app, serving
 
 
@@ -76,6 +86,26 @@ def drive(base: str, work: list[list[dict]], timeout: float) -> dict:
     }
 
 
+def model_ceiling(model_path: str, records: list[dict], sizes: tuple[int, ...], early_stop: bool,
+                  rounds: int = 2) -> dict:  # fmt: skip
+    """Records/s of the server's judging call (`agrl.models.scoring.judge`, as `create_app` runs it)
+    at each batch size on the same records, without HTTP: best of `rounds`."""
+    contract = load_contract(model_path)
+    model, tokenizer = load_model(model_path)
+    kwargs = {"fmt": contract.reasoning_format, "early_stop": early_stop, "system_prompt": contract.system_prompt,
+              "rulebook": contract.rulebook, "prompt_rulebook": contract.prompt_rulebook()}  # fmt: skip
+    judge(model, tokenizer, records[:2], **kwargs)  # warm-up
+    speeds: dict[str, float] = {}
+    for size in sizes:
+        best = 0.0
+        for _ in range(rounds):
+            started = time.perf_counter()
+            judge(model, tokenizer, records, batch_size=size, **kwargs)
+            best = max(best, len(records) / (time.perf_counter() - started))
+        speeds[f"batch_{size}_records_per_s"] = best
+    return speeds
+
+
 def metric(base: str, name: str) -> float:
     line = next(x for x in httpx.get(f"{base}/metrics").text.splitlines() if x.startswith(name + " "))
     return float(line.split()[-1])
@@ -111,6 +141,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/bench/serve_load.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    # One child process holds every client thread: their HTTP and JSON work stays off the server's GIL.
+    clients = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+    def run_clients(base: str, work: list[list[dict]], timeout: float) -> dict:
+        return clients.submit(drive, base, work, timeout).result()
+
     n = args.clients * args.requests
     pool = bodies(args.data, n, args.products)
     for b in pool:
@@ -121,11 +157,11 @@ def main() -> None:
     batched_app = create_app(args.model, batching=True, max_queue=n + 1, **settings)
     rounds: dict[str, list[dict]] = {"one_at_a_time": [], "batched": []}
     with serving(peer_app) as peer, serving(batched_app) as batched:
-        drive(batched, [pool[:1]], 600)  # warm-up: first-call costs out of the timings
-        drive(peer, [pool[:1]], 600)
+        run_clients(batched, [pool[:1]], 600)  # warm-up: first-call costs out of the timings
+        run_clients(peer, [pool[:1]], 600)
         for r in range(args.rounds):
             for name, base in (("one_at_a_time", peer), ("batched", batched)):
-                rounds[name].append(drive(base, work, 600))
+                rounds[name].append(run_clients(base, work, 600))
                 print(f"round {r} {name}: {json.dumps(rounds[name][-1])}", flush=True)
         batch_mean = metric(batched, "agrl_batch_products_sum") / max(
             1.0, metric(batched, "agrl_batch_products_count")
@@ -139,22 +175,36 @@ def main() -> None:
     # Overload: as many clients, a queue of max_queue: the excess is refused at once, not queued.
     overload_app = create_app(args.model, batching=True, max_queue=args.max_queue, **settings)
     with serving(overload_app) as base:
-        result["overload"] = drive(base, work, 600) | {"max_queue": args.max_queue}
+        result["overload"] = run_clients(base, work, 600) | {"max_queue": args.max_queue}
     # Abandonment: clients that give up after 1 s; their requests must not be judged; then one fresh request.
     abandon_app = create_app(args.model, batching=True, max_queue=n + 1, **settings)
     with serving(abandon_app) as base:
-        gone = drive(base, [pool[i :: args.clients][:1] for i in range(args.clients)], 1.0)
+        gone = run_clients(base, [pool[i :: args.clients][:1] for i in range(args.clients)], 1.0)
         time.sleep(1.0)
         judged = metric(base, "agrl_batch_products_sum") / args.products
-        fresh = drive(base, [pool[:1]], 600)
+        fresh = run_clients(base, [pool[:1]], 600)
         result["abandoned"] = {"requests": gone["requests"], "client_timeouts": gone["client_timeouts"],
                                "requests_judged_anyway": judged, "dropped": metric(base, "agrl_dropped_requests"),
                                "fresh_request_s": fresh["p50_s"]}  # fmt: skip
-    result["setup"] = vars(args) | {"data": str(args.data), "out": str(args.out), "torch": torch.__version__}
+    clients.shutdown()
+    records = read_records(args.data)[: args.max_batch]
+    result["model_ceiling"] = model_ceiling(
+        args.model, records, (args.products, args.max_batch), args.early_stop
+    )
+    result["setup"] = vars(args) | {
+        "data": str(args.data),
+        "out": str(args.out),
+        "torch": torch.__version__,
+        "provenance": provenance(),
+    }
     print(json.dumps(result, indent=2))
     print(f"batched / one at a time: {result['throughput_ratio']:.2f}x requests/s "
           f"({result['batched']['requests_per_s']:.2f} vs {result['one_at_a_time']['requests_per_s']:.2f}); "
           f"p99 {result['batched']['p99_s']:.2f} s vs {result['one_at_a_time']['p99_s']:.2f} s")  # fmt: skip
+    ceiling = result["model_ceiling"]
+    print(f"model alone (no HTTP), {len(records)} records: batch {args.products} "
+          f"{ceiling[f'batch_{args.products}_records_per_s']:.1f} vs batch {args.max_batch} "
+          f"{ceiling[f'batch_{args.max_batch}_records_per_s']:.1f} records/s")  # fmt: skip
     write_json(args.out, result)
 
 
