@@ -15,6 +15,7 @@ from agrl.experiments.shoprules import (
     from_checkpoint,
     run_comparison,
     run_demo,
+    target_checks,
     warm_start_of,
 )
 
@@ -88,6 +89,19 @@ def test_miniature_demo_end_to_end(tmp_path):
     assert set(head_curve["head_final"]) == {"0"} and 0.0 <= head_curve["head_min"]["0"] <= 1.0
     assert "Per deciding rule (w_eval" in report and "What each judge states on each gold rule" in report
     assert "grounded given solved, head (w_eval)" in report
+    # the demo is held to its own time target, not the reproduce's
+    assert any(t.startswith("run time") and "target ≤ 8 min" in t for t in summary["targets"])
+
+
+def test_the_run_time_target_is_the_callers_and_a_resumed_run_states_none():
+    assert target_checks({}, minutes=8.4, max_minutes=8) == [
+        "run time 8.4 min (target ≤ 8 min on 2 cores): MISSED"
+    ]
+    assert target_checks({}, minutes=7.9, max_minutes=8) == [
+        "run time 7.9 min (target ≤ 8 min on 2 cores): met"
+    ]
+    assert target_checks({}, minutes=119.0) == ["run time 119.0 min (target ≤ 120 min on 2 cores): met"]
+    assert target_checks({}, minutes=None) == []
 
 
 @pytest.mark.slow  # ~40 s: a miniature `agrl reproduce`
@@ -151,6 +165,9 @@ def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     assert json.loads(json.dumps(again["methods"])) == json.loads(json.dumps(summary["methods"]))
     assert again["curves"] == summary["curves"]
     assert {p: p.stat().st_mtime for p in models} == models
+    # its report says that its minutes are not the comparison's, and it checks no time target
+    assert "resumed: this run trained only" in (out / "report.md").read_text()
+    assert not any(t.startswith("run time") for t in again["targets"])
 
 
 @given(n=st.integers(1, 12), data=st.data())

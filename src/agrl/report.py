@@ -550,8 +550,11 @@ def write_report(
     extra: Mapping | None = None,
     gate: Mapping | None = None,
     targets: Sequence[str] = (),
+    resumed: bool = False,
 ) -> None:
-    """report.md (gate, table, paired differences, targets, curves, per rule, notes) and table.md."""
+    """report.md (gate, table, paired differences, targets, curves, per rule, notes) and table.md.
+
+    `resumed`: some arms were read back from an earlier run, so `seconds` is not the comparison's time."""
     out.mkdir(parents=True, exist_ok=True)
     _plot_bars(summary, out / "accuracy.png")
     _plot_per_rule(results, out / "per_rule.png")
@@ -572,7 +575,8 @@ def write_report(
             lines += ["", "With several warm starts, each value above is their mean; the gate passes only "
                       "where every warm start passes.", ""]  # fmt: skip
     lines += [
-        f"Command: `{command}` ({seconds / 60:.1f} min).",
+        f"Command: `{command}` ({seconds / 60:.1f} min"
+        + ("; resumed: this run trained only what Notes does not list as read back)." if resumed else ")."),
         "",
         "Every cell: mean ± sample SD over seeds t[95 % t-interval over seeds] [95 % bootstrap CI over "
         "evaluation examples: the noise of a finite evaluation set, not the spread over seeds], in %. "
