@@ -3,7 +3,9 @@
 Loads one model folder twice (fp32, bf16 weights), judges the same records with the same batch
 size and greedy decoding in alternating rounds (fp32, bf16, fp32, ...) so that a slow phase of a
 shared machine hits both, and prints records/s of each, their ratio and the share of records whose
-label is the same. Writes results/bench/predict_dtype.json. Do not run it beside another job.
+label is the same; on labelled records also each precision's accuracy and macro-F1 against the gold
+grade (does a disagreement cost accuracy, or is it a near-tie either way?). Writes
+results/bench/predict_dtype.json. Do not run it beside another job.
 
     .venv/bin/python bench/predict_dtype.py --model runs/esci/models/smollm2_sft --data ../shared/data/esci-us-dev60 --early-stop
 """
@@ -25,6 +27,7 @@ from agrl.experiments.provenance import provenance
 from agrl.models import load_model, torch_dtype
 from agrl.models.generate import generate_completions
 from agrl.reasoning import lenient_label
+from agrl.stats import label_metrics
 
 
 def judge(model, tokenizer, records, args, contract) -> tuple[float, list[int | None]]:
@@ -68,6 +71,11 @@ def main() -> None:
         **{f"{name}_records_per_s": statistics.median(v) for name, v in speeds.items()},
         "label_agreement": agree, "torch": torch.__version__, "provenance": provenance(),
     }  # fmt: skip
+    gold = [(i, r["label"]) for i, r in enumerate(records) if r.get("label") is not None]
+    if gold:  # a disagreement that costs nothing against gold is a near-tie, not a precision bug
+        for name, predicted in labels.items():
+            m = label_metrics([g for _, g in gold], [predicted[i] for i, _ in gold])
+            result[f"{name}_gold"] = {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
     result["bf16_over_fp32"] = result["bf16_records_per_s"] / result["fp32_records_per_s"]
     print(json.dumps(result, indent=1))
     write_json(args.out, result)
