@@ -6,6 +6,7 @@ so the full path (generation, parsing, grade distribution, CumPT) has an answer 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,9 +19,11 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from agrl.batching import BatchStats, MicroBatcher
 from agrl.models import load_model
-from agrl.models.generate import encode_prompts
+from agrl.models.generate import encode_prompts, generate_ids
 from agrl.models.scoring import (
+    Abandoned,
     answer_position,
     answer_prefix_ids,
     batch_grade_probabilities,
@@ -546,3 +549,53 @@ def test_no_generated_body_gets_a_server_error(client, body):
     response = client.post("/judge", content=raw, headers={"content-type": "application/json"})
     assert response.status_code < 500 or response.status_code == 503, (raw[:200], response.text[:300])
     response.json()
+
+
+def test_a_batch_nobody_waits_for_stops_at_the_next_decoding_step(trained):
+    _, model, tokenizer = trained
+    records = [{"query": QUERY, "product": p} for p in PRODUCTS]
+    prompts = encode_prompts(tokenizer, records)
+    full = generate_ids(model, tokenizer, prompts, 64)
+    assert min(len(ids) for ids in full) > 3  # the think-first reference is long: stopping can show
+    calls = []
+
+    def gone_after_two_steps() -> bool:
+        calls.append(1)
+        return len(calls) >= 2
+
+    cut = generate_ids(model, tokenizer, prompts, 64, abandoned=gone_after_two_steps)
+    assert max(len(ids) for ids in cut) <= 2
+    with pytest.raises(Abandoned, match="every client left"):
+        judge(model, tokenizer, records, abandoned=lambda: True)
+    # nobody gone: the same answers as without the check
+    assert [r["text"] for r in judge(model, tokenizer, records, abandoned=lambda: False)] == [
+        r["text"] for r in judge(model, tokenizer, records)
+    ]
+
+
+def test_the_batcher_stops_a_running_batch_once_every_request_has_gone():
+    ran = threading.Event()
+
+    def run(records, options, abandoned):  # a long judging call that checks, as generate_ids does
+        ran.set()
+        deadline = time.monotonic() + 10
+        while not abandoned():
+            assert time.monotonic() < deadline, "the batch was never told that its requests had gone"
+            time.sleep(0.01)
+        raise Abandoned("every client left")
+
+    async def scenario() -> BatchStats:
+        batcher = MicroBatcher(run, max_batch=4, max_wait_s=0.0, max_queue=4)
+        future = batcher.submit([{"id": 1}], (True, 0.5))
+        while not ran.is_set():
+            await asyncio.sleep(0.01)
+        future.cancel()  # the client hangs up while its batch runs
+        for _ in range(200):
+            if batcher.stats.stopped:
+                break
+            await asyncio.sleep(0.01)
+        await batcher.close()
+        return batcher.stats
+
+    stats = asyncio.run(scenario())
+    assert stats.stopped == 1 and stats.dropped == 1 and stats.batches == 0

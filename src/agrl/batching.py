@@ -5,7 +5,8 @@ queued request with the same options (early stop, threshold) while the batch has
 (`max_batch` products), runs the model once on all of them in a worker thread, and hands each
 request its own results. A full queue refuses new requests at once (`QueueFull`: the server
 answers 503 with Retry-After) instead of letting latency grow without bound; a request whose
-future was cancelled — its client went away or its timeout passed — is dropped before it is run.
+future was cancelled — its client went away or its timeout passed — is dropped before it is run,
+and a running batch all of whose requests are cancelled is stopped (`Run`'s `abandoned`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from dataclasses import dataclass, field
 
 from fastapi.concurrency import run_in_threadpool
 
-Run = Callable[[list[dict], Hashable], list[dict]]  # (records, options) -> one result per record
+# (records, options, abandoned) -> one result per record; `abandoned()` is True once every request of
+# the batch has gone (client left, timeout), so a long batch can stop instead of finishing for nobody.
+Run = Callable[[list[dict], Hashable, Callable[[], bool]], list[dict]]
 
 
 class QueueFull(Exception):
@@ -44,7 +47,8 @@ class BatchStats:
 
     batches: int = 0
     products: int = 0
-    dropped: int = 0  # requests cancelled before their batch ran
+    dropped: int = 0  # requests cancelled before their batch ran, or with it when it was stopped
+    stopped: int = 0  # batches stopped mid-way because every request in them was cancelled
     last_batch_s: float = 0.0
     sizes: collections.deque = field(default_factory=lambda: collections.deque(maxlen=1000))
 
@@ -130,9 +134,17 @@ class MicroBatcher:
                 continue
             records = [r for p in batch for r in p.records]
             started = time.monotonic()
+
+            def abandoned(batch: list[Pending] = batch) -> bool:
+                return all(p.future.done() for p in batch)
+
             try:
-                results = await run_in_threadpool(self.run, records, first.options)
+                results = await run_in_threadpool(self.run, records, first.options, abandoned)
             except Exception as exc:  # every request of the batch gets the error
+                if abandoned():  # stopped for nobody: nothing was delivered, nothing was judged in full
+                    self.stats.stopped += 1
+                    self.stats.dropped += len(batch)
+                    continue
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(exc)

@@ -327,11 +327,11 @@ def create_app(
     grade_token_ids(tokenizer)  # fail at start-up, not on the first request, if grades are not tokens
     model.eval()
 
-    def run(records: list[dict], options) -> list[dict]:
+    def run(records: list[dict], options, abandoned) -> list[dict]:
         early_stop, threshold = options
         return judge(model, tokenizer, records, fmt=fmt, early_stop=early_stop, max_new_tokens=max_new_tokens,
                      system_prompt=system_prompt, threshold=threshold, batch_size=max_batch, rulebook=rulebook,
-                     prompt_rulebook=prompt_rulebook)  # fmt: skip
+                     prompt_rulebook=prompt_rulebook, abandoned=abandoned)  # fmt: skip
 
     metrics = ServerMetrics(max_batch)
     batcher = MicroBatcher(

@@ -38,7 +38,7 @@ class ServerMetrics:
         """Gauges read from the batcher at each scrape."""
         gauges = (("agrl_queue_depth", "requests waiting to be judged", lambda: batcher.depth),
                   ("agrl_batches", "model batches run", lambda: batcher.stats.batches),
-                  ("agrl_dropped_requests", "requests dropped before judging (client gone, timed out)",
+                  ("agrl_dropped_requests", "requests dropped unjudged (client gone, timed out): before their batch ran, or with a batch stopped once all its requests had gone",
                    lambda: batcher.stats.dropped))  # fmt: skip
         for name, doc, read in gauges:
             Gauge(name, doc, registry=self.registry).set_function(read)

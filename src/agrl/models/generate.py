@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import torch
@@ -75,8 +75,12 @@ def generate_ids(
     eos_token_ids: Sequence[int] | None = None,
     generation_config: GenerationConfig | None = None,
     stop_after_answer: bool = False,
+    abandoned: Callable[[], bool] | None = None,
 ) -> list[list[int]]:
     """Completion ids for prompts of token ids (left-padded together), cut after the first eos.
+
+    `abandoned` (checked after every decoding step) ends the whole batch early when it returns True:
+    a server's batch whose every client has gone stops costing compute at once.
 
     `generation_config` (a trainer's sampling settings) replaces the simple knobs when given.
     `stop_after_answer` ends each completion at its first `</answer>` (label-first early stop: the
@@ -98,7 +102,10 @@ def generate_ids(
             list(generation_config.eos_token_id) if isinstance(generation_config.eos_token_id, list) else eos
         )
     width = input_ids.shape[1]
-    stop = StoppingCriteriaList([_AnswerEnd(tokenizer, width)]) if stop_after_answer else None
+    criteria = ([_AnswerEnd(tokenizer, width)] if stop_after_answer else []) + (
+        [_Abandoned(abandoned)] if abandoned is not None else []
+    )
+    stop = StoppingCriteriaList(criteria) if criteria else None
     # PreTrainedModel does not declare generate; GenerationMixin, which causal-LM classes add, does.
     out = cast(GenerationMixin, model).generate(
         input_ids=input_ids.to(model.device),
@@ -126,6 +133,17 @@ class _AnswerEnd(StoppingCriteria):
         texts = self.tokenizer.batch_decode(input_ids[:, self.width :], skip_special_tokens=True)
         done = torch.tensor([ANSWER_END in t for t in texts], dtype=torch.bool, device=input_ids.device)
         return cast(torch.BoolTensor, done)  # torch types every tensor as Tensor, whatever its dtype
+
+
+class _Abandoned(StoppingCriteria):
+    """Every row done once `abandoned()` says nobody waits for the batch any more."""
+
+    def __init__(self, abandoned: Callable[[], bool]):
+        self.abandoned = abandoned
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        done = torch.full((input_ids.shape[0],), self.abandoned(), dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, done)
 
 
 def _cut_after_answer(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[int]:

@@ -20,7 +20,7 @@ that position, renormalised over the four grade tokens, is the grade distributio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -258,6 +258,10 @@ def check_prompt_lengths(
                 raise PromptTooLong(i, len(p), limit)
 
 
+class Abandoned(Exception):
+    """`judge` stopped because nobody waits for its results any more."""
+
+
 def judge(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -270,6 +274,7 @@ def judge(
     batch_size: int = 64,
     rulebook: Rulebook | None = None,
     prompt_rulebook: Rulebook | None = None,
+    abandoned: Callable[[], bool] | None = None,
 ) -> list[dict]:
     """Judge records (each with `query` and `product`); one result dict per record, in order.
 
@@ -278,6 +283,8 @@ def judge(
     ``reasoning`` ({"query", "product", "checks"} slot dicts or None), ``parse_error`` (str or None) and
     ``text`` (the completion as decoded text). See the module docstring for `early_stop`.
     `rulebook` reads the stated rules; `prompt_rulebook` (if any) goes into the system prompt.
+    `abandoned` (a server's "has every client of this batch gone?") is checked between chunks and
+    after every decoding step; once it is True the call raises `Abandoned` instead of finishing.
     """
     _check_fmt(fmt)
     if not 0 < threshold <= 1:
@@ -299,7 +306,11 @@ def judge(
             if early_stop:
                 completions = [list(prefix)] * len(chunk)
             else:
-                completions = generate_ids(model, tokenizer, chunk_prompts, max_new_tokens)
+                completions = generate_ids(
+                    model, tokenizer, chunk_prompts, max_new_tokens, abandoned=abandoned
+                )
+            if abandoned is not None and abandoned():
+                raise Abandoned(f"every client left; {start} of {len(order)} records judged")
             all_probs = batch_grade_probabilities(model, tokenizer, chunk_prompts, completions, fmt)
             for i, completion, probs in zip(chunk, completions, all_probs):
                 if early_stop:
