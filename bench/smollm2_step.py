@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--rl-model", default=None,
                         help="SFT model the RL step starts from (e.g. runs/esci/models/smollm2_sft; default: this "
                              "run's few-step SFT model, whose completions may run longer than a trained judge's)")  # fmt: skip
+    parser.add_argument("--sft-only", action="store_true", help="time the SFT step alone")
     parser.add_argument("--out", type=Path, default=Path("results/bench/smollm2_step.json"))
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -131,20 +132,29 @@ def main() -> None:
         results["sft_lora_bf16"] = summary(clock, args.warmup, params, bound["bf16"], generation=False)
         profiles += ["## LoRA SFT step (self CPU time)", "", "```", profile_table(clock), "```", ""]
         write_json(args.out, results)  # the SFT figures survive an RL step that does not finish
-        rl = load_config(AGRLConfig, config_path("grpo_pr_smollm2_esci.yaml"),
-                         [*common, "--output_dir", f"{tmp}/rl", "--model_name_or_path", args.rl_model or f"{tmp}/sft"])  # fmt: skip
-        trainer = build_grpo_trainer(rl)
-        clock = StepClock(profile_step=args.warmup)
-        trainer.add_callback(clock)
-        trainer.train()
-        results["rl_grpo_pr"] = summary(clock, args.warmup, params, bound["bf16"], generation=True)
-        profiles += ["## GRPO-PR step (self CPU time)", "", "```", profile_table(clock), "```", ""]
+        if not args.sft_only:
+            rl_step(args, common, tmp, params, bound, results, profiles)
     for name in ("sft_lora_bf16", "rl_grpo_pr"):
-        r = results[name]
-        print(f"{name}: {r['s_per_step']:.2f} s/step, {r['tokens_per_step']:.0f} tokens, "
-              f"{r['achieved_tflops']:.3f} TFLOP/s achieved = {r['times_the_bf16_bound']:.1f}x the bf16 bound's time")  # fmt: skip
+        r = results.get(name)
+        if r:
+            print(f"{name}: {r['s_per_step']:.2f} s/step, {r['tokens_per_step']:.0f} tokens, "
+                  f"{r['achieved_tflops']:.3f} TFLOP/s achieved = {r['times_the_bf16_bound']:.1f}x the bf16 bound's time")  # fmt: skip
     write_json(args.out, results)
     atomic_write_text(args.out.with_name("smollm2_step_profile.md"), "\n".join(profiles))
+
+
+def rl_step(
+    args, common: list[str], tmp: str, params: int, bound: dict, results: dict, profiles: list
+) -> None:
+    """A GRPO-PR step from `args.rl_model` (or this run's few-step SFT model) into `results`."""
+    rl = load_config(AGRLConfig, config_path("grpo_pr_smollm2_esci.yaml"),
+                     [*common, "--output_dir", f"{tmp}/rl", "--model_name_or_path", args.rl_model or f"{tmp}/sft"])  # fmt: skip
+    trainer = build_grpo_trainer(rl)
+    clock = StepClock(profile_step=args.warmup)
+    trainer.add_callback(clock)
+    trainer.train()
+    results["rl_grpo_pr"] = summary(clock, args.warmup, params, bound["bf16"], generation=True)
+    profiles += ["## GRPO-PR step (self CPU time)", "", "```", profile_table(clock), "```", ""]
 
 
 if __name__ == "__main__":

@@ -349,3 +349,26 @@ def test_a_folder_without_the_esci_layout_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="ESCI layout"):
         load_records(tmp_path)
+
+
+def test_stages_are_read_back_only_when_resuming(tmp_path):
+    from agrl.experiments.runner import Stages
+
+    Stages(tmp_path, resume=False).put("peers", {"seconds": 3.0})
+    assert Stages(tmp_path, resume=False).get("peers") is None  # a fresh run redoes every stage
+    resumed = Stages(tmp_path, resume=True)
+    assert resumed.get("peers") == {"seconds": 3.0} and resumed.get("probe") is None
+    assert resumed.read_back == ["peers"]
+
+
+def test_esci_resume_refuses_a_run_started_with_other_flags(tmp_path):
+    from dataclasses import asdict
+
+    from agrl.experiments.budgets import EsciBudget
+    from agrl.experiments.esci import run_esci
+    from agrl.experiments.runner import Stages
+
+    request = {"budget": asdict(EsciBudget(rl_steps=5)), "train": "train_folder", "eval": None}
+    Stages(tmp_path / "stages", resume=True).put("request", request)
+    with pytest.raises(ValueError, match=r"rl_steps=5, not rl_steps=30"):
+        run_esci(Path("train_folder"), tmp_path / "out", EsciBudget(), work=tmp_path, resume=True)

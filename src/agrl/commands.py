@@ -125,7 +125,12 @@ def cmd_esci(args: argparse.Namespace) -> int:
     from agrl.experiments.esci import run_esci
 
     summary = run_esci(
-        args.data, args.out, budget_from(EsciBudget, args), work=args.work, eval_data=args.eval_data
+        args.data,
+        args.out,
+        budget_from(EsciBudget, args),
+        work=args.work,
+        eval_data=args.eval_data,
+        resume=args.resume,
     )
     print(
         json.dumps(
@@ -281,4 +286,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", default=Path("results/esci"), type=Path, help="folder for report.md, summary.json, plots"
     )
     p.add_argument("--work", default=Path("runs/esci"), type=Path, help="folder for split data and models")
+    p.add_argument("--resume", action="store_true",
+                   help="read back the stages a killed run in --work finished (work/stages) and continue "
+                        "a killed training from its last checkpoint")  # fmt: skip
     p.set_defaults(func=cmd_esci)

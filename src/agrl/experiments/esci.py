@@ -24,8 +24,9 @@ import re
 import statistics
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from agrl.data.split import query_folds, split_by_query
 from agrl.evaluate import check_agreement
 from agrl.experiments.budgets import EsciBudget
 from agrl.experiments.provenance import provenance
-from agrl.experiments.runner import Arm, RunInfo, train_arm
+from agrl.experiments.runner import Arm, RunInfo, Stages, from_checkpoint, train_arm
 from agrl.models import load_model, resolve_model_path
 from agrl.models.generate import generate_completions
 from agrl.peers import CrossEncoder, EmbeddingLogReg
@@ -148,12 +149,13 @@ def by_seed(names: Sequence[str]) -> dict[str, dict[int | None, str]]:
 # --- the arms -------------------------------------------------------------------------------------
 
 
-def sft_smollm2(train: Path, out: Path, budget: EsciBudget, **fields: Any) -> RunInfo:
-    """SmolLM2 SFT on `train` (LoRA label-first by default: `sft_smollm2_esci.yaml`)."""
+def sft_smollm2(train: Path, out: Path, budget: EsciBudget, resume: bool = False, **fields: Any) -> RunInfo:
+    """SmolLM2 SFT on `train` (LoRA label-first by default: `sft_smollm2_esci.yaml`); with `resume`,
+    from the run's last checkpoint when it has one."""
     arm = Arm(out.name, "sft", "sft_smollm2_esci.yaml",
               {"train_file": str(train), "output_dir": str(out), "seed": budget.seed,
                "num_train_epochs": budget.sft_epochs, **fields})  # fmt: skip
-    return train_arm(arm)
+    return train_arm(from_checkpoint(arm, resume))
 
 
 # The SFT warm starts compared by cross-validation on the training queries: name -> (SFT fields,
@@ -173,7 +175,7 @@ def without_checks(records: Sequence[Mapping]) -> list[dict]:
     return [{**r, "annotations": {}} for r in records]
 
 
-def choose_sft(train: Sequence[Mapping], work: Path, budget: EsciBudget) -> dict:
+def choose_sft(train: Sequence[Mapping], work: Path, budget: EsciBudget, stages: Stages) -> dict:
     """k-fold cross-validation by query on the training records (never the evaluation folder): every
     `CV_GRID` warm start trained on k-1 folds and scored (macro-F1, label-first, early stop) on the
     held-out one; the highest mean macro-F1 wins, ties (within 0.005) to the earlier (cheaper) entry."""
@@ -182,13 +184,17 @@ def choose_sft(train: Sequence[Mapping], work: Path, budget: EsciBudget) -> dict
     for name, (fields, checks) in CV_GRID.items():
         scores, seconds = [], 0.0
         for i, held in enumerate(folds):
-            rows = [r for j, f in enumerate(folds) if j != i for r in f]
-            path = work / "cv" / f"fold{i}_train_{'checks' if checks else 'no_checks'}.jsonl"
-            write_jsonl(path, [dict(r) for r in rows] if checks else without_checks(rows))
-            info = sft_smollm2(path, work / "cv" / f"{name}_fold{i}", budget, **fields)
-            grades, _ = judge_predictions(info.path, held, budget, work / "cv" / f"{name}_fold{i}.jsonl")
-            scores.append(label_metrics([int(r["label"]) for r in held], grades)["macro_f1"])
-            seconds += info.seconds
+            done = stages.get(f"cv_{name}_fold{i}")
+            if done is None:
+                rows = [r for j, f in enumerate(folds) if j != i for r in f]
+                path = work / "cv" / f"fold{i}_train_{'checks' if checks else 'no_checks'}.jsonl"
+                write_jsonl(path, [dict(r) for r in rows] if checks else without_checks(rows))
+                info = sft_smollm2(path, work / "cv" / f"{name}_fold{i}", budget, stages.resume, **fields)
+                grades, _ = judge_predictions(info.path, held, budget, work / "cv" / f"{name}_fold{i}.jsonl")
+                f1 = label_metrics([int(r["label"]) for r in held], grades)["macro_f1"]
+                done = stages.put(f"cv_{name}_fold{i}", {"macro_f1": f1, "seconds": info.seconds})
+            scores.append(done["macro_f1"])
+            seconds += done["seconds"]
             log.info("cv %s fold %d: macro-F1 %.3f", name, i, scores[-1])
         table[name] = {
             "macro_f1_per_fold": scores,
@@ -208,20 +214,22 @@ def cv_choice(table: Mapping[str, Mapping], tie: float = 0.005) -> str:
     return next(name for name, t in table.items() if t["macro_f1"] >= best - tie)
 
 
-def rl_smollm2(method: str, sft: Path, train: Path, out: Path, budget: EsciBudget, seed: int) -> RunInfo:
+def rl_smollm2(
+    method: str, sft: Path, train: Path, out: Path, budget: EsciBudget, seed: int, resume: bool = False
+) -> RunInfo:
     """GRPO-PR or AGRL from the SmolLM2 SFT model (`{method}_smollm2_esci.yaml`) at `seed`."""
     arm = Arm(out.name, "grpo", f"{method}_smollm2_esci.yaml",
               {"model_name_or_path": str(sft), "train_file": str(train), "output_dir": str(out),
                "seed": seed, "max_steps": budget.rl_steps, "label_balance": budget.label_balance})  # fmt: skip
-    return train_arm(arm)
+    return train_arm(from_checkpoint(arm, resume))
 
 
-def tiny_floor(train: Path, out: Path, budget: EsciBudget) -> RunInfo:
+def tiny_floor(train: Path, out: Path, budget: EsciBudget, resume: bool = False) -> RunInfo:
     """The tiny from-scratch model, label-first: what no pretraining scores."""
     arm = Arm("tiny_sft", "sft", "sft_tiny.yaml",
               {"train_file": str(train), "output_dir": str(out), "seed": budget.seed, "max_steps": budget.tiny_steps,
                "reasoning_format": "label_first", "max_length": 384})  # fmt: skip
-    return train_arm(arm)
+    return train_arm(from_checkpoint(arm, resume))
 
 
 def probe_step_time(train: Path, work: Path, budget: EsciBudget) -> dict:
@@ -283,11 +291,33 @@ def judge_reasoning(model_dir: Path, rows: Sequence[Mapping], budget: EsciBudget
 
 
 def run_esci(
-    data: Path, out: Path, budget: EsciBudget, work: Path | None = None, eval_data: Path | None = None
+    data: Path,
+    out: Path,
+    budget: EsciBudget,
+    work: Path | None = None,
+    eval_data: Path | None = None,
+    resume: bool = False,
 ) -> dict:
-    """Every arm on the dev rows: `data` split by query, or all of `eval_data` (see `prepare`)."""
+    """Every arm on the dev rows: `data` split by query, or all of `eval_data` (see `prepare`). Each
+    finished stage (peers, probe, every CV fold, every judged arm) is kept in `work/stages`; with
+    `resume`, a killed run reads those back and continues a killed training from its checkpoint."""
     started = time.monotonic()
     work = work or Path("runs") / "esci"
+    stages = Stages(work / "stages", resume)
+    asked = {"budget": asdict(budget), "train": str(data), "eval": str(eval_data) if eval_data else None}
+    before = stages.get("request")
+    if before is not None and before != asked:
+        flat = {**before["budget"], **before}, {**asked["budget"], **asked}
+        changed = sorted(
+            k for k in set(flat[0]) | set(flat[1]) if k != "budget" and flat[0].get(k) != flat[1].get(k)
+        )
+        raise ValueError(
+            f"--resume: the run in {stages.path('request').parent} was started with "
+            + ", ".join(f"{k}={flat[0].get(k)!r}" for k in changed)
+            + f", not {', '.join(f'{k}={flat[1].get(k)!r}' for k in changed)}; resume with the same flags, "
+            "or start afresh in another --work folder"
+        )
+    stages.put("request", asked)
     facts = prepare(Path(data), work, budget.dev_fraction, budget.limit, eval_data)
     train_path, dev_path = work / "data" / "train.jsonl", work / "data" / "dev.jsonl"
     train, dev = read_records(train_path), read_records(dev_path)
@@ -296,59 +326,82 @@ def run_esci(
     runs: dict[str, dict] = {}
     logs: dict[str, list[dict]] = {}
     stage = time.monotonic()
-    predictions.update(peer_predictions(train, dev, budget))
+    peers = stages.get("peers")
+    if peers is None:
+        peers = stages.put("peers", {"predictions": peer_predictions(train, dev, budget),
+                                     "seconds": time.monotonic() - stage})  # fmt: skip
+    predictions.update(peers["predictions"])
     for name in list(predictions):  # a peer writes no reasoning: its grade only
         write_jsonl(out / "predictions" / f"{name}.jsonl",
                     ({"id": r["id"], "grade": g} for r, g in zip(dev, predictions[name])))  # fmt: skip
-    runs["peers"] = {"seconds": time.monotonic() - stage}
+    runs["peers"] = {"seconds": peers["seconds"]}
     log.info("peers done in %.0f s", runs["peers"]["seconds"])
 
     reasoning_rows = adherence_rows(dev, budget.adherence_n)
     adherence: dict[str, dict] = {}
 
-    def judged(name: str, info: RunInfo) -> None:
-        predictions[name], meta = judge_predictions(
-            info.path, dev, budget, out / "predictions" / f"{name}.jsonl"
-        )
-        runs[name] = {**info.summary(), **meta}
-        if reasoning_rows:
-            adherence[name] = judge_reasoning(info.path, reasoning_rows, budget,
-                                              out / "predictions" / f"{name}.reasoning.jsonl")  # fmt: skip
+    def judged(name: str, train_run: Callable[[], RunInfo]) -> RunInfo:
+        """Train (or read back) the arm, then its grades on dev and its reasoning on the adherence rows."""
+        done = stages.get(name)
+        if done is not None:
+            info = RunInfo.read(name, Path(done["run"]["path"]), done["run"]["seconds"])
+            predictions[name], runs[name] = done["grades"], done["run"]
+            if done.get("adherence"):
+                adherence[name] = done["adherence"]
+        else:
+            info = train_run()
+            predictions[name], meta = judge_predictions(
+                info.path, dev, budget, out / "predictions" / f"{name}.jsonl"
+            )
+            runs[name] = {**info.summary(), **meta}
+            if reasoning_rows:
+                adherence[name] = judge_reasoning(info.path, reasoning_rows, budget,
+                                                  out / "predictions" / f"{name}.reasoning.jsonl")  # fmt: skip
+            stages.put(
+                name, {"grades": predictions[name], "run": runs[name], "adherence": adherence.get(name)}
+            )
         if info.log_history and any("reward" in h for h in info.log_history):
             logs[name] = info.log_history
         metrics = label_metrics([r["label"] for r in dev], predictions[name])
         log.info("%s: accuracy %.3f macro-F1 %.3f", name, metrics["accuracy"], metrics["macro_f1"])
+        return info
 
-    judged("tiny_sft", tiny_floor(train_path, work / "models" / "tiny_sft", budget))
+    judged("tiny_sft", lambda: tiny_floor(train_path, work / "models" / "tiny_sft", budget, resume))
     resolve_model_path("smollm2")  # convert the GGUF once, outside any timing
-    runs["probe"] = probe_step_time(train_path, work, budget)
+    runs["probe"] = stages.get("probe") or stages.put("probe", probe_step_time(train_path, work, budget))
     fields: dict[str, Any] = {}
     sft_train = train_path
     if budget.cv_folds:
-        runs["cv"] = choose_sft(train, work, budget)
+        runs["cv"] = choose_sft(train, work, budget, stages)
         fields, checks = CV_GRID[runs["cv"]["chosen"]]
         if not checks:
             sft_train = work / "data" / "train_no_checks.jsonl"
             write_jsonl(sft_train, without_checks(train))
         log.info("SFT warm start chosen by %d-fold CV: %s", budget.cv_folds, runs["cv"]["chosen"])
-    sft = sft_smollm2(sft_train, work / "models" / "smollm2_sft", budget, **fields)
-    judged("smollm2_sft", sft)
+    models = work / "models"
+    sft = judged(
+        "smollm2_sft", lambda: sft_smollm2(sft_train, models / "smollm2_sft", budget, resume, **fields)
+    )
     if budget.think_first:
-        path = work / "models" / "smollm2_sft_think_first"
-        judged(
-            "smollm2_sft_think_first", sft_smollm2(train_path, path, budget, reasoning_format="think_first")
-        )
+        judged("smollm2_sft_think_first", lambda: sft_smollm2(train_path, models / "smollm2_sft_think_first", budget,
+                                                              resume, reasoning_format="think_first"))  # fmt: skip
     if budget.full_ft:
         steps = max(1, round(sft.steps / runs["probe"]["full_over_lora"]))
-        path = work / "models" / "smollm2_full_sft"
-        judged("smollm2_full_sft", sft_smollm2(train_path, path, budget, max_steps=steps, **FULL_FT))
+        judged("smollm2_full_sft", lambda: sft_smollm2(train_path, models / "smollm2_full_sft", budget, resume,
+                                                       max_steps=steps, **FULL_FT))  # fmt: skip
     for seed in budget.rl_seeds:  # every seed from the same SFT model: paired by seed
         for method in ("grpo_pr", "agrl"):
             name = seeded(f"smollm2_{method}", seed)
-            judged(name, rl_smollm2(method, sft.path, train_path, work / "models" / name, budget, seed))
+            judged(
+                name, partial(rl_smollm2, method, sft.path, train_path, models / name, budget, seed, resume)
+            )
     summary = summarize(dev, predictions, facts, runs, logs, budget)
     summary["adherence"] = adherence
     summary["seconds"] = time.monotonic() - started
+    if stages.read_back:  # this process's minutes are not the run's: the stages' own times are in `runs`
+        summary["resumed"] = {"read_back": stages.read_back,
+                              "stage_seconds": sum(r.get("seconds", 0.0) + r.get("eval_seconds", 0.0)
+                                                   for r in runs.values() if isinstance(r, dict))}  # fmt: skip
     origin = provenance()
     summary["commit"], summary["provenance"] = origin["commit"], origin
     write_esci_report(out, summary)

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig
 
 from agrl.configs import config_path
+from agrl.data.io import write_json
 from agrl.registry import Registry
 from agrl.train.config import AGRLConfig, AgrlDPOConfig, AgrlSFTConfig, load_config
 from agrl.train.dpo import run_dpo
 from agrl.train.grpo import run_grpo
 from agrl.train.sft import run_sft
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,3 +113,39 @@ def train_arm(arm: Arm, cli: Sequence[str] = (), **run_kwargs: Any) -> RunInfo:
     started = time.monotonic()
     path = METHODS.lookup(arm.method).run(config, **run_kwargs)
     return RunInfo.read(arm.name, Path(path), time.monotonic() - started)
+
+
+def from_checkpoint(arm: Arm, resume: bool) -> Arm:
+    """With `resume`, an arm whose run was killed after a checkpoint continues from its latest one
+    (model, optimizer, scheduler, RNG and replay state) instead of from its start."""
+    folder = Path(arm.fields["output_dir"])
+    last = get_last_checkpoint(str(folder)) if resume and folder.is_dir() else None
+    if last is None:
+        return arm
+    log.info("%s: resuming from %s", arm.name, last)
+    return arm.with_fields(resume_from_checkpoint=last)
+
+
+class Stages:
+    """The finished stages of an experiment, one JSON file each under `folder` (written whole, so a
+    killed run leaves none half-written); with `resume`, a finished stage is read back, not redone."""
+
+    def __init__(self, folder: Path, resume: bool):
+        self.folder, self.resume = Path(folder), resume
+        self.read_back: list[str] = []
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
+
+    def get(self, name: str) -> Any:
+        """The stage's stored value when resuming and it finished, else None."""
+        path = self.path(name)
+        if not (self.resume and path.is_file()):
+            return None
+        self.read_back.append(name)
+        log.info("stage %s: read back from %s", name, path)
+        return json.loads(path.read_text("utf-8"))
+
+    def put(self, name: str, value: Any) -> Any:
+        write_json(self.path(name), value)
+        return value

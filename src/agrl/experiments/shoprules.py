@@ -20,15 +20,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from transformers.trainer_utils import get_last_checkpoint
-
 from agrl.contract import load_contract
 from agrl.data.io import read_records, write_json, write_jsonl
 from agrl.data.shoprules import HEAD, HEAD_RULES, NATURAL, SCENARIOS, generate, luck_proof_tail
 from agrl.evaluate import Evaluation, evaluate, luck_proof
 from agrl.experiments.budgets import DEMO_BUDGET, DEMO_MINUTES, ComparisonBudget
 from agrl.experiments.provenance import provenance
-from agrl.experiments.runner import Arm, RunInfo, arm_config, train_arm
+from agrl.experiments.runner import Arm, RunInfo, arm_config, from_checkpoint, train_arm
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.report import curve_summary, replay_summary, summarize, training_stability, write_report
@@ -229,17 +227,6 @@ def evaluate_model(
         )
         write_json(out / f"{split}.metrics.json", results[split].to_json())
     return results
-
-
-def from_checkpoint(arm: Arm, resume: bool) -> Arm:
-    """With `resume`, an arm whose run was killed after a checkpoint continues from its latest one
-    (model, optimizer, scheduler, RNG and replay state) instead of from its start."""
-    folder = Path(arm.fields["output_dir"])
-    last = get_last_checkpoint(str(folder)) if resume and folder.is_dir() else None
-    if last is None:
-        return arm
-    log.info("%s: resuming from %s", arm.name, last)
-    return arm.with_fields(resume_from_checkpoint=last)
 
 
 def finished(folder: Path) -> dict[str, Evaluation] | None:

@@ -53,6 +53,7 @@ from agrl.replay import (
 from agrl.rewards import label_correct, parse_annotations, score_components, total_reward
 from agrl.rules import Rulebook, load_rulebook
 from agrl.train.config import AGRLConfig
+from agrl.train.cpu_speed import MergedRolloutsGRPOTrainer, merged_lora
 from agrl.train.data import load_train_records
 from agrl.train.ptx import PtxBatches, reference_nll
 
@@ -71,7 +72,7 @@ def _text_tokenizer(trainer: GRPOTrainer) -> PreTrainedTokenizerBase:
     return cast(PreTrainedTokenizerBase, trainer.processing_class)
 
 
-class AGRLTrainer(GRPOTrainer):
+class AGRLTrainer(MergedRolloutsGRPOTrainer):
     args: AGRLConfig
 
     def __init__(self, *args, rulebook: Rulebook | None = None, **kwargs):
@@ -290,6 +291,7 @@ class AGRLTrainer(GRPOTrainer):
                 ),
             ) as unwrapped,
             self._dist.summon_full_params(self.model_wrapped, recurse=False),
+            merged_lora(self.model),
         ):
             generated = generate_ids(unwrapped, tokenizer, contexts, generation_config=config)
         return [

@@ -64,6 +64,14 @@ class AgrlArguments:
     )
     eval_every_steps: int = field(default=0, metadata={"help": "0: no accuracy evaluation during training"})
     eval_max_samples: int = 200
+    compact_logprobs: bool = field(
+        default=False,
+        metadata={
+            "help": "score only the loss's tokens in TRL's log-prob head on CPU, as TRL does on CUDA "
+            "(agrl.train.cpu_speed): the same loss to float rounding, faster steps; off by default so "
+            "the ShopRules results stay reproducible to the bit until they are retrained with it"
+        },
+    )
 
 
 @dataclass

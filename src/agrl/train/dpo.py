@@ -21,6 +21,7 @@ from agrl.rewards import label_correct
 from agrl.rules import load_rulebook
 from agrl.train.common import ContractCallback, check_contract, peft_config, train_and_save
 from agrl.train.config import AgrlDPOConfig
+from agrl.train.cpu_speed import compact_logprobs
 from agrl.train.data import prompt_messages
 
 
@@ -103,6 +104,7 @@ def read_pairs(path: str) -> list[dict]:
 def run_dpo(args: AgrlDPOConfig, pairs: Dataset | None = None) -> str:
     """Train DPO on `pairs` or on the JSONL `train_file` of {prompt, chosen, rejected} rows."""
     check_contract(args)
+    compact_logprobs(args.compact_logprobs)
     model, tokenizer = load_model(args.model_name_or_path)
     ref, _ = load_model(args.model_name_or_path) if not args.use_peft else (None, None)
     dataset = pairs if pairs is not None else Dataset.from_list(read_pairs(args.train_file))

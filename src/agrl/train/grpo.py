@@ -3,11 +3,14 @@
 =============  ============  ======  ===========================
 method         reward_mode   replay  trainer
 =============  ============  ======  ===========================
-GRPO           outcome       false   trl.GRPOTrainer (unchanged)
-GRPO-PR        rule_aware    false   trl.GRPOTrainer (unchanged)
+GRPO           outcome       false   MergedRolloutsGRPOTrainer
+GRPO-PR        rule_aware    false   MergedRolloutsGRPOTrainer
 replay-only    outcome       true    AGRLTrainer
 AGRL           rule_aware    true    AGRLTrainer
 =============  ============  ======  ===========================
+
+`MergedRolloutsGRPOTrainer` is trl.GRPOTrainer whose LoRA rollouts are sampled from the merged policy
+(`agrl.train.cpu_speed`); without LoRA it is GRPOTrainer unchanged. AGRLTrainer extends it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from agrl.rules import load_rulebook
 from agrl.train.agrl_trainer import AGRLTrainer
 from agrl.train.common import check_contract, peft_config, stage_callbacks, train_and_save
 from agrl.train.config import AGRLConfig
+from agrl.train.cpu_speed import MergedRolloutsGRPOTrainer, compact_logprobs
 from agrl.train.data import load_train_records, rl_dataset
 
 
 def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=None) -> GRPOTrainer:
+    compact_logprobs(args.compact_logprobs)
     if model is None:
         check_contract(args)
         model, tokenizer = load_model(args.model_name_or_path)
@@ -42,7 +47,7 @@ def build_grpo_trainer(args: AGRLConfig, model=None, tokenizer=None, records=Non
     )
     if args.replay or args.ptx_coef:  # replay off: AGRLTrainer is GRPOTrainer plus the rehearsal term
         return AGRLTrainer(rulebook=rulebook, **kwargs)
-    return GRPOTrainer(**kwargs)
+    return MergedRolloutsGRPOTrainer(**kwargs)
 
 
 def run_grpo(args: AGRLConfig) -> str:

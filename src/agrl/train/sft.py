@@ -14,6 +14,7 @@ from agrl.prompts import build_messages
 from agrl.rules import load_rulebook
 from agrl.train.common import check_contract, peft_config, stage_callbacks, train_and_save
 from agrl.train.config import AgrlSFTConfig
+from agrl.train.cpu_speed import compact_logprobs
 from agrl.train.data import load_train_records, reference_text, sft_dataset
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def build_tiny(args: AgrlSFTConfig, records: list[dict]):
 
 
 def run_sft(args: AgrlSFTConfig, extra_callbacks: list | None = None) -> str:
+    compact_logprobs(args.compact_logprobs)
     records = load_train_records(args.train_file, args.max_train_samples)
     if args.model_name_or_path == "tiny":
         model, tokenizer = build_tiny(args, records)
