@@ -304,7 +304,11 @@ def run_esci(
     started = time.monotonic()
     work = work or Path("runs") / "esci"
     stages = Stages(work / "stages", resume)
-    asked = {"budget": asdict(budget), "train": str(data), "eval": str(eval_data) if eval_data else None}
+    asked: dict[str, Any] = {
+        "budget": asdict(budget),
+        "train": str(data),
+        "eval": str(eval_data) if eval_data else None,
+    }
     before = stages.get("request")
     if before is not None and before != asked:
         flat = {**before["budget"], **before}, {**asked["budget"], **asked}
