@@ -109,6 +109,9 @@ def main() -> None:
                         help="SFT model the RL step starts from (e.g. runs/esci/models/smollm2_sft; default: this "
                              "run's few-step SFT model, whose completions may run longer than a trained judge's)")  # fmt: skip
     parser.add_argument("--sft-only", action="store_true", help="time the SFT step alone")
+    parser.add_argument(
+        "--sft-args", default="", help="config flags added to the SFT step's (e.g. '--padding_free false')"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench/smollm2_step.json"))
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -125,7 +128,9 @@ def main() -> None:
         common = ["--train_file", str(train), "--max_steps", str(steps), "--save_strategy", "no",
                   "--report_to", "none", "--logging_steps", "1", "--disable_tqdm", "true"]  # fmt: skip
         sft = load_config(
-            AgrlSFTConfig, config_path("sft_smollm2_esci.yaml"), [*common, "--output_dir", f"{tmp}/sft"]
+            AgrlSFTConfig,
+            config_path("sft_smollm2_esci.yaml"),
+            [*common, "--output_dir", f"{tmp}/sft", *args.sft_args.split()],
         )
         clock = StepClock(profile_step=args.warmup)
         run_sft(sft, extra_callbacks=[clock])
