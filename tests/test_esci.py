@@ -354,11 +354,13 @@ def test_a_folder_without_the_esci_layout_is_a_clear_error(tmp_path):
 def test_stages_are_read_back_only_when_resuming(tmp_path):
     from agrl.experiments.runner import Stages
 
-    Stages(tmp_path, resume=False).put("peers", {"seconds": 3.0})
+    origin = {"commit": "abc1234", "clean": True}
+    Stages(tmp_path, resume=False, origin=origin).put("peers", {"seconds": 3.0})
     assert Stages(tmp_path, resume=False).get("peers") is None  # a fresh run redoes every stage
     resumed = Stages(tmp_path, resume=True)
-    assert resumed.get("peers") == {"seconds": 3.0} and resumed.get("probe") is None
+    assert resumed.get("peers") == {"seconds": 3.0, "computed_at": origin} and resumed.get("probe") is None
     assert resumed.read_back == ["peers"]
+    assert resumed.origins() == {"peers": origin}
 
 
 def test_esci_resume_refuses_a_run_started_with_other_flags(tmp_path):

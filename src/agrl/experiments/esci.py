@@ -18,6 +18,7 @@ never picked on dev scores.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -303,20 +304,24 @@ def run_esci(
     `resume`, a killed run reads those back and continues a killed training from its checkpoint."""
     started = time.monotonic()
     work = work or Path("runs") / "esci"
-    stages = Stages(work / "stages", resume)
+    origin = provenance()
+    stages = Stages(work / "stages", resume, origin)
     asked: dict[str, Any] = {
         "budget": asdict(budget),
         "train": str(data),
         "eval": str(eval_data) if eval_data else None,
     }
-    before = stages.get("request")
+    request = stages.path("request")  # read directly: the request is not a stage read back
+    before = json.loads(request.read_text("utf-8")) if resume and request.is_file() else None
+    if before is not None:
+        before.pop("computed_at", None)
     if before is not None and before != asked:
         flat = {**before["budget"], **before}, {**asked["budget"], **asked}
         changed = sorted(
             k for k in set(flat[0]) | set(flat[1]) if k != "budget" and flat[0].get(k) != flat[1].get(k)
         )
         raise ValueError(
-            f"--resume: the run in {stages.path('request').parent} was started with "
+            f"--resume: the run in {request.parent} was started with "
             + ", ".join(f"{k}={flat[0].get(k)!r}" for k in changed)
             + f", not {', '.join(f'{k}={flat[1].get(k)!r}' for k in changed)}; resume with the same flags, "
             "or start afresh in another --work folder"
@@ -406,8 +411,8 @@ def run_esci(
         summary["resumed"] = {"read_back": stages.read_back,
                               "stage_seconds": sum(r.get("seconds", 0.0) + r.get("eval_seconds", 0.0)
                                                    for r in runs.values() if isinstance(r, dict))}  # fmt: skip
-    origin = provenance()
     summary["commit"], summary["provenance"] = origin["commit"], origin
+    summary["stage_provenance"] = stages.origins()  # a resumed run's stages may come from older commits
     write_esci_report(out, summary)
     return summary
 

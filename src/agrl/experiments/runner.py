@@ -130,8 +130,9 @@ class Stages:
     """The finished stages of an experiment, one JSON file each under `folder` (written whole, so a
     killed run leaves none half-written); with `resume`, a finished stage is read back, not redone."""
 
-    def __init__(self, folder: Path, resume: bool):
+    def __init__(self, folder: Path, resume: bool, origin: Mapping[str, Any] | None = None):
         self.folder, self.resume = Path(folder), resume
+        self.origin = dict(origin or {})  # the code that computed each stage (provenance), stored with it
         self.read_back: list[str] = []
 
     def path(self, name: str) -> Path:
@@ -146,6 +147,15 @@ class Stages:
         log.info("stage %s: read back from %s", name, path)
         return json.loads(path.read_text("utf-8"))
 
-    def put(self, name: str, value: Any) -> Any:
-        write_json(self.path(name), value)
+    def put(self, name: str, value: dict) -> dict:
+        write_json(self.path(name), {**value, "computed_at": self.origin} if self.origin else value)
         return value
+
+    def origins(self) -> dict[str, Any]:
+        """{stage: the provenance it was computed at} for every stage file that records one."""
+        out = {}
+        for path in sorted(self.folder.glob("*.json")):
+            origin = json.loads(path.read_text("utf-8")).get("computed_at")
+            if origin:
+                out[path.stem] = origin
+        return out
