@@ -374,3 +374,17 @@ def test_esci_resume_refuses_a_run_started_with_other_flags(tmp_path):
     Stages(tmp_path / "stages", resume=True).put("request", request)
     with pytest.raises(ValueError, match=r"rl_steps=5, not rl_steps=30"):
         run_esci(Path("train_folder"), tmp_path / "out", EsciBudget(), work=tmp_path, resume=True)
+
+
+def test_a_read_only_run_computes_nothing_and_names_the_first_missing_stage(tmp_path):
+    from agrl.experiments.runner import StageMissing, Stages
+
+    Stages(tmp_path, resume=False).put("peers", {"seconds": 3.0})
+    calls: list[str] = []
+    report = Stages(tmp_path, resume=False, read_only=True)
+    assert report.run("peers", lambda: calls.append("peers") or {}) == {"seconds": 3.0}
+    with pytest.raises(StageMissing, match="probe"):
+        report.run("probe", lambda: calls.append("probe") or {})
+    assert calls == [] and not (tmp_path / "probe.json").exists()
+    fresh = Stages(tmp_path, resume=False)
+    assert fresh.run("probe", lambda: {"s": 1.0}) == {"s": 1.0} and (tmp_path / "probe.json").exists()

@@ -131,6 +131,7 @@ def cmd_esci(args: argparse.Namespace) -> int:
         work=args.work,
         eval_data=args.eval_data,
         resume=args.resume,
+        report_only=args.report_only,
     )
     print(
         json.dumps(
@@ -289,4 +290,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="read back the stages a killed run in --work finished (work/stages) and continue "
                         "a killed training from its last checkpoint")  # fmt: skip
+    p.add_argument("--report_only", "--report-only", action="store_true",
+                   help="train nothing: write the report of the stages a run in --work has finished so far")  # fmt: skip
     p.set_defaults(func=cmd_esci)

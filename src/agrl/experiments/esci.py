@@ -39,7 +39,7 @@ from agrl.data.split import query_folds, split_by_query
 from agrl.evaluate import check_agreement
 from agrl.experiments.budgets import EsciBudget
 from agrl.experiments.provenance import provenance
-from agrl.experiments.runner import Arm, RunInfo, Stages, from_checkpoint, train_arm
+from agrl.experiments.runner import Arm, RunInfo, StageMissing, Stages, from_checkpoint, train_arm
 from agrl.models import load_model, resolve_model_path
 from agrl.models.generate import generate_completions
 from agrl.peers import CrossEncoder, EmbeddingLogReg
@@ -182,18 +182,12 @@ def choose_sft(train: Sequence[Mapping], work: Path, budget: EsciBudget, stages:
     held-out one; the highest mean macro-F1 wins, ties (within 0.005) to the earlier (cheaper) entry."""
     folds = query_folds(train, budget.cv_folds)
     table: dict[str, dict] = {}
-    for name, (fields, checks) in CV_GRID.items():
+    for name in CV_GRID:
         scores, seconds = [], 0.0
-        for i, held in enumerate(folds):
-            done = stages.get(f"cv_{name}_fold{i}")
-            if done is None:
-                rows = [r for j, f in enumerate(folds) if j != i for r in f]
-                path = work / "cv" / f"fold{i}_train_{'checks' if checks else 'no_checks'}.jsonl"
-                write_jsonl(path, [dict(r) for r in rows] if checks else without_checks(rows))
-                info = sft_smollm2(path, work / "cv" / f"{name}_fold{i}", budget, stages.resume, **fields)
-                grades, _ = judge_predictions(info.path, held, budget, work / "cv" / f"{name}_fold{i}.jsonl")
-                f1 = label_metrics([int(r["label"]) for r in held], grades)["macro_f1"]
-                done = stages.put(f"cv_{name}_fold{i}", {"macro_f1": f1, "seconds": info.seconds})
+        for i in range(len(folds)):
+            done = stages.run(
+                f"cv_{name}_fold{i}", partial(cv_fold, folds, i, name, work, budget, stages.resume)
+            )
             scores.append(done["macro_f1"])
             seconds += done["seconds"]
             log.info("cv %s fold %d: macro-F1 %.3f", name, i, scores[-1])
@@ -207,6 +201,19 @@ def choose_sft(train: Sequence[Mapping], work: Path, budget: EsciBudget, stages:
         "grid": table,
         "chosen": cv_choice(table),
     }
+
+
+def cv_fold(folds: Sequence[Sequence[Mapping]], i: int, name: str, work: Path, budget: EsciBudget,
+            resume: bool) -> dict:  # fmt: skip
+    """One CV entry trained on every fold but `i` and scored (macro-F1) on fold `i`."""
+    fields, checks = CV_GRID[name]
+    rows = [r for j, f in enumerate(folds) if j != i for r in f]
+    path = work / "cv" / f"fold{i}_train_{'checks' if checks else 'no_checks'}.jsonl"
+    write_jsonl(path, [dict(r) for r in rows] if checks else without_checks(rows))
+    info = sft_smollm2(path, work / "cv" / f"{name}_fold{i}", budget, resume, **fields)
+    grades, _ = judge_predictions(info.path, folds[i], budget, work / "cv" / f"{name}_fold{i}.jsonl")
+    return {"macro_f1": label_metrics([int(r["label"]) for r in folds[i]], grades)["macro_f1"],
+            "seconds": info.seconds}  # fmt: skip
 
 
 def cv_choice(table: Mapping[str, Mapping], tie: float = 0.005) -> str:
@@ -298,21 +305,23 @@ def run_esci(
     work: Path | None = None,
     eval_data: Path | None = None,
     resume: bool = False,
+    report_only: bool = False,
 ) -> dict:
     """Every arm on the dev rows: `data` split by query, or all of `eval_data` (see `prepare`). Each
     finished stage (peers, probe, every CV fold, every judged arm) is kept in `work/stages`; with
-    `resume`, a killed run reads those back and continues a killed training from its checkpoint."""
+    `resume`, a killed run reads those back and continues a killed training from its checkpoint.
+    `report_only` trains nothing: the report of the stages finished so far (up to the first missing)."""
     started = time.monotonic()
     work = work or Path("runs") / "esci"
     origin = provenance()
-    stages = Stages(work / "stages", resume, origin)
+    stages = Stages(work / "stages", resume, origin, read_only=report_only)
     asked: dict[str, Any] = {
         "budget": asdict(budget),
         "train": str(data),
         "eval": str(eval_data) if eval_data else None,
     }
     request = stages.path("request")  # read directly: the request is not a stage read back
-    before = json.loads(request.read_text("utf-8")) if resume and request.is_file() else None
+    before = json.loads(request.read_text("utf-8")) if stages.resume and request.is_file() else None
     if before is not None:
         before.pop("computed_at", None)
     if before is not None and before != asked:
@@ -326,7 +335,10 @@ def run_esci(
             + f", not {', '.join(f'{k}={flat[1].get(k)!r}' for k in changed)}; resume with the same flags, "
             "or start afresh in another --work folder"
         )
-    stages.put("request", asked)
+    if report_only and before is None:
+        raise FileNotFoundError(f"--report_only: no run to report in {work} (no {request})")
+    if not report_only:
+        stages.put("request", asked)
     facts = prepare(Path(data), work, budget.dev_fraction, budget.limit, eval_data)
     train_path, dev_path = work / "data" / "train.jsonl", work / "data" / "dev.jsonl"
     train, dev = read_records(train_path), read_records(dev_path)
@@ -335,10 +347,8 @@ def run_esci(
     runs: dict[str, dict] = {}
     logs: dict[str, list[dict]] = {}
     stage = time.monotonic()
-    peers = stages.get("peers")
-    if peers is None:
-        peers = stages.put("peers", {"predictions": peer_predictions(train, dev, budget),
-                                     "seconds": time.monotonic() - stage})  # fmt: skip
+    peers = stages.run("peers", lambda: {"predictions": peer_predictions(train, dev, budget),
+                                         "seconds": time.monotonic() - stage})  # fmt: skip
     predictions.update(peers["predictions"])
     for name in list(predictions):  # a peer writes no reasoning: its grade only
         write_jsonl(out / "predictions" / f"{name}.jsonl",
@@ -351,33 +361,51 @@ def run_esci(
 
     def judged(name: str, train_run: Callable[[], RunInfo]) -> RunInfo:
         """Train (or read back) the arm, then its grades on dev and its reasoning on the adherence rows."""
-        done = stages.get(name)
-        if done is not None:
-            info = RunInfo.read(name, Path(done["run"]["path"]), done["run"]["seconds"])
-            predictions[name], runs[name] = done["grades"], done["run"]
-            if done.get("adherence"):
-                adherence[name] = done["adherence"]
-        else:
+
+        def compute() -> dict:
             info = train_run()
-            predictions[name], meta = judge_predictions(
-                info.path, dev, budget, out / "predictions" / f"{name}.jsonl"
-            )
-            runs[name] = {**info.summary(), **meta}
-            if reasoning_rows:
-                adherence[name] = judge_reasoning(info.path, reasoning_rows, budget,
-                                                  out / "predictions" / f"{name}.reasoning.jsonl")  # fmt: skip
-            stages.put(
-                name, {"grades": predictions[name], "run": runs[name], "adherence": adherence.get(name)}
-            )
+            grades, meta = judge_predictions(info.path, dev, budget, out / "predictions" / f"{name}.jsonl")
+            reasoning = (judge_reasoning(info.path, reasoning_rows, budget,
+                                         out / "predictions" / f"{name}.reasoning.jsonl") if reasoning_rows else None)  # fmt: skip
+            return {"grades": grades, "run": {**info.summary(), **meta}, "adherence": reasoning}
+
+        done = stages.run(name, compute)
+        info = RunInfo.read(name, Path(done["run"]["path"]), done["run"]["seconds"])
+        predictions[name], runs[name] = done["grades"], done["run"]
+        if done.get("adherence"):
+            adherence[name] = done["adherence"]
         if info.log_history and any("reward" in h for h in info.log_history):
             logs[name] = info.log_history
         metrics = label_metrics([r["label"] for r in dev], predictions[name])
         log.info("%s: accuracy %.3f macro-F1 %.3f", name, metrics["accuracy"], metrics["macro_f1"])
         return info
 
+    try:
+        run_arms(judged, stages, train, train_path, work, runs, budget)
+    except StageMissing as missing:  # report_only: what finished before this stage
+        runs["unfinished"] = {"first_missing_stage": str(missing)}
+    summary = summarize(dev, predictions, facts, runs, logs, budget)
+    summary["adherence"] = adherence
+    summary["seconds"] = time.monotonic() - started
+    if stages.read_back:  # this process's minutes are not the run's: the stages' own times are in `runs`
+        summary["resumed"] = {"read_back": stages.read_back,
+                              "stage_seconds": sum(r.get("seconds", 0.0) + r.get("eval_seconds", 0.0)
+                                                   for r in runs.values() if isinstance(r, dict))}  # fmt: skip
+    summary["commit"], summary["provenance"] = origin["commit"], origin
+    summary["stage_provenance"] = stages.origins()  # a resumed run's stages may come from older commits
+    write_esci_report(out, summary)
+    return summary
+
+
+def run_arms(judged: Callable[[str, Callable[[], RunInfo]], RunInfo], stages: Stages, train: Sequence[Mapping],
+             train_path: Path, work: Path, runs: dict, budget: EsciBudget) -> None:  # fmt: skip
+    """The trained arms in order: the tiny floor, the step-time probe, the CV choice of the SFT warm
+    start, SmolLM2 SFT (and its think-first and full fine-tuning comparisons), then GRPO-PR and AGRL
+    at every seed from that SFT model."""
+    resume = stages.resume
     judged("tiny_sft", lambda: tiny_floor(train_path, work / "models" / "tiny_sft", budget, resume))
     resolve_model_path("smollm2")  # convert the GGUF once, outside any timing
-    runs["probe"] = stages.get("probe") or stages.put("probe", probe_step_time(train_path, work, budget))
+    runs["probe"] = stages.run("probe", lambda: probe_step_time(train_path, work, budget))
     fields: dict[str, Any] = {}
     sft_train = train_path
     if budget.cv_folds:
@@ -404,17 +432,6 @@ def run_esci(
             judged(
                 name, partial(rl_smollm2, method, sft.path, train_path, models / name, budget, seed, resume)
             )
-    summary = summarize(dev, predictions, facts, runs, logs, budget)
-    summary["adherence"] = adherence
-    summary["seconds"] = time.monotonic() - started
-    if stages.read_back:  # this process's minutes are not the run's: the stages' own times are in `runs`
-        summary["resumed"] = {"read_back": stages.read_back,
-                              "stage_seconds": sum(r.get("seconds", 0.0) + r.get("eval_seconds", 0.0)
-                                                   for r in runs.values() if isinstance(r, dict))}  # fmt: skip
-    summary["commit"], summary["provenance"] = origin["commit"], origin
-    summary["stage_provenance"] = stages.origins()  # a resumed run's stages may come from older commits
-    write_esci_report(out, summary)
-    return summary
 
 
 # --- summary and report ---------------------------------------------------------------------------
@@ -537,9 +554,29 @@ def write_esci_report(out: Path, summary: dict) -> None:
     )
     gold_share = {g: sum(1 for r in summary.get("dev_labels", []) if str(r) == g) for g in order}
     n_dev = sum(gold_share.values())
+    unfinished = runs.get("unfinished", {}).get("first_missing_stage")
+    resumed = summary.get("resumed")
     lines = [
         "# Real data (ESCI): SmolLM2 judges beside the peers a team tries first",
         "",
+        *(
+            [
+                f"**Partial report** (`--report_only`): the run has not finished; its first missing stage is "
+                f"`{unfinished}`, and every arm from there on is absent below.",
+                "",
+            ]
+            if unfinished
+            else []
+        ),
+        *(
+            [
+                f"Resumed: {len(resumed['read_back'])} stages read back; the minutes below are this process's, "
+                f"the stages' own train + eval time sums to {resumed['stage_seconds'] / 60:.1f} min.",
+                "",
+            ]
+            if resumed
+            else []
+        ),
         f"Command: `{command}` — {summary['seconds'] / 60:.1f} min on this machine, "
         f"commit {summary['commit']}{'' if summary.get('provenance', {}).get('clean', True) else ' (with uncommitted changes)'}.",
         "",
@@ -631,7 +668,7 @@ def write_esci_report(out: Path, summary: dict) -> None:
                   + f"; full ÷ LoRA {p['full_over_lora']:.2f}, bf16 ÷ fp32 {p['bf16_over_fp32']:.2f}. "
                   "LoRA bf16 is the default; `smollm2_full_sft` is full fine-tuning given the same CPU time."]  # fmt: skip
     trained = [[name, f"{r.get('seconds', 0):.0f}", r.get("steps", ""), f"{r.get('eval_seconds', 0):.0f}"]
-               for name, r in runs.items() if name not in ("probe", "peers")]  # fmt: skip
+               for name, r in runs.items() if name not in ("probe", "peers", "unfinished")]  # fmt: skip
     lines += ["", "## Runs", "", markdown_table(["run", "train s", "steps", "dev eval s"], trained)]
     for name, entries in summary["rl_logs"].items():
         if entries:

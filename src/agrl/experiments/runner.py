@@ -126,12 +126,19 @@ def from_checkpoint(arm: Arm, resume: bool) -> Arm:
     return arm.with_fields(resume_from_checkpoint=last)
 
 
+class StageMissing(Exception):
+    """A read-only run reached a stage that no earlier run finished."""
+
+
 class Stages:
     """The finished stages of an experiment, one JSON file each under `folder` (written whole, so a
-    killed run leaves none half-written); with `resume`, a finished stage is read back, not redone."""
+    killed run leaves none half-written); with `resume`, a finished stage is read back, not redone;
+    `read_only` (a report of what is finished) computes nothing: `run` raises StageMissing instead."""
 
-    def __init__(self, folder: Path, resume: bool, origin: Mapping[str, Any] | None = None):
-        self.folder, self.resume = Path(folder), resume
+    def __init__(
+        self, folder: Path, resume: bool, origin: Mapping[str, Any] | None = None, read_only: bool = False
+    ):
+        self.folder, self.resume, self.read_only = Path(folder), resume or read_only, read_only
         self.origin = dict(origin or {})  # the code that computed each stage (provenance), stored with it
         self.read_back: list[str] = []
 
@@ -146,6 +153,15 @@ class Stages:
         self.read_back.append(name)
         log.info("stage %s: read back from %s", name, path)
         return json.loads(path.read_text("utf-8"))
+
+    def run(self, name: str, compute: Callable[[], dict]) -> dict:
+        """The stage's stored value (resuming), else `compute()` stored; read-only: StageMissing."""
+        done = self.get(name)
+        if done is not None:
+            return done
+        if self.read_only:
+            raise StageMissing(name)
+        return self.put(name, compute())
 
     def put(self, name: str, value: dict) -> dict:
         write_json(self.path(name), {**value, "computed_at": self.origin} if self.origin else value)
