@@ -599,3 +599,43 @@ def test_the_batcher_stops_a_running_batch_once_every_request_has_gone():
 
     stats = asyncio.run(scenario())
     assert stats.stopped == 1 and stats.dropped == 1 and stats.batches == 0
+
+
+# --- near-ties judged again at full precision ---------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.lists(st.floats(0, 1), min_size=4, max_size=4)), min_size=0, max_size=12
+    ),
+    st.floats(0, 1),
+    st.floats(0, 1),
+)
+def test_near_ties_are_the_rows_whose_two_best_grades_are_within_the_margin(rows, a, b):
+    from agrl.models.scoring import near_ties
+
+    results = [{"grade_probs": None if p is None else dict(zip((1, 2, 3, 4), p))} for p in rows]
+    small, large = sorted((a, b))
+    for i in near_ties(results, small):
+        top = sorted(rows[i], reverse=True)
+        assert top[0] - top[1] < small
+    assert set(near_ties(results, small)) <= set(near_ties(results, large))  # monotone in the margin
+    assert near_ties(results, 0.0) == []
+    assert not {i for i, p in enumerate(rows) if p is None} & set(near_ties(results, 1.5))
+
+
+def test_rechecked_judging_takes_the_exact_judges_results_on_near_ties(trained):
+    import copy
+
+    from agrl.models.scoring import judge_rechecked
+
+    _, model, tokenizer = trained
+    fast = copy.deepcopy(model).to(torch.bfloat16)
+    records = [{"query": QUERY, "product": p} for p in PRODUCTS]
+    exact = judge(model, tokenizer, records, early_stop=True)
+    quick = judge(fast, tokenizer, records, early_stop=True)
+    every, redo_all = judge_rechecked(fast, model, tokenizer, records, margin=1.01, early_stop=True)
+    assert redo_all == list(range(len(records))) and every == exact
+    none, redo_none = judge_rechecked(fast, model, tokenizer, records, margin=0.0, early_stop=True)
+    assert redo_none == [] and none == quick

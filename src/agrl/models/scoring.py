@@ -339,3 +339,35 @@ def judge(
     finally:
         model.train(was_training)
     return results
+
+
+def near_ties(results: Sequence[Mapping], margin: float) -> list[int]:
+    """Indices of the results whose two most likely grades are less than `margin` apart in
+    probability: where a lower-precision judge is most likely to flip the label. Results without
+    grade probabilities are never near-ties."""
+    out = []
+    for i, result in enumerate(results):
+        probs = sorted((result.get("grade_probs") or {}).values(), reverse=True)
+        if len(probs) >= 2 and probs[0] - probs[1] < margin:
+            out.append(i)
+    return out
+
+
+def judge_rechecked(
+    fast: PreTrainedModel,
+    exact: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Mapping],
+    margin: float,
+    **kwargs,
+) -> tuple[list[dict], list[int]]:
+    """`judge` with the `fast` model (e.g. bf16), then the near-ties (`near_ties(margin)`) judged
+    again with the `exact` one (fp32, the same weights): its results replace theirs. Returns the
+    results and the indices that were judged again."""
+    results = judge(fast, tokenizer, records, **kwargs)
+    redo = near_ties(results, margin)
+    if redo:
+        again = judge(exact, tokenizer, [records[i] for i in redo], **kwargs)
+        for i, result in zip(redo, again):
+            results[i] = result
+    return results, redo
