@@ -75,7 +75,7 @@ def choose(
 
 
 # arm -> the points its choice is made among: the control must get the RL arms' compute
-ELIGIBLE = {"sft_gold": "steps660"}
+ELIGIBLE = {"sft_gold": "steps700"}
 
 
 def summarize_grids(folder: Path) -> None:

@@ -22,6 +22,7 @@ from agrl.stats import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+PREDICTIONS = ROOT / "results" / "esci" / "predictions"
 
 
 def test_label_metrics_on_a_hand_computed_case():
@@ -148,31 +149,46 @@ def test_seed_interval_is_the_student_t_interval():
     assert seed_interval([0.2, 0.2]) == (0.2, 0.2)
 
 
-def test_committed_esci_report_is_reproduced_from_its_predictions(tmp_path, esci_sample):
-    """The refactoring changed no committed number: the ESCI summary's metrics and by-query CIs are
-    recomputed from its committed dev predictions (the same resampling stream)."""
-    from agrl.experiments.esci import paired_by_query, prepare
+def test_committed_esci_report_is_reproduced_from_its_predictions():
+    """Every committed ESCI number is recomputed from the committed predictions on the evaluation
+    folder the summary names: each arm's metrics and by-query CIs, and each paired difference (the
+    same resampling stream). A prediction file left over from an older run fails it too."""
+    from agrl.data.load import load_records
+    from agrl.experiments.esci import by_seed, paired_by_query
 
     summary = json.loads((ROOT / "results" / "esci" / "summary.json").read_text())
-    prepare(esci_sample, tmp_path, summary["budget"]["dev_fraction"])
-    dev = [json.loads(line) for line in (tmp_path / "data" / "dev.jsonl").read_text().splitlines()]
-    gold, groups = [r["label"] for r in dev], [r["query"] for r in dev]
+    folder = (ROOT / summary["data"]["folders"]["dev"]).resolve()
+    if not folder.is_dir():
+        pytest.skip(f"the ESCI evaluation folder {folder} is not mounted")
+    dev = list(load_records(folder))
+    gold, groups = [int(r["label"]) for r in dev], [r["query"] for r in dev]
+    assert gold == summary["dev_labels"]
 
     def grades(name: str) -> list:
-        rows = (ROOT / "results" / "esci" / "predictions" / f"{name}.jsonl").read_text().splitlines()
-        by_id = {json.loads(x)["id"]: lenient_label(json.loads(x)["completion"]) for x in rows}
-        return [by_id[r["id"]] for r in dev]
+        rows = [json.loads(x) for x in (PREDICTIONS / f"{name}.jsonl").read_text().splitlines()]
+        for row in rows:  # a judge's grade is read from its completion
+            if "completion" in row:
+                assert lenient_label(row["completion"]) == row["grade"], row["id"]
+        by_id = {row["id"]: row["grade"] for row in rows}
+        assert len(by_id) == len(rows) == len(dev)
+        return [by_id[str(r["id"])] for r in dev]
 
-    for name in ("smollm2_agrl", "smollm2_sft"):
-        committed = summary["methods"][name]
+    written = {p.name.split(".")[0] for p in PREDICTIONS.glob("*.jsonl")}
+    assert written == set(summary["methods"]), "predictions of arms the summary does not report"
+    for name, committed in summary["methods"].items():
         m = label_metrics(gold, grades(name))
-        assert m["accuracy"] == pytest.approx(committed["accuracy"], abs=1e-12)
-        assert m["macro_f1"] == pytest.approx(committed["macro_f1"], abs=1e-12)
-        assert m["confusion"] == committed["confusion"]
+        assert m["accuracy"] == pytest.approx(committed["accuracy"], abs=1e-12), name
+        assert m["macro_f1"] == pytest.approx(committed["macro_f1"], abs=1e-12), name
+        assert m["confusion"] == committed["confusion"], name
         ci = label_intervals(gold, grades(name), groups)
         for metric in ("accuracy", "macro_f1"):
-            assert ci[metric] == pytest.approx(tuple(committed["ci"][metric]), abs=1e-9)
-    diff = paired_by_query(gold, grades("smollm2_agrl"), grades("smollm2_grpo_pr"), groups)["macro_f1"]
-    committed = summary["differences"]["smollm2_agrl - smollm2_grpo_pr"]["macro_f1"]
-    assert diff["diff"] == pytest.approx(committed["diff"], abs=1e-12)
-    assert diff["ci"] == pytest.approx(committed["ci"], abs=1e-9)
+            assert ci[metric] == pytest.approx(tuple(committed["ci"][metric]), abs=1e-9), name
+    runs = by_seed(list(summary["methods"]))
+    for pair, committed in summary["differences"].items():
+        a, b = pair.split(" - ")
+        for seed, name in runs[a].items():
+            other = runs[b].get(seed, runs[b].get(None))
+            diff = paired_by_query(gold, grades(name), grades(other), groups)["macro_f1"]
+            expected = committed["macro_f1"] if seed is None else committed["macro_f1"]["per_seed"][str(seed)]
+            assert diff["diff"] == pytest.approx(expected["diff"], abs=1e-12), pair
+            assert diff["ci"] == pytest.approx(expected["ci"], abs=1e-9), pair
