@@ -1,4 +1,5 @@
-"""Keep what `agrl reproduce --resume` needs from a run folder in git, so another machine can finish it.
+"""Keep what `agrl reproduce --resume` or `agrl esci --resume` needs from a run folder in git, so
+another machine can finish it.
 
 A full `agrl reproduce` (2 SFT warm starts, 5 seeds x 6 arms) takes longer on 2 cores than one working
 session, and a fresh checkout holds no ignored run folder. This lists (or, with `--add`, force-adds)
@@ -12,26 +13,51 @@ the smallest set of files from which `--resume` continues the run where it stopp
 The data is not kept: `agrl reproduce` regenerates it from its seed (the generator is deterministic).
 An arm that was killed mid-way is trained again from its start.
 
+An `agrl esci --work` folder (it has `stages/`): every finished stage's JSON (grades, run facts,
+CV scores), each judged arm's `trainer_state.json` (steps and curves), and the files of the SmolLM2
+SFT model once its stage is finished (the RL arms of the seeds still to run start from it). Other
+models stay behind: no later stage reads them. Run it with `--work results/esci/runs` to keep it.
+
     python scripts/keep_resume_state.py results/reproduce [--add]
+    python scripts/keep_resume_state.py results/esci/runs [--add]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 from pathlib import Path
 
 from agrl.experiments.shoprules import EVAL_SPLITS
 
 MODEL_FILES = ("*.json", "*.jinja", "*.safetensors", "*.txt", "*.model")
+SFT_MODEL = "smollm2_sft"  # agrl esci's warm start of the RL arms (work/models/smollm2_sft)
 
 
 def finished(eval_dir: Path) -> bool:
     return all((eval_dir / f"{split}.metrics.json").is_file() for split in EVAL_SPLITS)
 
 
+def esci_resume_state(work: Path) -> list[Path]:
+    """The files of `work` (an `agrl esci --work` folder) that `--resume` reads back."""
+    keep = sorted((work / "stages").glob("*.json"))
+    for stage in keep:
+        model = json.loads(stage.read_text("utf-8")).get("run", {}).get("path")
+        if model is None:
+            continue
+        if Path(model).name == SFT_MODEL:  # the model the RL arms start from
+            keep += sorted(f for pattern in MODEL_FILES for f in (work / "models" / SFT_MODEL).glob(pattern))
+        elif (work / "models" / Path(model).name / "trainer_state.json").is_file():
+            keep.append(work / "models" / Path(model).name / "trainer_state.json")
+    return sorted(set(keep))
+
+
 def resume_state(out: Path) -> list[Path]:
-    """The files of `out` (an `agrl reproduce --out` folder) that `--resume` reads back."""
+    """The files of `out` (an `agrl reproduce --out` folder, or an `agrl esci --work` folder) that
+    `--resume` reads back."""
+    if (out / "stages").is_dir():
+        return esci_resume_state(out)
     runs = out / "runs"
     keep: list[Path] = []
     for work in [runs, *sorted(runs.glob("warm*"))]:
@@ -51,7 +77,7 @@ def resume_state(out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path, help="the folder given to agrl reproduce --out")
+    parser.add_argument("out", type=Path, help="the folder given to agrl reproduce --out or agrl esci --work")
     parser.add_argument("--add", action="store_true", help="git add -f the files (they are ignored)")
     args = parser.parse_args(argv)
     files = resume_state(args.out)

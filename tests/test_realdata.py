@@ -148,10 +148,34 @@ def test_seeded_arms_are_summarised_over_seeds_and_paired_by_seed(tmp_path):
 
 
 def test_the_cv_choice_takes_the_best_mean_and_breaks_near_ties_toward_the_cheaper_entry():
-    from agrl.experiments.esci import CV_GRID, cv_choice, without_checks
+    from agrl.experiments.esci import CV_GRID, cv_choice, cv_eligible, without_checks
 
     assert cv_choice({"lora_1ep": {"macro_f1": 0.40}, "full_1ep": {"macro_f1": 0.45}}) == "full_1ep"
     assert cv_choice({"lora_1ep": {"macro_f1": 0.447}, "full_1ep": {"macro_f1": 0.45}}) == "lora_1ep"
     assert list(CV_GRID)[0] == "lora_1ep" and not CV_GRID["lora_1ep_no_checks"][1]
+    # RL rewards are decomposed along the checks: a warm start that writes none is not eligible then
+    assert "lora_1ep_no_checks" not in cv_eligible(rl_follows=True)
+    assert cv_eligible(rl_follows=False) == list(CV_GRID)
     record = {"id": "1", "query": "q", "label": 3, "annotations": {"checks": {"type": "match"}}}
     assert without_checks([record]) == [{**record, "annotations": {}}] and record["annotations"]
+
+
+def test_with_rl_arms_after_it_the_cv_never_chooses_a_warm_start_that_writes_no_checks(tmp_path):
+    """The CV scores read back from finished stages (the resume path): the no-checks entry scores
+    best, yet the RL arms need checks, so the best check-writing entry is chosen and the table keeps
+    the no-checks one as its control."""
+    from agrl.experiments.budgets import EsciBudget
+    from agrl.experiments.esci import CV_GRID, choose_sft
+    from agrl.experiments.runner import Stages
+
+    train = [{"id": str(i), "query": f"q{i % 4}", "label": 4} for i in range(8)]
+    scores = {"lora_1ep": 0.19, "lora_2ep": 0.21, "full_1ep": 0.20, "lora_1ep_no_checks": 0.25}
+    stages = Stages(tmp_path / "stages", resume=True)
+    for name in CV_GRID:
+        for i in range(2):
+            stages.put(f"cv_{name}_fold{i}", {"macro_f1": scores[name], "seconds": 1.0})
+    for rl_seeds, chosen in (((0, 1), "lora_2ep"), ((), "lora_1ep_no_checks")):
+        budget = EsciBudget(cv_folds=2, rl_seeds=list(rl_seeds))
+        cv = choose_sft(train, tmp_path, budget, stages)
+        assert cv["chosen"] == chosen and cv["best_of_all"] == "lora_1ep_no_checks"
+        assert cv["grid"]["lora_1ep_no_checks"]["macro_f1"] == 0.25

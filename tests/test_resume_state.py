@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,28 @@ def test_keeps_finished_warm_starts_and_arms_but_no_checkpoints_or_unfinished_ar
 def test_an_empty_run_folder_is_an_error(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True)
     assert done.returncode != 0 and "no finished warm start or arm to keep" in done.stderr
+
+
+def test_an_esci_work_folder_keeps_its_stages_the_sft_model_and_the_arms_curves(tmp_path):
+    work = tmp_path / "work"
+    expected = {
+        _touch(work / "stages/peers.json", '{"predictions": {}}'),
+        _touch(work / "stages/request.json"),
+    }
+    for name in ("smollm2_sft", "smollm2_agrl_s0"):
+        run = {"grades": [4], "run": {"path": str(work / "models" / name), "steps": 3}}
+        expected.add(_touch(work / "stages" / f"{name}.json", json.dumps(run)))
+        expected.add(_touch(work / "models" / name / "trainer_state.json"))
+    expected |= {
+        _touch(work / "models/smollm2_sft" / n) for n in ("adapter_model.safetensors", "adapter_config.json")
+    }
+    _touch(work / "models/smollm2_sft/checkpoint-50/optimizer.pt")
+    _touch(
+        work / "models/smollm2_agrl_s0/adapter_model.safetensors"
+    )  # an RL arm's weights: nothing reads them
+    _touch(work / "models/smollm2_grpo_pr_s0/trainer_state.json")  # killed before its stage finished
+    _touch(work / "cv/lora_1ep_fold0/adapter_model.safetensors")
+
+    done = subprocess.run([sys.executable, str(SCRIPT), str(work)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert {Path(line) for line in done.stdout.splitlines()[:-1]} == expected

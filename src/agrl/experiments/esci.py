@@ -179,7 +179,11 @@ def without_checks(records: Sequence[Mapping]) -> list[dict]:
 def choose_sft(train: Sequence[Mapping], work: Path, budget: EsciBudget, stages: Stages) -> dict:
     """k-fold cross-validation by query on the training records (never the evaluation folder): every
     `CV_GRID` warm start trained on k-1 folds and scored (macro-F1, label-first, early stop) on the
-    held-out one; the highest mean macro-F1 wins, ties (within 0.005) to the earlier (cheaper) entry."""
+    held-out one; the highest mean macro-F1 wins, ties (within 0.005) to the earlier (cheaper) entry.
+    When RL arms follow, only warm starts that state the annotator's checks are eligible: GRPO-PR's
+    and AGRL's rewards are decomposed along the checks, and a judge that writes none has no rule
+    adherence to measure (a no-checks warm start was chosen once: adherence 0 %). The no-checks entry
+    stays in the table as the control of stating the checks."""
     folds = query_folds(train, budget.cv_folds)
     table: dict[str, dict] = {}
     for name in CV_GRID:
@@ -196,10 +200,13 @@ def choose_sft(train: Sequence[Mapping], work: Path, budget: EsciBudget, stages:
             "macro_f1": statistics.fmean(scores),
             "train_seconds": seconds,
         }
+    eligible = cv_eligible(rl_follows=bool(budget.rl_seeds))
     return {
         "folds": [sorted({r["query"] for r in f}) for f in folds],
         "grid": table,
-        "chosen": cv_choice(table),
+        "eligible": eligible,
+        "chosen": cv_choice({name: table[name] for name in eligible}),
+        "best_of_all": cv_choice(table),
     }
 
 
@@ -214,6 +221,12 @@ def cv_fold(folds: Sequence[Sequence[Mapping]], i: int, name: str, work: Path, b
     grades, _ = judge_predictions(info.path, folds[i], budget, work / "cv" / f"{name}_fold{i}.jsonl")
     return {"macro_f1": label_metrics([int(r["label"]) for r in folds[i]], grades)["macro_f1"],
             "seconds": info.seconds}  # fmt: skip
+
+
+def cv_eligible(rl_follows: bool) -> list[str]:
+    """The CV entries a warm start may be chosen from: with RL arms after it, those whose reference
+    states the checks (see `choose_sft`)."""
+    return [name for name, (_, checks) in CV_GRID.items() if checks or not rl_follows]
 
 
 def cv_choice(table: Mapping[str, Mapping], tie: float = 0.005) -> str:
@@ -642,7 +655,10 @@ def write_esci_report(out: Path, summary: dict) -> None:
         cv = runs["cv"]
         lines += [f"## SFT warm start chosen by {len(cv['folds'])}-fold cross-validation on the training queries",
                   "", "Macro-F1 on each held-out fold of training queries (label-first, early stop); the "
-                  "evaluation folder is never used. Chosen: **" + cv["chosen"] + "**.", "",
+                  "evaluation folder is never used. Eligible (RL arms follow: the warm start must state "
+                  "the checks their rewards are decomposed along): " + ", ".join(cv.get("eligible", cv["grid"]))
+                  + ". Chosen: **" + cv["chosen"] + "**" + (f" (best of all entries: {cv['best_of_all']})"
+                  if cv.get("best_of_all", cv["chosen"]) != cv["chosen"] else "") + ".", "",
                   markdown_table(["warm start", "macro-F1 per fold", "mean", "train s (all folds)"],
                                  [[name, " / ".join(f"{x:.3f}" for x in t["macro_f1_per_fold"]), f"{t['macro_f1']:.3f}",
                                    f"{t['train_seconds']:.0f}"] for name, t in cv["grid"].items()]), ""]  # fmt: skip
