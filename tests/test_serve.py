@@ -362,6 +362,27 @@ def test_a_full_queue_answers_503_with_retry_after(trained):
         assert _metric(base, 'agrl_requests_total{outcome="shed"}') == 1.0
 
 
+def test_a_running_batch_is_stopped_over_http_once_every_client_has_hung_up():
+    """End to end on a real server: three clients hang up (0.5 s) while their one batch generates
+    (an untrained model never emits eos, and each decoding step is slowed to 20 ms, so the batch
+    would take 2 s): the batch stops, nothing is counted as judged, all three are dropped."""
+    records = [{"query": QUERY, "product": p} for p in PRODUCTS]
+    tokenizer = build_tokenizer([user_text(r["query"], r["product"]) for r in records] + [REFERENCE])
+    model = build_model(tokenizer, hidden=32, layers=1, heads=2, intermediate=64).eval()
+    model.register_forward_pre_hook(lambda module, args: time.sleep(0.02))
+    app = create_app((model, tokenizer), fmt="think_first", max_new_tokens=100, max_wait_ms=300, max_batch=64)
+    body = {"query": QUERY, "product": PRODUCTS[0]}
+    with serving(app) as base:
+        started = time.monotonic()
+        answers = _post_all(base, [body] * 3, timeout=0.5)
+        assert all(isinstance(a, httpx.TimeoutException) for a in answers)
+        while _metric(base, "agrl_dropped_requests") < 3 and time.monotonic() - started < 10:
+            time.sleep(0.05)
+        assert time.monotonic() - started < 1.9, "the batch ran to its end"
+        assert _metric(base, "agrl_dropped_requests") == 3.0 and _metric(base, "agrl_batches") == 0.0
+        assert _metric(base, 'agrl_requests_total{outcome="disconnected"}') == 3.0
+
+
 def test_abandoned_and_timed_out_requests_are_never_judged(trained):
     folder, _, _ = trained
     body = {"query": QUERY, "product": PRODUCTS[0], "early_stop": True}
