@@ -73,6 +73,20 @@ def test_merged_lora_restores_the_base_weights_bit_for_bit_and_keeps_the_mode(sf
     assert not any(m.merged for m in peft.modules() if hasattr(m, "merged_adapters"))
 
 
+def test_a_nested_merged_lora_block_reuses_the_outer_merge(sft_model):
+    """AGRL's guided replays run inside its merged rollouts: the inner block neither merges again
+    (adapters added twice) nor restores the weights under the outer block."""
+    model, _ = load_model(str(sft_model))
+    peft = _lora(model)
+    before = {k: v.detach().clone() for k, v in peft.state_dict().items()}
+    with merged_lora(peft):
+        merged = {k: v.detach().clone() for k, v in peft.state_dict().items()}
+        with merged_lora(peft):
+            assert all(torch.equal(merged[k], v) for k, v in peft.state_dict().items())
+        assert all(torch.equal(merged[k], v) for k, v in peft.state_dict().items())  # still merged
+    assert all(torch.equal(before[k], v) for k, v in peft.state_dict().items())
+
+
 def test_merged_lora_computes_what_the_unmerged_eval_policy_computes(sft_model):
     model, tokenizer = load_model(str(sft_model))
     peft = _lora(model)

@@ -151,6 +151,10 @@ class AGRLTrainer(MergedRolloutsGRPOTrainer):
 
     # ------------------------------------------------------------------ rollouts + guided replay
     def _generate(self, prompts):
+        with merged_lora(self.model):  # one LoRA merge for the rollouts and their guided replays
+            return self._rollouts_and_replays(prompts)
+
+    def _rollouts_and_replays(self, prompts):
         result = super()._generate(prompts)
         if not (self.model.training and self.args.replay and self._current_inputs is not None):
             return result

@@ -57,16 +57,19 @@ def merged_lora(model: Any) -> Iterator[None]:
     """Within the block, a PEFT LoRA model's adapters are merged into its base weights (a merged layer
     runs its base matmul alone, so no adapter dropout either); afterwards its weights are as before.
     The train/eval mode is left alone: TRL files its metrics under it. Anything that is not a PEFT
-    LoRA model passes through unchanged."""
+    LoRA model passes through unchanged. A nested block passes through: one merge (one copy of the
+    weights) serves the outer block."""
     layers: list[Any] = [m for m in model.modules() if hasattr(m, "merge") and hasattr(m, "base_layer")]
-    if not layers or not hasattr(model, "merge_adapter"):
-        yield
+    if not layers or not hasattr(model, "merge_adapter") or getattr(model, "_agrl_merged", False):
+        yield  # nested (AGRL's guided replays inside its rollouts): the outer block merged already
         return
     saved = [(m.base_layer.weight, m.base_layer.weight.detach().clone()) for m in layers]
     model.merge_adapter()
+    model._agrl_merged = True
     try:
         yield
     finally:
+        model._agrl_merged = False
         for m in layers:  # peft's bookkeeping: the adapters count as unmerged again
             m.merged_adapters = []
         with torch.no_grad():
