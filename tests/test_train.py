@@ -661,3 +661,62 @@ def test_rl_dataset_carries_the_class_balanced_label_weight(tmp_path, shoprules)
     assert weights == pytest.approx({g: rarest / n for g, n in counts.items()})
     with pytest.raises(ValueError, match="label_balance"):
         load_config(AGRLConfig, None, ["--output_dir", str(tmp_path), "--label_balance", "-1"])
+
+
+def test_the_class_balanced_sampler_draws_every_class_as_often_and_repeats_per_seed_and_epoch():
+    from agrl.train.data import ClassBalancedSampler
+
+    labels = [4] * 90 + [3] * 9 + [1]
+    sampler = ClassBalancedSampler(labels, power=1.0, seed=0)
+    draws = []
+    for epoch in range(20):
+        sampler.set_epoch(epoch)
+        draws += [labels[i] for i in sampler]
+    assert len(draws) == 20 * len(labels)
+    for grade in (4, 3, 1):  # a third each, against 90 / 9 / 1 % in the file
+        assert abs(draws.count(grade) / len(draws) - 1 / 3) < 0.05
+    again = ClassBalancedSampler(labels, power=1.0, seed=0)
+    again.set_epoch(19)
+    sampler.set_epoch(19)
+    assert list(again) == list(sampler)  # a resumed run draws what the uninterrupted one drew
+    sampler.set_epoch(18)
+    assert list(again) != list(sampler)
+    half = ClassBalancedSampler(labels, power=0.0, seed=0)  # power 0: the file's own mix
+    assert [labels[i] for i in half].count(4) > 70
+
+
+def test_class_balanced_sft_trains_a_real_model_on_the_balanced_draws(tmp_path, shoprules_dir):
+    from agrl.data.io import read_records
+    from agrl.train.data import ClassBalancedSampler
+    from agrl.train.sft import AgrlSFTTrainer
+
+    seen = []
+
+    class Recorder(AgrlSFTTrainer):  # the real trainer; it records which rows its sampler drew
+        def _get_train_sampler(self, train_dataset=None):
+            sampler = super()._get_train_sampler(train_dataset)
+            assert isinstance(sampler, ClassBalancedSampler)
+            seen.extend(sampler)
+            return sampler
+
+    import agrl.train.sft as sft
+
+    args = load_config(
+        AgrlSFTConfig,
+        None,
+        ["--train_file", str(shoprules_dir / "sft.jsonl"), "--output_dir", str(tmp_path / "out"),
+         "--max_train_samples", "64", "--per_device_train_batch_size", "8", "--max_steps", "2",
+         "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--class_balance", "1",
+         *TINY],
+    )  # fmt: skip
+    original, sft.AgrlSFTTrainer = sft.AgrlSFTTrainer, Recorder
+    try:
+        run_sft(args)
+    finally:
+        sft.AgrlSFTTrainer = original
+    labels = [int(r["label"]) for r in read_records(shoprules_dir / "sft.jsonl")[:64]]
+    assert len(seen) == 64 and (tmp_path / "out" / "model.safetensors").is_file()
+    rare = min(set(labels), key=labels.count)
+    assert [labels[i] for i in seen].count(rare) > labels.count(rare)  # drawn more often than it occurs
+    with pytest.raises(ValueError, match="class_balance"):
+        load_config(AgrlSFTConfig, None, ["--class_balance", "-1", "--output_dir", str(tmp_path / "x")])

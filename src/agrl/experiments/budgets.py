@@ -43,7 +43,8 @@ DEMO_MINUTES = 8  # `make demo`'s time target on 2 cores (the reproduce's is 120
 
 @dataclass
 class EsciBudget:
-    """What `agrl esci` spends; the defaults fit the 30-query sample in ~60 min on 2 cores."""
+    """What `agrl esci` spends (the README's Real data section has the measured stage times: the full
+    default run on the 60-query evaluation folder does not fit 150 min on 2 cores)."""
 
     dev_fraction: float = field(default=0.4, metadata={"help": "share of queries in dev (a hash of the query text; 0.4 of 30 queries -> 12)"})
     sft_epochs: float = field(default=1.0, metadata={"help": "SmolLM2 SFT epochs over the train split"})
@@ -54,7 +55,7 @@ class EsciBudget:
     eval_batch: int = field(default=32, metadata={"help": "records per generate call on dev"})
     full_ft: bool = field(default=True, metadata={"help": "also train SmolLM2 fully for the same CPU time as LoRA SFT (true/false, 1/0)"})
     think_first: bool = field(default=True, metadata={"help": "also train SmolLM2 think-first (true/false, 1/0)"})
-    cv_folds: int = field(default=2, metadata={"help": "query folds of the training folder on which the SFT warm start is chosen (esci.CV_GRID: LoRA 1/2 epochs, full, without check lines); 0: LoRA 1 epoch without CV"})
+    cv_folds: int = field(default=2, metadata={"help": "query folds of the training folder on which the SFT warm start is chosen (esci.CV_GRID: LoRA 1/2 epochs, full, without check lines, class-balanced draws); 0: LoRA 1 epoch without CV"})
     adherence_n: int = field(default=300, metadata={"help": "dev rows on which every LLM judge writes its whole reasoning (rule adherence against the annotator; 0: skip)"})
     rl_seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "seeds of GRPO-PR, AGRL and the cross-encoder peer (RL arms from the one SFT model, paired by seed)"})
     label_balance: float = field(default=1.0, metadata={"help": "GRPO-PR and AGRL: class-balanced label reward, (n_rarest / n_class) ** this (0: off; agrl.rewards.class_balance_weights)"})

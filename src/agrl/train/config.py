@@ -88,6 +88,19 @@ class AgrlSFTConfig(AgrlArguments, SFTConfig):
     tiny_layers: int = 4
     tiny_heads: int = 6
     tiny_intermediate: int = 512
+    class_balance: float = field(
+        default=0.0,
+        metadata={
+            "help": "class-balanced SFT: draw the training records with replacement, a record of class c with "
+            "weight (n_rarest / n_c) ** this, as many draws per epoch as records (0: off, the plain shuffle; "
+            "1: every class equally often; agrl.train.data.ClassBalancedSampler)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.class_balance < 0:
+            raise ValueError(f"class_balance {self.class_balance}: must be >= 0")
 
 
 @dataclass

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
+import torch
 from datasets import Dataset
+from torch.utils.data import Sampler
 
 from agrl.data.io import read_records
 from agrl.prompts import build_messages
@@ -75,6 +77,30 @@ def sft_dataset(records: Sequence[Mapping], args) -> Dataset:
             for r in records
         ]
     )
+
+
+class ClassBalancedSampler(Sampler[int]):
+    """Indices drawn with replacement, a record of class c with weight (n_rarest / n_c) ** `power`
+    (`agrl.rewards.class_balance_weights`, the label reward's scale), `len(labels)` draws per epoch:
+    an SFT warm start that sees rare grades as often as the common one at the same compute, so it
+    does not learn to answer the majority grade. Deterministic per (seed, epoch), so a resumed run
+    draws what the uninterrupted one drew."""
+
+    def __init__(self, labels: Sequence[int], power: float, seed: int):
+        scale = class_balance_weights(labels, power)
+        self.weights = torch.tensor([scale[int(y)] for y in labels], dtype=torch.double)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:  # accelerate's data loader calls it at every epoch
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        draws = torch.multinomial(self.weights, len(self.weights), replacement=True, generator=generator)
+        return iter(draws.tolist())
 
 
 def rl_dataset(records: Sequence[Mapping], args) -> Dataset:

@@ -15,7 +15,7 @@ from agrl.rules import load_rulebook
 from agrl.train.common import check_contract, peft_config, stage_callbacks, train_and_save
 from agrl.train.config import AgrlSFTConfig
 from agrl.train.cpu_speed import compact_logprobs
-from agrl.train.data import load_train_records, reference_text, sft_dataset
+from agrl.train.data import ClassBalancedSampler, load_train_records, reference_text, sft_dataset
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,26 @@ def build_tiny(args: AgrlSFTConfig, records: list[dict]):
     return model, tokenizer
 
 
+class AgrlSFTTrainer(SFTTrainer):
+    """TRL's SFTTrainer; with `class_balance` > 0 its records are drawn class-balanced
+    (`ClassBalancedSampler`) instead of shuffled."""
+
+    def __init__(self, *args, labels: list[int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.labels = labels
+
+    def _get_train_sampler(self, train_dataset=None):
+        power = getattr(self.args, "class_balance", 0.0)
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not power or self.labels is None:
+            return super()._get_train_sampler(train_dataset)
+        if len(dataset) != len(self.labels):  # one dataset row per record: no packing
+            raise ValueError(
+                f"class_balance needs one training row per record ({len(dataset)} rows, {len(self.labels)} records)"
+            )
+        return ClassBalancedSampler(self.labels, power, self.args.seed)
+
+
 def run_sft(args: AgrlSFTConfig, extra_callbacks: list | None = None) -> str:
     compact_logprobs(args.compact_logprobs)
     records = load_train_records(args.train_file, args.max_train_samples)
@@ -51,12 +71,13 @@ def run_sft(args: AgrlSFTConfig, extra_callbacks: list | None = None) -> str:
     else:
         check_contract(args)
         model, tokenizer = load_model(args.model_name_or_path)
-    trainer = SFTTrainer(
+    trainer = AgrlSFTTrainer(
         model=model,
         args=args,
         train_dataset=sft_dataset(records, args),
         processing_class=tokenizer,
         peft_config=peft_config(args),
         callbacks=stage_callbacks(args, tokenizer) + list(extra_callbacks or []),
+        labels=[int(r["label"]) for r in records] if args.class_balance else None,
     )
     return train_and_save(trainer, tokenizer, args)
