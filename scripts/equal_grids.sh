@@ -27,7 +27,7 @@ done; done
 $PY scripts/tune_dev.py --sft "$SFT" --data "$DATA" --method sft_gold --out $OUT/grid_sft_gold.json "${gold_points[@]}"
 dpo_points=()
 for lr in 1e-5 3e-5 1e-4; do
-  dpo_points+=(--point "lr${lr}_sigmoid=--learning_rate ${lr} --loss_type sigmoid")
+  dpo_points+=(--point "lr${lr}_sigmoid=--learning_rate ${lr} --loss_type sigmoid --loss_weights 1.0")
   dpo_points+=(--point "lr${lr}_sigmoid+sft=--learning_rate ${lr} --loss_type sigmoid sft --loss_weights 1.0 1.0")
 done
 $PY scripts/tune_dev.py --sft "$SFT" --data "$DATA" --method dpo --out $OUT/grid_dpo.json "${dpo_points[@]}"
