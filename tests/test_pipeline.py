@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agrl.experiments.budgets import ComparisonBudget
-from agrl.experiments.runner import Arm
+from agrl.experiments.runner import Arm, arm_record, changed_keys
 from agrl.experiments.shoprules import (
     ARMS,
     combined_gate,
@@ -168,6 +168,39 @@ def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     # its report says that its minutes are not the comparison's, and it checks no time target
     assert "resumed: this run trained only" in (out / "report.md").read_text()
     assert not any(t.startswith("run time") for t in again["targets"])
+    # an arm whose config changed since its run is trained again, not read back
+    recorded = out / "runs" / "eval" / "grpo_s0" / "arm.json"
+    record = json.loads(recorded.read_text())
+    assert record["method"] == "grpo" and "output_dir" not in record["fields"]
+    record["config"]["learning_rate"] = 0.123
+    recorded.write_text(json.dumps(record))
+    grpo_model = out / "runs" / "models" / "grpo_s0" / "model.safetensors"
+    changed = run_comparison(
+        out, "mini", "test", [0, 1], "tiny", budget, ("grpo", "agrl"), SMALL_RL, SMALL_SFT, resume=True
+    )
+    assert "grpo_s0" not in changed["notes"]["resumed"] and "grpo_s1" in changed["notes"]["resumed"]
+    assert grpo_model.stat().st_mtime != models[grpo_model]
+    agrl_model = out / "runs" / "models" / "agrl_s0" / "model.safetensors"
+    assert agrl_model.stat().st_mtime == models[agrl_model]
+    assert json.loads(recorded.read_text())["config"]["learning_rate"] != 0.123
+
+
+def test_changed_keys_name_what_differs_between_two_arm_records():
+    old = {"method": "grpo", "config": {"learning_rate": 1e-4, "beta": 0.0}, "fields": {"seed": 0}, "cli": []}
+    new = {**old, "config": {"learning_rate": 5e-5, "beta": 0.0, "max_steps": 9}, "cli": ["--beta", "0.1"]}
+    assert changed_keys(old, old) == []
+    assert changed_keys(old, new) == ["cli", "config.learning_rate", "config.max_steps"]
+
+
+def test_an_arm_record_reads_the_config_values_not_its_comments(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("# lr from a grid\nlearning_rate: 0.0001\noutput_dir: a\n")
+    arm = Arm("x", "grpo", str(config), {"output_dir": "runs/x", "seed": 3})
+    record = arm_record(arm, ["--beta", "0.1"])
+    config.write_text("# another comment\nlearning_rate: 0.0001\noutput_dir: b\n")
+    assert arm_record(arm, ["--beta", "0.1"]) == record
+    assert record == {"method": "grpo", "config": {"learning_rate": 0.0001}, "fields": {"seed": 3},
+                      "cli": ["--beta", "0.1"]}  # fmt: skip
 
 
 @given(n=st.integers(1, 12), data=st.data())

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig
 
@@ -105,6 +106,37 @@ def arm_config(arm: Arm, cli: Sequence[str] = ()) -> Any:
     parsed = load_config(method.config_class, path, list(cli))
     user = set(cli_fields(cli))
     return replace_config(parsed, **{k: v for k, v in arm.fields.items() if k not in user})
+
+
+# Where a run writes or resumes from does not decide its result: a moved folder is the same run.
+UNRECORDED_FIELDS = ("output_dir", "resume_from_checkpoint", "logging_dir")
+
+
+def arm_record(arm: Arm, cli: Sequence[str] = ()) -> dict:
+    """What decides an arm's result, as JSON: its method, its config file's values, the experiment's
+    fields and the user's flags. Kept beside its evaluation so that a resumed experiment can tell a
+    finished arm from one whose config changed since (comments in the YAML do not count)."""
+    path = Path(arm.config) if Path(arm.config).is_file() else config_path(arm.config)
+    values = yaml.safe_load(path.read_text("utf-8")) or {}
+    record = {
+        "method": arm.method,
+        "config": {k: v for k, v in values.items() if k not in UNRECORDED_FIELDS},
+        "fields": {k: v for k, v in arm.fields.items() if k not in UNRECORDED_FIELDS},
+        "cli": list(cli),
+    }
+    return json.loads(json.dumps(record, default=str))  # the form it has when read back
+
+
+def changed_keys(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The keys (`config.learning_rate`, `cli`, ...) whose values differ between two `arm_record`s."""
+    keys = []
+    for part in sorted(set(recorded) | set(current)):
+        old, new = recorded.get(part), current.get(part)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            keys += [f"{part}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            keys.append(part)
+    return keys
 
 
 def train_arm(arm: Arm, cli: Sequence[str] = (), **run_kwargs: Any) -> RunInfo:

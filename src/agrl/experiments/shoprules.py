@@ -26,7 +26,15 @@ from agrl.data.shoprules import HEAD, HEAD_RULES, NATURAL, SCENARIOS, generate, 
 from agrl.evaluate import Evaluation, evaluate, luck_proof
 from agrl.experiments.budgets import DEMO_BUDGET, DEMO_MINUTES, ComparisonBudget
 from agrl.experiments.provenance import provenance
-from agrl.experiments.runner import Arm, RunInfo, arm_config, from_checkpoint, train_arm
+from agrl.experiments.runner import (
+    Arm,
+    RunInfo,
+    arm_config,
+    arm_record,
+    changed_keys,
+    from_checkpoint,
+    train_arm,
+)
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.report import curve_summary, replay_summary, summarize, training_stability, write_report
@@ -435,9 +443,11 @@ def run_comparison(
     every arm (and the warm start) whose evaluation a previous run of `out` finished is read back
     instead of trained again; an arm killed mid-way is trained again from its start."""
     started = time.perf_counter()
+    origin = provenance()  # the code that trains: taken now, not when the report is written
     warm_of = warm_start_of(seeds, budget.warm_starts)
     warm: dict[int, WarmStart] = {}
     read_back: list[str] = []
+    unrecorded: list[str] = []  # read back with no record of their config to compare
     for w in sorted(set(warm_of.values())):
         warm[w] = prepare_warm_start(out, w, scale, budget, sft_cli, sft_fields, resume, read_back)
     gate = combined_gate({w: ws.gate for w, ws in warm.items()})
@@ -455,7 +465,22 @@ def run_comparison(
             if name not in arms:
                 continue
             arm_started = time.perf_counter()
-            done = finished(work / "eval" / f"{name}_s{seed}") if resume else None
+            folder = work / "eval" / f"{name}_s{seed}"
+            record = arm_record(arm, rl_cli if name in RL_CONFIGS else ())
+            done = finished(folder) if resume else None
+            recorded = folder / "arm.json"
+            if done is not None and recorded.is_file():
+                changed = changed_keys(json.loads(recorded.read_text("utf-8")), record)
+                if changed:
+                    log.info(
+                        "seed %d: %s changed since its run (%s): trained again",
+                        seed,
+                        name,
+                        ", ".join(changed),
+                    )
+                    done = None
+            elif done is not None:  # evaluated before arms kept their record: read back, and say so
+                unrecorded.append(f"{name}_s{seed}")
             if done is not None:
                 log.info("seed %d: %s (finished before: read back)", seed, name)
                 read_back.append(f"{name}_s{seed}")
@@ -474,9 +499,8 @@ def run_comparison(
                 info = train_arm(arm, rl_cli if name in RL_CONFIGS else ())
             histories.setdefault(name, {})[seed] = info.log_history if info else []
             path = info.path if info else sft
-            results.setdefault(name, {})[seed] = evaluate_model(
-                path, data, work / "eval" / f"{name}_s{seed}", budget.eval_n
-            )
+            results.setdefault(name, {})[seed] = evaluate_model(path, data, folder, budget.eval_n)
+            write_json(recorded, record)
             notes[f"seed {seed} {name}_minutes"] = round((time.perf_counter() - arm_started) / 60, 2)
         write_json(out / "partial_results.json",
                    {a: {str(s): {k: e.to_json() for k, e in by.items()} for s, by in r.items()} for a, r in results.items()})  # fmt: skip
@@ -488,9 +512,17 @@ def run_comparison(
         notes["resumed"] = (
             f"read back from a previous run of this folder, not trained again: {', '.join(read_back)}"
         )
+    if unrecorded:
+        notes["read back unchecked"] = (
+            "evaluated before arms kept their config beside the evaluation, so not checked against "
+            f"the current configs: {', '.join(unrecorded)}"
+        )
     seconds = time.perf_counter() - started
     summary = summarize(results)
-    origin = provenance()
+    ended = provenance()
+    if (ended["commit"], ended["clean"]) != (origin["commit"], origin["clean"]):
+        # the tree changed under the run: say so instead of naming the code at its end
+        origin["changed_during_run"] = {"commit": ended["commit"], "clean": ended["clean"]}
     summary.update(gate=gate, curves=curve_summary(histories), replay=replay_summary(histories),
                    stability=training_stability(histories), commit=origin["commit"], provenance=origin)  # fmt: skip
     # A resumed run's time is not the comparison's: the minutes of the arms it read back are elsewhere.
