@@ -5,7 +5,8 @@ Starts the same model twice in this process on loopback — `agrl serve` with ba
 products each (bodies from a records file, the same for both), in alternating rounds (peer, batched,
 peer, batched ...) so a slow phase of the machine hits both. Then two failure drills on the batched
 server: overload (more clients than `--max-queue` admits: 503 with Retry-After instead of growing
-latency) and abandonment (clients that hang up after 1 s: their requests are never judged). Prints
+latency) and abandonment (clients that hang up after `--abandon-after` s: their requests are dropped
+unjudged, or their batch stopped at its next decoding step). Prints
 requests/s and p50/p95/p99 latency of each, their ratio, and writes results/bench/serve_load.json.
 The clients run in a child process (threads there), so that their HTTP and JSON work does not take
 the server's interpreter lock, as real clients would not. Beside the servers, the model's own
@@ -136,6 +137,8 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=20.0)
     parser.add_argument("--max-queue", type=int, default=8, help="queue bound of the overload drill")
+    parser.add_argument("--abandon-after", type=float, default=0.5,
+                        help="seconds after which the abandonment drill's clients hang up (well before their work is done)")  # fmt: skip
     parser.add_argument("--early-stop", action="store_true", help="label-first models: the grade only")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine's cores)")
     parser.add_argument("--out", type=Path, default=Path("results/bench/serve_load.json"))
@@ -176,15 +179,21 @@ def main() -> None:
     overload_app = create_app(args.model, batching=True, max_queue=args.max_queue, **settings)
     with serving(overload_app) as base:
         result["overload"] = run_clients(base, work, 600) | {"max_queue": args.max_queue}
-    # Abandonment: clients that give up after 1 s; their requests must not be judged; then one fresh request.
+    # Abandonment: clients that give up early; their requests must not be judged in full; then one fresh request.
     abandon_app = create_app(args.model, batching=True, max_queue=n + 1, **settings)
     with serving(abandon_app) as base:
-        gone = run_clients(base, [pool[i :: args.clients][:1] for i in range(args.clients)], 1.0)
-        time.sleep(1.0)
+        gone = run_clients(
+            base, [pool[i :: args.clients][:1] for i in range(args.clients)], args.abandon_after
+        )
+        time.sleep(2.0)  # the batch running when the clients left stops at its next decoding step
         judged = metric(base, "agrl_batch_products_sum") / args.products
         fresh = run_clients(base, [pool[:1]], 600)
+        # requests judged in full = those in batches that ran to the end (answered or not); a stopped
+        # batch adds to `stopped_batches` and its requests to `dropped`, not to the judged products
         result["abandoned"] = {"requests": gone["requests"], "client_timeouts": gone["client_timeouts"],
-                               "requests_judged_anyway": judged, "dropped": metric(base, "agrl_dropped_requests"),
+                               "answered": gone["ok"], "abandon_after_s": args.abandon_after,
+                               "requests_judged_in_full": judged, "dropped": metric(base, "agrl_dropped_requests"),
+                               "stopped_batches": metric(base, "agrl_stopped_batches"),
                                "fresh_request_s": fresh["p50_s"]}  # fmt: skip
     clients.shutdown()
     records = read_records(args.data)[: args.max_batch]

@@ -381,6 +381,7 @@ def test_a_running_batch_is_stopped_over_http_once_every_client_has_hung_up():
         assert time.monotonic() - started < 1.9, "the batch ran to its end"
         assert _metric(base, "agrl_dropped_requests") == 3.0 and _metric(base, "agrl_batches") == 0.0
         assert _metric(base, 'agrl_requests_total{outcome="disconnected"}') == 3.0
+        assert _metric(base, "agrl_stopped_batches") == 1.0
 
 
 def test_abandoned_and_timed_out_requests_are_never_judged(trained):

@@ -8,7 +8,7 @@ Endpoints
 ``queue_depth``, ``max_queue`` and p50/p95/p99 latency of recent requests.
 
 ``GET /metrics`` -> Prometheus text: ``agrl_queue_depth``, ``agrl_requests_total{outcome}`` (ok,
-shed, timeout, disconnected), ``agrl_batches``, ``agrl_dropped_requests``, histograms
+shed, timeout, disconnected), ``agrl_batches``, ``agrl_dropped_requests``, ``agrl_stopped_batches``, histograms
 ``agrl_batch_products`` and ``agrl_request_seconds``.
 
 ``POST /judge`` with a JSON body::

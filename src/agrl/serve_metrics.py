@@ -39,7 +39,9 @@ class ServerMetrics:
         gauges = (("agrl_queue_depth", "requests waiting to be judged", lambda: batcher.depth),
                   ("agrl_batches", "model batches run", lambda: batcher.stats.batches),
                   ("agrl_dropped_requests", "requests dropped unjudged (client gone, timed out): before their batch ran, or with a batch stopped once all its requests had gone",
-                   lambda: batcher.stats.dropped))  # fmt: skip
+                   lambda: batcher.stats.dropped),
+                  ("agrl_stopped_batches", "model batches stopped mid-way because every request in them had gone",
+                   lambda: batcher.stats.stopped))  # fmt: skip
         for name, doc, read in gauges:
             Gauge(name, doc, registry=self.registry).set_function(read)
 
