@@ -388,3 +388,16 @@ def test_a_read_only_run_computes_nothing_and_names_the_first_missing_stage(tmp_
     assert calls == [] and not (tmp_path / "probe.json").exists()
     fresh = Stages(tmp_path, resume=False)
     assert fresh.run("probe", lambda: {"s": 1.0}) == {"s": 1.0} and (tmp_path / "probe.json").exists()
+
+
+def test_budget_flags_give_back_the_budget_that_ran():
+    from dataclasses import asdict
+
+    from agrl.experiments.budgets import EsciBudget, budget_flags, budget_from, budget_parser
+
+    ran = EsciBudget(rl_seeds=[0], cv_folds=0, think_first=False, full_ft=False, label_balance=0.5)
+    flags = budget_flags(EsciBudget, asdict(ran))
+    assert flags == "--no_full_ft --no_think_first --cv_folds 0 --rl_seeds 0 --label_balance 0.5"
+    parsed = budget_from(EsciBudget, budget_parser(EsciBudget).parse_args(flags.split()))
+    assert parsed == ran
+    assert budget_flags(EsciBudget, asdict(EsciBudget())) == ""  # the defaults need no flag

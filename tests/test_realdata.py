@@ -35,7 +35,7 @@ def test_summary_and_report_put_every_judge_on_the_same_rows(tmp_path):
         "check_coverage": {},
         "rulebook_agrees_with_label_train": 0.5,
     }
-    summary = summarize(dev, predictions, facts, {}, {}, EsciBudget())
+    summary = summarize(dev, predictions, facts, {}, {}, EsciBudget(rl_seeds=[0], cv_folds=0))
     summary.update(seconds=60.0, commit="test")
     assert list(summary["methods"]) == ["majority", "smollm2_sft", "smollm2_grpo_pr", "smollm2_agrl"]
     assert summary["methods"]["smollm2_agrl"]["accuracy"] == 1.0
@@ -47,6 +47,7 @@ def test_summary_and_report_put_every_judge_on_the_same_rows(tmp_path):
     write_esci_report(tmp_path, summary)
     report = (tmp_path / "report.md").read_text()
     assert "| smollm2_agrl | 1.000 [1.000, 1.000]" in report
+    assert "--cv_folds 0 --rl_seeds 0`" in report  # the command line is the run's own, its flags too
     assert (tmp_path / "esci_bars.png").stat().st_size > 0 and (
         tmp_path / "esci_confusion.png"
     ).stat().st_size > 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -67,6 +68,26 @@ class EsciBudget:
 def budget_parser(cls: type) -> argparse.ArgumentParser:
     """A parent parser with one flag per field of `cls` (help from the field metadata)."""
     return HfArgumentParser(cls, add_help=False)  # type: ignore[arg-type]  # any dataclass type
+
+
+def budget_flags(cls: type, values: Mapping[str, Any]) -> str:
+    """The flags of `budget_parser(cls)` that give back `values` (e.g. a summary's `budget`): one per
+    field that differs from its default, so that a report's command line is the run's own."""
+    flags = []
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name not in values:
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = values[f.name]
+        if value == default:
+            continue
+        if isinstance(default, bool):  # HfArgumentParser: --no_<field> turns a True default off
+            flags.append(f"--{f.name}" if value else f"--no_{f.name}")
+        elif isinstance(value, list | tuple):
+            flags.append(" ".join([f"--{f.name}", *map(str, value)]))
+        else:
+            flags.append(f"--{f.name} {value}")
+    return " ".join(flags)
 
 
 def budget_from(cls: type[B], namespace: argparse.Namespace) -> B:

@@ -37,7 +37,7 @@ from agrl.data.io import atomic_write_text, read_records, write_json, write_json
 from agrl.data.load import load_records
 from agrl.data.split import query_folds, split_by_query
 from agrl.evaluate import check_agreement
-from agrl.experiments.budgets import EsciBudget
+from agrl.experiments.budgets import EsciBudget, budget_flags
 from agrl.experiments.provenance import provenance
 from agrl.experiments.runner import Arm, RunInfo, StageMissing, Stages, from_checkpoint, train_arm
 from agrl.models import load_model, resolve_model_path
@@ -55,7 +55,7 @@ ESCI_ORDER = ("majority", "overlap_refit", "minilm_logreg", "minilm_logreg_balan
               "smollm2_full_sft", "smollm2_sft_think_first", "smollm2_sft", "smollm2_grpo_pr", "smollm2_agrl")  # fmt: skip
 PAIRS = (("smollm2_agrl", "smollm2_grpo_pr"), ("smollm2_grpo_pr", "smollm2_sft"), ("smollm2_agrl", "smollm2_sft"),
          ("smollm2_agrl", "minilm_logreg"), ("smollm2_agrl", "minilm_logreg_balanced"),
-         ("smollm2_agrl", "minilm_cross_encoder"), ("smollm2_agrl", "majority"))  # fmt: skip
+         ("smollm2_agrl", "minilm_cross_encoder"), ("smollm2_agrl", "overlap_refit"), ("smollm2_agrl", "majority"))  # fmt: skip
 FULL_FT: dict[str, Any] = {
     "use_peft": False,
     "learning_rate": 2e-5,
@@ -564,6 +564,7 @@ def write_esci_report(out: Path, summary: dict) -> None:
     separate = folders and folders["train"] != folders["dev"]
     command = (f"agrl esci --train {folders['train']} --eval {folders['dev']} --out {out}" if separate
                else f"agrl esci --data {folders.get('train', '{ESCI folder}')} --out {out}")  # fmt: skip
+    command = " ".join([command, budget_flags(EsciBudget, summary["budget"])]).strip()
     split_text = (
         f"train on all of `{folders['train']}`, evaluate on all of `{folders['dev']}` (no shared query)"
         if separate
