@@ -10,6 +10,11 @@ A point is a name and its config flags; `--rl_tail_share X` / `--rl_head_mix nat
 set the prompt mix. Points already in `--out` are kept (a killed sweep resumes); the winner goes
 into the arm's config (or the budget's defaults) by hand.
 
+`--seeds 100 101 ...` trains every point at every seed (its RL seed and prompt order; one SFT
+checkpoint) and `--base NAME` adds the paired comparison: each point's mean and sample SD over seeds,
+its difference from the base point paired by seed with the seed-level 95 % t-interval
+(`paired_rows`; `.md` beside `--out`).
+
     .venv/bin/python scripts/tune_dev.py --sft S/runs/models/sft --data S/runs/data --out results/tuning/agrl_head.json \\
         --point default= --point beta0.2="--beta 0.2" --point mix30="--rl_tail_share 0.3"
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import time
 from pathlib import Path
 
@@ -32,6 +38,7 @@ from agrl.experiments.shoprules import comparison_arms, rl_prompts, train_dpo
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.render import markdown_table, pyplot
+from agrl.stats import sample_sd, seed_interval
 
 TUNING_SEED = 100  # not one of the reported seeds
 FIELDS = ("tail_solved", "head_accuracy", "accuracy", "format_valid", "grounded_solved_head",
@@ -76,6 +83,79 @@ def choose(
 
 # arm -> the points its choice is made among: the control must get the RL arms' compute
 ELIGIBLE = {"sft_gold": "steps700"}
+
+PAIRED = ("tail_solved", "head_accuracy", "natural_accuracy", "grounded_solved_head", "grounded_solved_tail",
+          "self_consistency_head", "self_consistency_tail")  # fmt: skip
+
+
+def row_seed(row: dict) -> int:
+    return int(row.get("seed", TUNING_SEED))  # rows of single-seed grids ran at the tuning seed
+
+
+def paired_rows(rows: list[dict], base: str, fields: tuple[str, ...] = PAIRED) -> list[dict]:
+    """Per point (other than SFT): for each field its mean and sample SD over the seeds it ran at,
+    and the difference from `base` paired by seed (the seeds both ran at) with its seed-level 95 %
+    t-interval (None with fewer than two pairs). A field a row lacks (None) leaves that seed out."""
+    by_point: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r["setting"] != "sft":
+            by_point.setdefault(r["setting"], {})[row_seed(r)] = r
+    if base not in by_point:
+        raise ValueError(f"--base {base!r}: no such point (points: {', '.join(by_point) or 'none'})")
+    out = []
+    for name, seeds in by_point.items():
+        row: dict = {"setting": name, "seeds": sorted(seeds)}
+        for key in fields:
+            values = [seeds[s][key] for s in sorted(seeds) if seeds[s].get(key) is not None]
+            pairs = [(seeds[s][key], by_point[base][s][key]) for s in sorted(seeds)
+                     if s in by_point[base] and seeds[s].get(key) is not None
+                     and by_point[base][s].get(key) is not None]  # fmt: skip
+            diffs = [a - b for a, b in pairs]
+            row[key] = {
+                "mean": statistics.fmean(values) if values else None,
+                "sd": sample_sd(values),
+                "n": len(values),
+                "diff": statistics.fmean(diffs) if diffs else None,
+                "diff_ci95": seed_interval(diffs),
+                "pairs": len(diffs),
+            }
+        out.append(row)
+    return out
+
+
+def paired_markdown(table: dict, base: str) -> str:
+    """The paired comparison as a table: mean ± SD over seeds, and (not the base) the paired
+    difference from `base` with its seed-level t-interval, in points."""
+
+    def cell(stat: dict, name: str) -> str:
+        if stat["mean"] is None:
+            return "n/a"
+        text = f"{100 * stat['mean']:.1f} ± {100 * stat['sd']:.1f}"
+        if name != base and stat["diff"] is not None:
+            ci = stat["diff_ci95"]
+            text += f" ({100 * stat['diff']:+.1f}" + (
+                f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}])" if ci else ")"
+            )
+        return text
+
+    rows = paired_rows(table["rows"], base)
+    return (
+        f"## Paired by seed against `{base}` (seeds {', '.join(map(str, sorted({s for r in rows for s in r['seeds']})))})\n\n"
+        "Cells: mean ± sample SD over seeds, in %; for the other points (their difference from "
+        f"`{base}` paired by seed [seed-level 95 % t-interval]).\n\n"
+        + markdown_table(
+            ["point", "seeds", *(title for key, title in SHOWN if key in PAIRED)],
+            [
+                [
+                    r["setting"],
+                    len(r["seeds"]),
+                    *(cell(r[key], r["setting"]) for key, _ in SHOWN if key in PAIRED),
+                ]
+                for r in rows
+            ],
+        )  # fmt: skip
+        + "\n"
+    )
 
 
 def summarize_grids(folder: Path) -> None:
@@ -133,13 +213,16 @@ def render(out: Path, table: dict) -> None:
     def cell(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}"
 
+    seeds = sorted({row_seed(r) for r in rows if r["setting"] != "sft"}) or [table["seed"]]
     text = markdown_table(
-        ["point", "flags", *(title for _, title in SHOWN)],
-        [[r["setting"], f"`{r.get('flags', '')}`", *(cell(r.get(k)) for k, _ in SHOWN)] for r in rows],
-    )
-    head = (f"# {table['method']} on dev ({table['steps']} steps, seed {table['seed']}, one SFT checkpoint)\n\n"
+        ["point", "seed", "flags", *(title for _, title in SHOWN)],
+        [[r["setting"], "" if r["setting"] == "sft" else row_seed(r), f"`{r.get('flags', '')}`",
+          *(cell(r.get(k)) for k, _ in SHOWN)] for r in rows],
+    )  # fmt: skip
+    head = (f"# {table['method']} on dev ({table['steps']} steps, seed(s) {', '.join(map(str, seeds))}, one SFT checkpoint)\n\n"
             "natural-mix acc = dev per-rule accuracy weighted by the natural scenario mix (the mix of w_eval).\n\n")  # fmt: skip
-    atomic_write_text(out.with_suffix(".md"), head + text + "\n")
+    paired = "\n" + paired_markdown(table, table["base"]) if table.get("base") else ""
+    atomic_write_text(out.with_suffix(".md"), head + text + "\n" + paired)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for r in rows:
@@ -148,7 +231,8 @@ def render(out: Path, table: dict) -> None:
             100 * r["natural_accuracy"],
             color="tab:red" if r["setting"] == "sft" else "tab:blue",
         )
-        ax.annotate(r["setting"], (100 * (r["tail_solved"] or 0.0), 100 * r["natural_accuracy"]), fontsize=7)
+        label = r["setting"] if r["setting"] == "sft" or len(seeds) == 1 else f"{r['setting']}@{row_seed(r)}"
+        ax.annotate(label, (100 * (r["tail_solved"] or 0.0), 100 * r["natural_accuracy"]), fontsize=7)
     ax.set_xlabel("dev tail solved (%)")
     ax.set_ylabel("dev natural-mix accuracy (%)")
     ax.set_title(f"{table['method']}: tail against natural traffic")
@@ -169,6 +253,11 @@ def main() -> None:
     )
     parser.add_argument("--point", action="append", default=[], metavar="NAME=FLAGS",
                         help="a grid point: its name and config flags (repeatable)")  # fmt: skip
+    parser.add_argument("--seeds", type=int, nargs="+", default=[TUNING_SEED],
+                        help="train every point at each of these seeds (never a reported seed: 0-4)")  # fmt: skip
+    parser.add_argument(
+        "--base", help="a point: add the comparison of every other point with it, paired by seed"
+    )
     parser.add_argument("--work", type=Path, default=Path("runs/tuning"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--render", action="store_true", help="only write --out's table and plot again")
@@ -183,36 +272,48 @@ def main() -> None:
         return
     if args.sft is None or args.data is None:
         parser.error("--sft and --data are required to train grid points")
+    if set(args.seeds) & set(range(5)):
+        parser.error(f"--seeds {args.seeds}: 0-4 are the reported seeds of agrl reproduce; tune at others")
     dev = read_records(args.data / "dev.jsonl")
     previous = json.loads(args.out.read_text()) if args.out.exists() else {"rows": []}
-    # rows of an older file carry the file's commit
+    # rows of an older file carry the file's commit; a row without a seed ran at the tuning seed
     rows = {
-        r["setting"]: {"commit": previous.get("commit"), "clean": previous.get("clean"), **r}
+        (r["setting"], row_seed(r)): {"commit": previous.get("commit"), "clean": previous.get("clean"), **r}
         for r in previous["rows"]
     }
-    if "sft" not in rows:
-        rows["sft"] = {"setting": "sft", **score(args.sft, dev)}
+    rows = {(k[0], TUNING_SEED) if k[0] == "sft" else k: v for k, v in rows.items()}
+    if ("sft", TUNING_SEED) not in rows:
+        rows["sft", TUNING_SEED] = {"setting": "sft", **score(args.sft, dev)}
     origin = provenance()
-    for point in args.point:
-        name, _, text = point.partition("=")
-        if name in rows:
-            continue
-        started = time.perf_counter()
-        budget, flags = split_budget(shlex.split(text), args.steps)
-        prompts = rl_prompts(args.data, TUNING_SEED, budget)
-        arm = comparison_arms(args.sft, args.data, prompts, args.work, TUNING_SEED, budget)[args.method]
-        out = args.work / f"{args.method}_{name}"
-        arm = arm.with_fields(output_dir=str(out), disable_tqdm=True)
-        if args.method == "dpo":
-            train_dpo(arm, args.sft, prompts, flags)
-        else:
-            train_arm(arm, flags)
-        rows[name] = {"setting": name, "flags": text, "minutes": round((time.perf_counter() - started) / 60, 1),
-                      "commit": origin["commit"], "clean": origin["clean"], **score(out, dev)}  # fmt: skip
-        print(rows[name], flush=True)
-        table = {"method": args.method, "steps": args.steps, "seed": TUNING_SEED, "split": "dev",
-                 "rows": list(rows.values())}  # fmt: skip
-        write_json(args.out, table)
+    table = {"method": args.method, "steps": args.steps, "seed": args.seeds[0], "split": "dev",
+             "base": args.base or previous.get("base"), "rows": list(rows.values())}  # fmt: skip
+    for seed in args.seeds:
+        for point in args.point:
+            name, _, text = point.partition("=")
+            if (name, seed) in rows:
+                continue
+            started = time.perf_counter()
+            budget, flags = split_budget(shlex.split(text), args.steps)
+            prompts = rl_prompts(args.data, seed, budget)
+            arm = comparison_arms(args.sft, args.data, prompts, args.work, seed, budget)[args.method]
+            out = (
+                args.work / f"{args.method}_{name}"
+                if seed == TUNING_SEED
+                else args.work / f"{args.method}_{name}_s{seed}"
+            )
+            arm = arm.with_fields(output_dir=str(out), disable_tqdm=True)
+            if args.method == "dpo":
+                train_dpo(arm, args.sft, prompts, flags)
+            else:
+                train_arm(arm, flags)
+            rows[name, seed] = {"setting": name, "seed": seed, "flags": text,
+                                "minutes": round((time.perf_counter() - started) / 60, 1),
+                                "commit": origin["commit"], "clean": origin["clean"], **score(out, dev)}  # fmt: skip
+            print(rows[name, seed], flush=True)
+            table["rows"] = list(rows.values())
+            write_json(args.out, table)
+            render(args.out, table)
+    if table.get("base"):  # points read back from --out: the paired table is written even if none ran
         render(args.out, table)
 
 

@@ -1,0 +1,79 @@
+"""scripts/tune_dev.py: the multi-seed comparison on dev (paired by seed against a base point)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts/tune_dev.py"
+spec = importlib.util.spec_from_file_location("tune_dev", SCRIPT)
+assert spec is not None and spec.loader is not None
+tune_dev = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tune_dev)
+
+
+def _row(setting: str, seed: int | None, tail: float, natural: float) -> dict:
+    row = {"setting": setting, "tail_solved": tail, "natural_accuracy": natural, "head_accuracy": 0.9}
+    return row if seed is None else {**row, "seed": seed}
+
+
+ROWS = [
+    {"setting": "sft", "tail_solved": 0.0, "natural_accuracy": 0.8, "head_accuracy": 0.95},
+    _row("default", None, 0.30, 0.92),  # a single-seed grid's row: the tuning seed (100)
+    _row("default", 101, 0.26, 0.91),
+    _row("default", 102, 0.28, 0.93),
+    _row("level3", 100, 0.36, 0.92),
+    _row("level3", 101, 0.30, 0.90),
+    _row("level3", 102, 0.36, 0.93),
+    _row("level3", 103, 0.50, 0.99),  # no base at seed 103: in the mean, not in the pairs
+]
+
+
+def test_paired_rows_pair_by_seed_with_the_seed_level_t_interval():
+    rows = {r["setting"]: r for r in tune_dev.paired_rows(ROWS, "default")}
+    assert set(rows) == {"default", "level3"}  # SFT is the start, not a point
+    tail = rows["level3"]["tail_solved"]
+    assert rows["level3"]["seeds"] == [100, 101, 102, 103]
+    assert tail["n"] == 4 and tail["mean"] == pytest.approx((0.36 + 0.30 + 0.36 + 0.50) / 4)
+    diffs = [0.06, 0.04, 0.08]
+    assert tail["pairs"] == 3 and tail["diff"] == pytest.approx(sum(diffs) / 3)
+    low, high = stats.t.interval(0.95, 2, loc=sum(diffs) / 3, scale=stats.sem(diffs))
+    assert tail["diff_ci95"] == pytest.approx((low, high))
+    assert rows["default"]["tail_solved"]["diff"] == pytest.approx(0.0)
+    # a field no row has: no mean, no pairs, no interval
+    assert rows["level3"]["grounded_solved_tail"] == {"mean": None, "sd": 0.0, "n": 0, "diff": None,
+                                                      "diff_ci95": None, "pairs": 0}  # fmt: skip
+
+
+def test_paired_rows_name_the_points_when_the_base_is_missing():
+    with pytest.raises(ValueError, match="--base 'shipped': no such point .*default, level3"):
+        tune_dev.paired_rows(ROWS, "shipped")
+
+
+def test_render_writes_the_paired_table_beside_the_grid(tmp_path):
+    out = tmp_path / "agrl_seeds.json"
+    out.write_text(json.dumps({"method": "agrl", "steps": 200, "seed": 100, "base": "default", "rows": ROWS}))
+    subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--render"], check=True, cwd=ROOT)
+    text = out.with_suffix(".md").read_text()
+    assert "seed(s) 100, 101, 102, 103" in text
+    assert "## Paired by seed against `default` (seeds 100, 101, 102, 103)" in text
+    # level3's tail: mean 38.0 ± 8.5 over 4 seeds; +6.0 paired over 3, interval from t(2)
+    assert "| level3 | 4 | 38.0 ± 8.5 (+6.0 [+1.0, +11.0]) |" in text
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_reported_seeds_are_refused(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path / "x.json"), "--sft", "s", "--data", "d",
+         "--seeds", "100", "3"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 2 and "0-4 are the reported seeds" in done.stderr
+    assert not (tmp_path / "x.json").exists()
