@@ -171,17 +171,17 @@ def batch_grade_probabilities(
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
     grade_ids = grade_token_ids(tokenizer)
     results: list[dict[int, float] | None] = [None] * len(prompts)
-    rows, targets = [], []  # targets: index in the row of the token whose logits predict the grade
+    rows = []  # each row ends with the token whose logits predict the grade
     for i, (prompt, completion) in enumerate(zip(prompts, completions)):
         pos = answer_position(tokenizer, completion, fmt)
         if pos is None:
             continue
         rows.append((i, list(prompt) + list(completion[:pos])))
-        targets.append(len(prompt) + pos - 1)
     if not rows:
         return results
+    # Left padding puts every row's last token in the last column: only its logits are needed, so
+    # the vocabulary head (49k rows for SmolLM2) runs on one position per row, not on all of them.
     input_ids, attention = left_pad(tokenizer, [r for _, r in rows])
-    width = input_ids.shape[1]
     was_training = model.training
     model.eval()
     try:
@@ -189,13 +189,13 @@ def batch_grade_probabilities(
             input_ids=input_ids.to(model.device),
             attention_mask=attention.to(model.device),
             position_ids=_position_ids(attention).to(model.device),
-        ).logits
+            logits_to_keep=1,
+        ).logits[:, -1]
     finally:
         model.train(was_training)
     order = [grade_ids[g] for g in GRADES]
-    for k, ((i, row), target) in enumerate(zip(rows, targets)):
-        at = width - len(row) + target
-        probs = torch.softmax(logits[k, at, order].float(), dim=-1).tolist()
+    for k, (i, _) in enumerate(rows):
+        probs = torch.softmax(logits[k, order].float(), dim=-1).tolist()
         results[i] = dict(zip(GRADES, probs))
     return results
 
