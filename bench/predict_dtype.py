@@ -8,9 +8,9 @@ grade (does a disagreement cost accuracy, or is it a near-tie either way?). Writ
 results/bench/predict_dtype.json. Do not run it beside another job.
 
 `--recheck-margins M ...` (label-first models): the serving path's one forward pass
-(`agrl.models.scoring.judge`, early stop) in fp32 and in bf16, and bf16 with its near-ties (the two
-best grades less than M apart) judged again in fp32 (`judge_rechecked`): records/s, the share judged
-again and the label agreement with fp32, per margin. Writes results/bench/predict_recheck.json.
+(`agrl.models.scoring.judge`, early stop) in fp32, in bf16 weights, in fp32 weights under bf16
+autocast, and bf16 with its near-ties (the two best grades less than M apart) judged again in fp32
+(`judge_rechecked`): records/s, the share judged again and the label agreement with fp32, per margin. Writes results/bench/predict_recheck.json.
 
     .venv/bin/python bench/predict_dtype.py --model runs/esci/models/smollm2_sft --data ../shared/data/esci-us-dev60 --early-stop
 """
@@ -112,14 +112,19 @@ def recheck(judges: dict, records: list, args, contract) -> None:
     timed: dict[str, list[float]] = {}
     labels: dict[str, list] = {}
     redone: dict[str, int] = {}
-    runs = [("fp32", exact, None), ("bf16", fast, None)] + [
+    # bf16_autocast: the fp32 weights with bf16 matmuls (torch.autocast): the residual stream, norms
+    # and softmax stay fp32, where bf16 weights round them too.
+    runs = [("fp32", exact, None), ("bf16", fast, None), ("bf16_autocast", exact, None)] + [
         (f"bf16_recheck_{m:g}", fast, m) for m in args.recheck_margins
     ]
     for _ in range(args.rounds):  # alternating, so a slow phase of the machine hits every variant
         for name, model, margin in runs:
             started = time.perf_counter()
             redo: list[int] = []
-            if margin is None:
+            if name == "bf16_autocast":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    results = agrl_judge(model, tokenizer, records, **kwargs)
+            elif margin is None:
                 results = agrl_judge(model, tokenizer, records, **kwargs)
             else:
                 results, redo = judge_rechecked(fast, exact, tokenizer, records, margin, **kwargs)
