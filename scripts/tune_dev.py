@@ -281,7 +281,6 @@ def main() -> None:
         (r["setting"], row_seed(r)): {"commit": previous.get("commit"), "clean": previous.get("clean"), **r}
         for r in previous["rows"]
     }
-    rows = {(k[0], TUNING_SEED) if k[0] == "sft" else k: v for k, v in rows.items()}
     if ("sft", TUNING_SEED) not in rows:
         rows["sft", TUNING_SEED] = {"setting": "sft", **score(args.sft, dev)}
     origin = provenance()
@@ -296,11 +295,7 @@ def main() -> None:
             budget, flags = split_budget(shlex.split(text), args.steps)
             prompts = rl_prompts(args.data, seed, budget)
             arm = comparison_arms(args.sft, args.data, prompts, args.work, seed, budget)[args.method]
-            out = (
-                args.work / f"{args.method}_{name}"
-                if seed == TUNING_SEED
-                else args.work / f"{args.method}_{name}_s{seed}"
-            )
+            out = args.work / f"{args.method}_{name}_s{seed}"
             arm = arm.with_fields(output_dir=str(out), disable_tqdm=True)
             if args.method == "dpo":
                 train_dpo(arm, args.sft, prompts, flags)
