@@ -15,6 +15,9 @@ checkpoint) and `--base NAME` adds the paired comparison: each point's mean and 
 its difference from the base point paired by seed with the seed-level 95 % t-interval
 (`paired_rows`; `.md` beside `--out`).
 
+`--merge 0.8 0.9` also scores every trained point merged with the SFT start
+(`(1 - alpha) * SFT + alpha * point`, `agrl.train.merge`; rows `NAME@0.8`), with no further training.
+
     .venv/bin/python scripts/tune_dev.py --sft S/runs/models/sft --data S/runs/data --out results/tuning/agrl_head.json \\
         --point default= --point beta0.2="--beta 0.2" --point mix30="--rl_tail_share 0.3"
 """
@@ -25,6 +28,7 @@ import argparse
 import json
 import shlex
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,6 +43,7 @@ from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.render import markdown_table, pyplot
 from agrl.stats import sample_sd, seed_interval
+from agrl.train.merge import merge_models
 
 TUNING_SEED = 100  # not one of the reported seeds
 FIELDS = ("tail_solved", "head_accuracy", "accuracy", "format_valid", "grounded_solved_head",
@@ -58,6 +63,12 @@ def score(model_dir: Path, records: list[dict]) -> dict:
         | {"natural_accuracy": natural}
         | {f"accuracy_{rule}": round(row["accuracy"], 3) for rule, row in m.per_rule.items()}
     )
+
+
+def score_merged(sft: Path, model_dir: Path, alpha: float, records: list[dict]) -> dict:
+    """`score` of the model merged with its SFT start at `alpha`; the merged folder is not kept."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return score(merge_models(sft, model_dir, alpha, Path(tmp) / "merged"), records)
 
 
 PROMPT_FLAGS = {"--rl_tail_share": float, "--rl_head_mix": str}  # budget fields that set the prompt mix
@@ -225,17 +236,19 @@ def render(out: Path, table: dict) -> None:
     atomic_write_text(out.with_suffix(".md"), head + text + "\n" + paired)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for r in rows:
-        ax.scatter(
-            100 * (r["tail_solved"] or 0.0),
-            100 * r["natural_accuracy"],
-            color="tab:red" if r["setting"] == "sft" else "tab:blue",
-        )
-        label = r["setting"] if r["setting"] == "sft" or len(seeds) == 1 else f"{r['setting']}@{row_seed(r)}"
-        ax.annotate(label, (100 * (r["tail_solved"] or 0.0), 100 * r["natural_accuracy"]), fontsize=7)
+    points: dict[str, list[dict]] = {}
+    for r in rows:  # one marker per point: its mean over seeds, the bars one sample SD
+        points.setdefault(r["setting"], []).append(r)
+    for name, runs in points.items():
+        tail = [100 * (r["tail_solved"] or 0.0) for r in runs]
+        natural = [100 * r["natural_accuracy"] for r in runs]
+        x, y = statistics.fmean(tail), statistics.fmean(natural)
+        ax.errorbar(x, y, xerr=sample_sd(tail) or 0.0, yerr=sample_sd(natural) or 0.0, fmt="o",
+                    color="tab:red" if name == "sft" else "tab:blue", ecolor="0.7", elinewidth=0.8)  # fmt: skip
+        ax.annotate(name, (x, y), fontsize=7)
     ax.set_xlabel("dev tail solved (%)")
     ax.set_ylabel("dev natural-mix accuracy (%)")
-    ax.set_title(f"{table['method']}: tail against natural traffic")
+    ax.set_title(f"{table['method']}: tail against natural traffic (mean ± SD over seeds)")
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)
     plt.close(fig)
@@ -258,6 +271,9 @@ def main() -> None:
     parser.add_argument(
         "--base", help="a point: add the comparison of every other point with it, paired by seed"
     )
+    parser.add_argument("--merge", type=float, nargs="+", default=[], metavar="ALPHA",
+                        help="also score every point merged with the SFT start at these weights "
+                        "((1 - alpha) * SFT + alpha * point; rows NAME@ALPHA)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("runs/tuning"))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--render", action="store_true", help="only write --out's table and plot again")
@@ -289,25 +305,38 @@ def main() -> None:
     for seed in args.seeds:
         for point in args.point:
             name, _, text = point.partition("=")
-            if (name, seed) in rows:
-                continue
-            started = time.perf_counter()
-            budget, flags = split_budget(shlex.split(text), args.steps)
-            prompts = rl_prompts(args.data, seed, budget)
-            arm = comparison_arms(args.sft, args.data, prompts, args.work, seed, budget)[args.method]
             out = args.work / f"{args.method}_{name}_s{seed}"
-            arm = arm.with_fields(output_dir=str(out), disable_tqdm=True)
-            if args.method == "dpo":
-                train_dpo(arm, args.sft, prompts, flags)
-            else:
-                train_arm(arm, flags)
-            rows[name, seed] = {"setting": name, "seed": seed, "flags": text,
-                                "minutes": round((time.perf_counter() - started) / 60, 1),
-                                "commit": origin["commit"], "clean": origin["clean"], **score(out, dev)}  # fmt: skip
-            print(rows[name, seed], flush=True)
-            table["rows"] = list(rows.values())
-            write_json(args.out, table)
-            render(args.out, table)
+            done = []
+            if (name, seed) not in rows:
+                started = time.perf_counter()
+                budget, flags = split_budget(shlex.split(text), args.steps)
+                prompts = rl_prompts(args.data, seed, budget)
+                arm = comparison_arms(args.sft, args.data, prompts, args.work, seed, budget)[args.method]
+                arm = arm.with_fields(output_dir=str(out), disable_tqdm=True)
+                if args.method == "dpo":
+                    train_dpo(arm, args.sft, prompts, flags)
+                else:
+                    train_arm(arm, flags)
+                rows[name, seed] = {"setting": name, "seed": seed, "flags": text,
+                                    "minutes": round((time.perf_counter() - started) / 60, 1),
+                                    "commit": origin["commit"], "clean": origin["clean"], **score(out, dev)}  # fmt: skip
+                done.append(rows[name, seed])
+            for alpha in args.merge:  # the trained point merged with its SFT start (agrl.train.merge)
+                merged = f"{name}@{alpha:g}"
+                if (merged, seed) in rows:
+                    continue
+                if not (out / "config.json").is_file():
+                    parser.error(f"--merge: {out} holds no model to merge (trained elsewhere or removed)")
+                rows[merged, seed] = {"setting": merged, "seed": seed, "flags": text, "merge_alpha": alpha,
+                                      "commit": origin["commit"], "clean": origin["clean"],
+                                      **score_merged(args.sft, out, alpha, dev)}  # fmt: skip
+                done.append(rows[merged, seed])
+            for row in done:
+                print(row, flush=True)
+            if done:
+                table["rows"] = list(rows.values())
+                write_json(args.out, table)
+                render(args.out, table)
     if table.get("base"):  # points read back from --out: the paired table is written even if none ran
         render(args.out, table)
 

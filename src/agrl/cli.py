@@ -1,4 +1,4 @@
-"""`agrl` command line: data, baseline, reward, eval, train, predict, serve, demo, reproduce."""
+"""`agrl` command line: data, baseline, reward, eval, train, merge, predict, serve, demo, reproduce."""
 
 from __future__ import annotations
 

@@ -56,6 +56,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from agrl.train.merge import merge_models
+
+    out = merge_models(args.base, args.model, args.alpha, args.out)
+    print(json.dumps({"output_dir": str(out), "alpha": args.alpha}))
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from agrl.predict import run_predict
 
@@ -182,6 +190,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="list every field the stage accepts (TRL's and agrl's) with its default and help, then exit",
     )
     p.set_defaults(func=cmd_train, accepts_overrides=True)
+
+    p = sub.add_parser(
+        "merge",
+        help="interpolate a tuned judge's weights with its start's: (1 - alpha) * base + alpha * tuned",
+    )
+    p.add_argument("--base", required=True, type=Path, help="the model training started from (e.g. the SFT)")
+    p.add_argument("--model", required=True, type=Path, help="the tuned model (e.g. AGRL)")
+    p.add_argument("--alpha", required=True, type=float, help="weight of the tuned model, in [0, 1]")
+    p.add_argument("--out", required=True, type=Path, help="a new folder for the merged model")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("predict", help="judge records with a model: JSONL/CSV/Parquet in, JSONL out")
     p.add_argument("--data", required=True, type=Path, help="records (JSONL/CSV/Parquet) or an ESCI folder")
