@@ -217,6 +217,12 @@ SHOWN = (("tail_solved", "tail solved"), ("head_accuracy", "head acc"), ("natura
          ("self_consistency_tail", "self-cons. tail"))  # fmt: skip
 
 
+def point_label(row: dict, method: str) -> str:
+    """The point's name, with its arm when another arm than the file's trained it."""
+    other = row.get("method", method)
+    return row["setting"] if other == method else f"{row['setting']} ({other})"
+
+
 def render(out: Path, table: dict) -> None:
     """`out` with .md (the grid as a table) and .png (tail solved against natural-mix accuracy)."""
     rows = table["rows"]
@@ -227,7 +233,7 @@ def render(out: Path, table: dict) -> None:
     seeds = sorted({row_seed(r) for r in rows if r["setting"] != "sft"}) or [table["seed"]]
     text = markdown_table(
         ["point", "seed", "flags", *(title for _, title in SHOWN)],
-        [[r["setting"], "" if r["setting"] == "sft" else row_seed(r), f"`{r.get('flags', '')}`",
+        [[point_label(r, table["method"]), "" if r["setting"] == "sft" else row_seed(r), f"`{r.get('flags', '')}`",
           *(cell(r.get(k)) for k, _ in SHOWN)] for r in rows],
     )  # fmt: skip
     head = (f"# {table['method']} on dev ({table['steps']} steps, seed(s) {', '.join(map(str, seeds))}, one SFT checkpoint)\n\n"
@@ -300,7 +306,8 @@ def main() -> None:
     if ("sft", TUNING_SEED) not in rows:
         rows["sft", TUNING_SEED] = {"setting": "sft", **score(args.sft, dev)}
     origin = provenance()
-    table = {"method": args.method, "steps": args.steps, "seed": args.seeds[0], "split": "dev",
+    # the file's method is its first run's; a point trained by another arm carries its own (`method`)
+    table = {"method": previous.get("method", args.method), "steps": args.steps, "seed": args.seeds[0], "split": "dev",
              "base": args.base or previous.get("base"), "rows": list(rows.values())}  # fmt: skip
     for seed in args.seeds:
         for point in args.point:
@@ -317,7 +324,7 @@ def main() -> None:
                     train_dpo(arm, args.sft, prompts, flags)
                 else:
                     train_arm(arm, flags)
-                rows[name, seed] = {"setting": name, "seed": seed, "flags": text,
+                rows[name, seed] = {"setting": name, "seed": seed, "method": args.method, "flags": text,
                                     "minutes": round((time.perf_counter() - started) / 60, 1),
                                     "commit": origin["commit"], "clean": origin["clean"], **score(out, dev)}  # fmt: skip
                 done.append(rows[name, seed])
@@ -327,7 +334,8 @@ def main() -> None:
                     continue
                 if not (out / "config.json").is_file():
                     parser.error(f"--merge: {out} holds no model to merge (trained elsewhere or removed)")
-                rows[merged, seed] = {"setting": merged, "seed": seed, "flags": text, "merge_alpha": alpha,
+                rows[merged, seed] = {"setting": merged, "seed": seed, "method": args.method, "flags": text,
+                                      "merge_alpha": alpha,
                                       "commit": origin["commit"], "clean": origin["clean"],
                                       **score_merged(args.sft, out, alpha, dev)}  # fmt: skip
                 done.append(rows[merged, seed])
