@@ -60,7 +60,9 @@ SMALL = ComparisonBudget(
 @pytest.mark.slow  # ~30 s: a miniature `agrl demo`
 def test_miniature_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    summary = run_demo(out, seed=0, rl_cli=SMALL_RL, sft_cli=SMALL_SFT, budget=SMALL)
+    summary = run_demo(
+        out, seed=0, rl_cli=SMALL_RL, sft_cli=SMALL_SFT, budget=replace(SMALL, merge_alpha=0.5)
+    )
     for method in ("sft", "grpo_pr", "agrl"):
         stats = summary["methods"][method]
         for key in (
@@ -72,11 +74,17 @@ def test_miniature_demo_end_to_end(tmp_path):
             stat = stats[key]
             assert stat["n"] == 1 and 0.0 <= stat["mean"] <= 1.0 and stat["sd"] == 0.0, (method, key)
     assert (out / "runs" / "models" / "agrl_s0" / "config.json").exists()
+    # merge_alpha: AGRL also evaluated merged with its SFT start (the control is not a demo arm)
+    assert set(summary["methods"]) == {"sft", "grpo_pr", "agrl", "agrl@0.5"}
+    merged = out / "runs" / "models" / "agrl@0.5_s0"
+    assert json.loads((merged / "merge.json").read_text())["alpha"] == 0.5
+    assert summary["methods"]["agrl@0.5"]["w_eval/accuracy"]["n"] == 1
     assert json.loads((out / "summary.json").read_text()) == json.loads(json.dumps(summary))
     assert {c["key"] for c in summary["gate"]["checks"]} == {"head_accuracy", "tail_solved", "stuck_rate"}
     report = (out / "report.md").read_text()
     assert report.startswith("# agrl demo") and "Gate before RL" in report.splitlines()[2]
     assert "| AGRL |" in report and "training_curves.png" in report
+    assert "| AGRL merged with SFT (alpha 0.5) |" in report
     for png in ("accuracy.png", "per_rule.png", "training_curves.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     history = json.loads((out / "runs" / "models" / "agrl_s0" / "trainer_state.json").read_text())[
@@ -107,9 +115,11 @@ def test_the_run_time_target_is_the_callers_and_a_resumed_run_states_none():
 @pytest.mark.slow  # ~40 s: a miniature `agrl reproduce`
 def test_miniature_reproduce_pairs_every_arm_with_grpo(tmp_path):
     out = tmp_path / "reproduce"
-    budget = replace(SMALL, warm_starts=2)  # seed 0 from warm start 0, seed 1 from warm start 1
+    # seed 0 from warm start 0, seed 1 from warm start 1; AGRL and the control also merged with SFT
+    budget = replace(SMALL, warm_starts=2, merge_alpha=0.7)
     summary = run_comparison(out, "mini", "test", [0, 1], "tiny", budget, ARMS, SMALL_RL, SMALL_SFT)
-    assert set(summary["methods"]) == {"sft", *ARMS}
+    assert set(summary["methods"]) == {"sft", *ARMS, "agrl@0.7", "sft_gold@0.7"}
+    assert summary["vs_sft"]["agrl@0.7"]["w_eval/head_accuracy"]["n"] == 2
     for arm in ARMS:
         stat = summary["methods"][arm]["tail/tail_solved"]
         assert stat["n"] == 2 and set(stat["per_seed"]) == {"0", "1"}

@@ -277,6 +277,9 @@ def _fmt(stat: Mapping | None, ci: bool = False) -> str:
 
 
 def _label(method: str) -> str:
+    arm, merged, alpha = method.partition("@")  # `agrl@0.8`: the arm merged with its SFT start
+    if merged:
+        return f"{LABELS.get(arm, arm)} merged with SFT (alpha {alpha})"
     return LABELS.get(method, method)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -41,6 +42,7 @@ from agrl.report import curve_summary, replay_summary, summarize, training_stabi
 from agrl.rewards import label_correct
 from agrl.rules import Rule, Rulebook, default_rulebook
 from agrl.train.dpo import build_pairs, pairs_dataset
+from agrl.train.merge import merge_models
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ RL_CONFIGS = {  # RL arm -> its shipped config
     "agrl": "agrl_tiny.yaml",
 }
 ARMS = ("sft_gold", "dpo", *RL_CONFIGS)
+MERGED_ARMS = ("agrl", "sft_gold")  # with budget.merge_alpha: also evaluated merged with their SFT start
 # The gate: (name, metric key, op, threshold)
 GATE = (
     ("head w_eval accuracy after SFT", "head_accuracy", ">=", 0.90),
@@ -235,6 +238,29 @@ def evaluate_model(
         )
         write_json(out / f"{split}.metrics.json", results[split].to_json())
     return results
+
+
+def evaluate_merged(
+    sft: Path,
+    tuned: Path,
+    alpha: float,
+    eval_n: int,
+    work: Path,
+    data: Path,
+    name: str,
+    seed: int,
+    reuse: bool,
+) -> dict[str, Evaluation]:
+    """The arm's model merged with its SFT start at `alpha`, evaluated like any arm (read back when
+    `reuse`: the arm itself was read back and this merged row was finished before)."""
+    folder = work / "eval" / f"{name}_s{seed}"
+    done = finished(folder) if reuse else None
+    if done is not None:
+        return done
+    model_dir = work / "models" / f"{name}_s{seed}"
+    shutil.rmtree(model_dir, ignore_errors=True)  # a stale merge of an arm trained again
+    log.info("seed %d: %s (merged with the SFT start)", seed, name)
+    return evaluate_model(merge_models(sft, tuned, alpha, model_dir), data, folder, eval_n)
 
 
 def finished(folder: Path) -> dict[str, Evaluation] | None:
@@ -461,7 +487,8 @@ def run_comparison(
         ws = warm[warm_of[seed]]
         work, data, sft = ws.work, ws.data, ws.sft
         prompts = rl_prompts(data, seed, budget)
-        for name, arm in comparison_arms(sft, data, prompts, work, seed, budget).items():
+        seed_arms = comparison_arms(sft, data, prompts, work, seed, budget)
+        for name, arm in seed_arms.items():
             if name not in arms:
                 continue
             arm_started = time.perf_counter()
@@ -502,6 +529,20 @@ def run_comparison(
             results.setdefault(name, {})[seed] = evaluate_model(path, data, folder, budget.eval_n)
             write_json(recorded, record)
             notes[f"seed {seed} {name}_minutes"] = round((time.perf_counter() - arm_started) / 60, 2)
+        if budget.merge_alpha is not None:
+            for name in (n for n in MERGED_ARMS if n in arms and seed in results.get(n, {})):
+                merged = f"{name}@{budget.merge_alpha:g}"
+                results.setdefault(merged, {})[seed] = evaluate_merged(
+                    sft,
+                    Path(seed_arms[name].fields["output_dir"]),
+                    budget.merge_alpha,
+                    budget.eval_n,
+                    work,
+                    data,
+                    merged,
+                    seed,
+                    resume and f"{name}_s{seed}" in read_back,
+                )
         write_json(out / "partial_results.json",
                    {a: {str(s): {k: e.to_json() for k, e in by.items()} for s, by in r.items()} for a, r in results.items()})  # fmt: skip
     notes["SFT"] = (
