@@ -34,7 +34,7 @@ import torch
 from agrl.contract import load_contract
 from agrl.data.io import read_records, write_json
 from agrl.experiments.provenance import provenance
-from agrl.models import load_model
+from agrl.models import DTYPES, load_model, torch_dtype
 from agrl.models.scoring import judge
 from agrl.serve import create_app, serving
 
@@ -88,11 +88,11 @@ def drive(base: str, work: list[list[dict]], timeout: float) -> dict:
 
 
 def model_ceiling(model_path: str, records: list[dict], sizes: tuple[int, ...], early_stop: bool,
-                  rounds: int = 2) -> dict:  # fmt: skip
+                  dtype: str = "fp32", rounds: int = 2) -> dict:  # fmt: skip
     """Records/s of the server's judging call (`agrl.models.scoring.judge`, as `create_app` runs it)
     at each batch size on the same records, without HTTP: best of `rounds`."""
     contract = load_contract(model_path)
-    model, tokenizer = load_model(model_path)
+    model, tokenizer = load_model(model_path, torch_dtype(dtype))
     kwargs = {"fmt": contract.reasoning_format, "early_stop": early_stop, "system_prompt": contract.system_prompt,
               "rulebook": contract.rulebook, "prompt_rulebook": contract.prompt_rulebook()}  # fmt: skip
     judge(model, tokenizer, records[:2], **kwargs)  # warm-up
@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--abandon-after", type=float, default=0.5,
                         help="seconds after which the abandonment drill's clients hang up (well before their work is done)")  # fmt: skip
     parser.add_argument("--early-stop", action="store_true", help="label-first models: the grade only")
+    parser.add_argument(
+        "--dtype", choices=sorted(DTYPES), default="fp32", help="weights of every server (and the ceiling)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the machine's cores)")
     parser.add_argument("--out", type=Path, default=Path("results/bench/serve_load.json"))
     args = parser.parse_args()
@@ -155,7 +158,8 @@ def main() -> None:
     for b in pool:
         b["early_stop"] = args.early_stop
     work = [pool[i :: args.clients] for i in range(args.clients)]
-    settings = {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "request_timeout_s": 600.0}
+    settings = {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "request_timeout_s": 600.0,
+                "dtype": args.dtype}  # fmt: skip
     peer_app = create_app(args.model, batching=False, max_queue=n + 1, **settings)
     batched_app = create_app(args.model, batching=True, max_queue=n + 1, **settings)
     rounds: dict[str, list[dict]] = {"one_at_a_time": [], "batched": []}
@@ -198,7 +202,7 @@ def main() -> None:
     clients.shutdown()
     records = read_records(args.data)[: args.max_batch]
     result["model_ceiling"] = model_ceiling(
-        args.model, records, (args.products, args.max_batch), args.early_stop
+        args.model, records, (args.products, args.max_batch), args.early_stop, args.dtype
     )
     result["setup"] = vars(args) | {
         "data": str(args.data),

@@ -17,13 +17,14 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import LogitsProcessorList, PreTrainedTokenizerFast
 
 from agrl.batching import BatchStats, MicroBatcher
 from agrl.models import load_model
 from agrl.models.generate import encode_prompts, generate_ids
 from agrl.models.scoring import (
     Abandoned,
+    GradeLogits,
     answer_position,
     answer_prefix_ids,
     batch_grade_probabilities,
@@ -34,6 +35,7 @@ from agrl.models.scoring import (
 from agrl.models.tiny import build_model, build_tokenizer
 from agrl.prompts import user_text
 from agrl.reasoning import render_reasoning
+from agrl.rules import GRADES
 from agrl.schema import PRODUCT_FIELDS
 from agrl.serve import JudgeRequest, Product, create_app
 from tests.helpers import serving
@@ -206,6 +208,52 @@ def test_judge_in_process(trained):
         assert r["reasoning"]["checks"] == {"type": "match", "color": "mismatch"}
     with pytest.raises(ValueError, match="threshold"):
         judge(model, tokenizer, records, threshold=0)
+
+
+def test_recorded_grade_logits_are_the_forward_pass_ones(trained):
+    """What generation records at step j is what a forward pass over prompt + completion[:j] reads."""
+    _, _, tokenizer = trained
+    model = build_model(tokenizer, hidden=32, layers=1, heads=2, intermediate=64, seed=0).eval()
+    prompts = encode_prompts(tokenizer, [{"query": QUERY, "product": p} for p in PRODUCTS])
+    assert len({len(p) for p in prompts}) > 1  # left padding is exercised
+    grades = list(grade_token_ids(tokenizer).values())
+    recorder = GradeLogits(grades)
+    completions = generate_ids(
+        model, tokenizer, prompts, 12, logits_processor=LogitsProcessorList([recorder])
+    )
+    assert len(recorder.steps) == max(map(len, completions)) > 1
+    for i, (prompt, completion) in enumerate(zip(prompts, completions)):
+        for j in range(len(completion)):
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([prompt + completion[:j]])).logits[0, -1, grades]
+            assert recorder.steps[j][i].tolist() == pytest.approx(logits.tolist(), abs=1e-4)
+
+
+def test_recorded_probabilities_leave_a_completion_cut_after_its_tag_to_a_forward_pass(trained):
+    _, _, tokenizer = trained
+    recorder = GradeLogits(list(grade_token_ids(tokenizer).values()))
+    tag = tokenizer("<answer>", add_special_tokens=False)["input_ids"]
+    words = tokenizer("red", add_special_tokens=False)["input_ids"]
+    completions = [words + tag, words, tag]  # the grade after the last generated step; no tag; a step
+    steps = len(words + tag)  # generation stopped right after the first completion's tag
+    recorder.steps = [torch.zeros(3, 4)] * steps  # 3 rows, equal logits at every step
+    probs, missing = recorder.probabilities(tokenizer, completions, "think_first")
+    assert missing == [0]
+    assert probs[1] is None
+    assert probs[2] == pytest.approx({1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25})
+
+
+def test_judge_reads_the_probabilities_a_second_pass_would(trained):
+    """`judge` takes grade probabilities from generation; the forward pass over prompt + completion
+    (`batch_grade_probabilities`) gives the same numbers."""
+    _, model, tokenizer = trained
+    records = [{"query": QUERY, "product": p} for p in PRODUCTS]
+    results = judge(model, tokenizer, records, max_new_tokens=64)
+    prompts = encode_prompts(tokenizer, records)
+    completions = [tokenizer(r["text"], add_special_tokens=False)["input_ids"] for r in results]
+    again = batch_grade_probabilities(model, tokenizer, prompts, completions)
+    for r, probs in zip(results, again):
+        assert [r["grade_probs"][g] for g in GRADES] == pytest.approx([probs[g] for g in GRADES], abs=1e-4)
 
 
 # --- the HTTP API --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from transformers import (
     BatchEncoding,
     GenerationConfig,
     GenerationMixin,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     StoppingCriteria,
@@ -76,6 +77,7 @@ def generate_ids(
     generation_config: GenerationConfig | None = None,
     stop_after_answer: bool = False,
     abandoned: Callable[[], bool] | None = None,
+    logits_processor: LogitsProcessorList | None = None,
 ) -> list[list[int]]:
     """Completion ids for prompts of token ids (left-padded together), cut after the first eos.
 
@@ -85,6 +87,7 @@ def generate_ids(
     `generation_config` (a trainer's sampling settings) replaces the simple knobs when given.
     `stop_after_answer` ends each completion at its first `</answer>` (label-first early stop: the
     label is known after a handful of tokens, the reasoning after it is skipped).
+    `logits_processor` goes to `generate` (after its own processors; the judge records logits with it).
     """
     input_ids, attention = left_pad(tokenizer, prompts)
     eos = list(eos_token_ids) if eos_token_ids else [tokenizer.eos_token_id]
@@ -112,6 +115,7 @@ def generate_ids(
         attention_mask=attention.to(model.device),
         generation_config=generation_config,
         stopping_criteria=stop,
+        logits_processor=logits_processor,
     )
     completions = []
     for row in out[:, width:].tolist():

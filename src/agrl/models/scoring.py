@@ -8,9 +8,11 @@ that position, renormalised over the four grade tokens, is the grade distributio
 
 :func:`judge` runs the whole serving path on a batch of records:
 
-* ``early_stop=False``: greedy generation of the full completion (batched, left padding), then one
-  forward pass over prompt + completion to read the grade distribution where the completion writes
-  its answer; the label is the one the completion states, the reasoning is parsed strictly.
+* ``early_stop=False``: greedy generation of the full completion (batched, left padding). The grade
+  distribution is read where the completion writes its answer, from the logits generation computed
+  there (recorded for the four grade tokens at every step: no second pass over prompt + completion;
+  a completion cut right after its tag is scored by one forward pass); the label is the one the
+  completion states, the reasoning is parsed strictly.
 * ``early_stop=True`` (label-first serving): nothing is generated. The ``<answer>`` tag (plus the
   whitespace token(s) the tokenizer puts before a grade) is forced as the start of the completion
   and one forward pass reads the grade distribution at the next position. The label is the most
@@ -23,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from agrl.cumpt import cumpt
 from agrl.models.generate import decode_text, encode_prompts, generate_ids, left_pad
@@ -200,6 +202,44 @@ def batch_grade_probabilities(
     return results
 
 
+class GradeLogits(LogitsProcessor):
+    """Records the four grade tokens' logits at every decoding step (and changes nothing).
+
+    Greedy generation already computes the next-token logits where a completion writes its grade;
+    keeping those 4 columns per step lets :func:`judge` skip a second forward pass over prompt +
+    completion (the larger half of a batch's compute for a short-prompt model).
+    """
+
+    def __init__(self, token_ids: Sequence[int]):
+        self.token_ids = list(token_ids)
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.steps.append(scores[:, self.token_ids].float().cpu())
+        return scores
+
+    def probabilities(
+        self, tokenizer: PreTrainedTokenizerBase, completions: Sequence[Sequence[int]], fmt: str
+    ) -> tuple[list[dict[int, float] | None], list[int]]:
+        """(grade distribution per completion, the indices generation did not score).
+
+        A completion without an answer tag gets None; one whose grade position lies past the last
+        generated step (it ends right after the tag) is left to :func:`batch_grade_probabilities`.
+        """
+        results: list[dict[int, float] | None] = [None] * len(completions)
+        missing = []
+        recorded = torch.stack(self.steps, dim=1) if self.steps else None  # (rows, steps, grades)
+        for i, completion in enumerate(completions):
+            pos = answer_position(tokenizer, completion, fmt)
+            if pos is None:
+                continue
+            if recorded is None or pos >= recorded.shape[1]:
+                missing.append(i)
+                continue
+            results[i] = dict(zip(GRADES, torch.softmax(recorded[i, pos], dim=-1).tolist()))
+        return results, missing
+
+
 def grade_probabilities(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -305,13 +345,31 @@ def judge(
             chunk_prompts = [prompts[i] for i in chunk]
             if early_stop:
                 completions = [list(prefix)] * len(chunk)
+                missing = list(range(len(chunk)))
+                all_probs: list[dict[int, float] | None] = [None] * len(chunk)
             else:
+                recorder = GradeLogits([grade_ids[g] for g in GRADES])
                 completions = generate_ids(
-                    model, tokenizer, chunk_prompts, max_new_tokens, abandoned=abandoned
+                    model,
+                    tokenizer,
+                    chunk_prompts,
+                    max_new_tokens,
+                    abandoned=abandoned,
+                    logits_processor=LogitsProcessorList([recorder]),
                 )
+                all_probs, missing = recorder.probabilities(tokenizer, completions, fmt)
             if abandoned is not None and abandoned():
                 raise Abandoned(f"every client left; {start} of {len(order)} records judged")
-            all_probs = batch_grade_probabilities(model, tokenizer, chunk_prompts, completions, fmt)
+            if missing:
+                scored = batch_grade_probabilities(
+                    model,
+                    tokenizer,
+                    [chunk_prompts[k] for k in missing],
+                    [completions[k] for k in missing],
+                    fmt,
+                )
+                for k, probs in zip(missing, scored):
+                    all_probs[k] = probs
             for i, completion, probs in zip(chunk, completions, all_probs):
                 if early_stop:
                     assert probs is not None  # the forced prefix holds the answer tag
