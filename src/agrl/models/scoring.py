@@ -207,7 +207,7 @@ class GradeLogits(LogitsProcessor):
 
     Greedy generation already computes the next-token logits where a completion writes its grade;
     keeping those 4 columns per step lets :func:`judge` skip a second forward pass over prompt +
-    completion (the larger half of a batch's compute for a short-prompt model).
+    completion (about a third of a batch-128 judging call on the demo model: 70 -> 107 records/s).
     """
 
     def __init__(self, token_ids: Sequence[int]):
