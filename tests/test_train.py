@@ -720,3 +720,35 @@ def test_class_balanced_sft_trains_a_real_model_on_the_balanced_draws(tmp_path, 
     assert [labels[i] for i in seen].count(rare) > labels.count(rare)  # drawn more often than it occurs
     with pytest.raises(ValueError, match="class_balance"):
         load_config(AgrlSFTConfig, None, ["--class_balance", "-1", "--output_dir", str(tmp_path / "x")])
+
+
+def test_stuck_prompts_gold_references_join_the_loss_once(tmp_path, sft_model, shoprules_dir, shoprules):
+    """`stuck_sft_coef`: the gold reference of every group the trigger found stuck is encoded for the
+    loss (completion-only labels); the step's loss is TRL's plus coef x their NLL, taken once."""
+    from agrl.train.ptx import collate, encode_reference, reference_nll
+
+    trainer = _agrl_trainer(tmp_path, sft_model, shoprules_dir, "--stuck_sft_coef", "2.0")
+    inputs = _batch(trainer)
+    out = trainer._generate_and_score_completions(inputs)
+    stuck = trainer._metrics["train"]["replay/triggered_frac"][-1] * 2
+    assert stuck == len(trainer._stuck_refs) > 0  # an untrained model is stuck on every group
+    tokenizer = trainer.processing_class
+    by_id = {str(r["id"]): r for r in shoprules["rl"]}
+    expected = [
+        encode_reference(by_id[str(r["id"])], tokenizer, trainer.args)
+        for r in inputs[:: trainer.num_generations]
+    ]
+    assert trainer._stuck_refs == expected  # the prompts' own gold references, completion-only labels
+    refs = list(trainer._stuck_refs)
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which this test skips
+    nll = reference_nll(trainer.model, collate(refs, tokenizer.pad_token_id, torch.device("cpu"))).item()
+    torch.manual_seed(0)
+    total = trainer.compute_loss(trainer.model, out).item()
+    assert not trainer._stuck_refs  # consumed by the step's first loss call
+    torch.manual_seed(0)
+    rl_only = trainer.compute_loss(trainer.model, out).item()
+    assert total == pytest.approx(rl_only + 2.0 * nll, rel=1e-4)
+    assert trainer._metrics["train"]["stuck_sft/references"][-1] == stuck
+    with pytest.raises(ValueError, match="needs replay"):
+        load_config(AGRLConfig, None, rl_args(tmp_path / "b", sft_model, shoprules_dir, "--replay", "false",
+                                              "--stuck_sft_coef", "1.0"))  # fmt: skip

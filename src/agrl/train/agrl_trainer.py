@@ -14,6 +14,9 @@ Hook points (TRL 1.16, pinned; `tests/test_trl_contract.py` fails loudly if they
   travels with every checkpoint, one file per process.
 * `compute_loss`: TRL's loss, plus `ptx_coef` x the NLL of a batch of gold references when
   rehearsal is on (`agrl.train.ptx`); the batch is a function of the step, so resuming needs no state.
+  With `stuck_sft_coef`, plus that weight x the NLL of the gold references of the prompts this
+  generation found stuck (ReLIFT's fine-tuning on what RL cannot learn); they are consumed by the
+  step's first loss call, so a resumed run (which generates afresh) needs no state for them either.
 """
 
 from __future__ import annotations
@@ -54,8 +57,8 @@ from agrl.rewards import label_correct, parse_annotations, score_components, tot
 from agrl.rules import Rulebook, load_rulebook
 from agrl.train.config import AGRLConfig
 from agrl.train.cpu_speed import MergedRolloutsGRPOTrainer, merged_lora
-from agrl.train.data import load_train_records
-from agrl.train.ptx import PtxBatches, reference_nll
+from agrl.train.data import load_train_records, reference_text
+from agrl.train.ptx import PtxBatches, collate, encode_completion, reference_nll
 
 STATE_FILE = "replay_state_{rank}.json"
 
@@ -86,6 +89,7 @@ class AGRLTrainer(MergedRolloutsGRPOTrainer):
         self._rule_triggers: Counter = Counter()
         self._ptx: PtxBatches | None = None
         self._ptx_calls = (-1, 0)  # (step, calls in it): the rehearsal batch is a function of both
+        self._stuck_refs: list[tuple[list[int], list[int]]] = []  # encoded gold references, stuck prompts
         if self.args.ptx_coef:
             records = load_train_records(str(self.args.ptx_file))
             random.Random(f"agrl/ptx-records/{self.args.seed}").shuffle(records)
@@ -99,22 +103,45 @@ class AGRLTrainer(MergedRolloutsGRPOTrainer):
             )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """TRL's GRPO loss, plus `ptx_coef` x the NLL of a batch of gold references when rehearsal is on."""
+        """TRL's GRPO loss, plus `ptx_coef` x the NLL of a batch of gold references when rehearsal is on
+        and `stuck_sft_coef` x the NLL of this generation's stuck prompts' gold references."""
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if self._ptx is None or not model.training:
+        if not model.training:
             return loss
-        step = self.state.global_step
-        calls = self._ptx_calls[1] + 1 if self._ptx_calls[0] == step else 0
-        self._ptx_calls = (step, calls)
-        per_step = max(1, self.args.steps_per_generation or 1)
-        nll = reference_nll(model, self._ptx.batch(step * per_step + calls, self.accelerator.device))
-        self._metrics["train"]["ptx/nll"].append(nll.item())
-        return loss + self.args.ptx_coef * nll
+        if self._ptx is not None:
+            step = self.state.global_step
+            calls = self._ptx_calls[1] + 1 if self._ptx_calls[0] == step else 0
+            self._ptx_calls = (step, calls)
+            per_step = max(1, self.args.steps_per_generation or 1)
+            nll = reference_nll(model, self._ptx.batch(step * per_step + calls, self.accelerator.device))
+            self._metrics["train"]["ptx/nll"].append(nll.item())
+            loss = loss + self.args.ptx_coef * nll
+        if self._stuck_refs:
+            tokenizer = _text_tokenizer(self)
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            nll = reference_nll(model, collate(self._stuck_refs, pad, self.accelerator.device))
+            self._metrics["train"]["stuck_sft/nll"].append(nll.item())
+            self._metrics["train"]["stuck_sft/references"].append(float(len(self._stuck_refs)))
+            self._stuck_refs = []
+            loss = loss + self.args.stuck_sft_coef * nll
+        return loss
+
+    def _stuck_reference(self, row: dict) -> tuple[list[int], list[int]]:
+        """The encoded prompt + gold reference of a dataset row (the columns `rl_dataset` writes)."""
+        record = {
+            "id": row["id"],
+            "label": row["label"],
+            "rule": row.get("rule") or None,
+            "annotations": parse_annotations(row.get("annotations")),
+        }
+        text = reference_text(record, self.args.reasoning_format, self.rulebook)
+        return encode_completion(row["prompt"], text, _text_tokenizer(self))
 
     # ------------------------------------------------------------------ batch assembly and scoring
     def _generate_and_score_completions(self, inputs):
         replaying = self.model.training and self.args.replay
         self._guided = []
+        self._stuck_refs = []
         self._replay_counts = Counter()
         self._rule_triggers = Counter()
         if replaying:
@@ -217,6 +244,8 @@ class AGRLTrainer(MergedRolloutsGRPOTrainer):
             self._replay_counts["triggered"] += 1
             self._replay_counts[f"level_{guidance.level}"] += 1
             self._rule_triggers[row.get("rule") or "unknown"] += 1
+            if self.args.stuck_sft_coef:
+                self._stuck_refs.append(self._stuck_reference(row))
             enqueue(self.replay_state, example_id, row, self.state.global_step, self.args.replay_retry_budget)
             for offset in select_replaced(rewards[start : start + g], self.args.k, self._replay_rng):
                 planned.append((start + offset, guidance, row))

@@ -170,6 +170,14 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
         metadata={"help": "records whose gold references are rehearsed (e.g. the SFT train file)"},
     )
     ptx_batch_size: int = field(default=8, metadata={"help": "references per loss computation"})
+    stuck_sft_coef: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the NLL of the gold references of the batch's stuck prompts (the replay "
+            "trigger fired and ground truth exists), added to the RL loss of that step: fine-tuning on "
+            "what RL cannot learn, as in ReLIFT (0: off; needs replay)"
+        },
+    )
     label_balance: float = field(
         default=0.0,
         metadata={
@@ -207,6 +215,10 @@ class AGRLConfig(AgrlArguments, GRPOConfig):
             )
         if self.ptx_coef < 0 or (self.ptx_coef > 0 and not self.ptx_file):
             raise ValueError(f"ptx_coef {self.ptx_coef}: needs a ptx_file and a weight >= 0")
+        if self.stuck_sft_coef < 0 or (self.stuck_sft_coef > 0 and not self.replay):
+            raise ValueError(
+                f"stuck_sft_coef {self.stuck_sft_coef}: must be >= 0, and > 0 needs replay (it finds the stuck prompts)"
+            )
         if self.label_balance < 0:
             raise ValueError(f"label_balance {self.label_balance}: must be >= 0")
         self.component_weights()  # validate early

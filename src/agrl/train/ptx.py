@@ -22,22 +22,50 @@ from agrl.train.data import prompt_messages, reference_text
 IGNORE = -100
 
 
-def encode_reference(
-    record: Mapping, tokenizer: PreTrainedTokenizerBase, args, rulebook=None
+def encode_completion(
+    prompt: Sequence[Mapping], completion: str, tokenizer: PreTrainedTokenizerBase
 ) -> tuple[list[int], list[int]]:
-    """(input ids, labels) of prompt + gold reference; labels are IGNORE on the prompt, as in SFT's
-    completion-only loss."""
-    prompt = prompt_messages(record, args, rulebook)
-    completion = [{"role": "assistant", "content": reference_text(record, args.reasoning_format, rulebook)}]
+    """(input ids, labels) of a chat prompt + its assistant answer; labels are IGNORE on the prompt,
+    as in SFT's completion-only loss."""
+    prompt = list(prompt)
+    answer = [{"role": "assistant", "content": completion}]
     prompt_ids = list(
         tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
     )
-    full = list(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=False))
+    full = list(tokenizer.apply_chat_template(prompt + answer, tokenize=True, return_dict=False))
     if full[: len(prompt_ids)] != prompt_ids:  # a template that rewrites the prompt once answered
         raise ValueError("ptx: the chat template does not extend the generation prompt with the answer")
     if tokenizer.eos_token_id is not None and full[-1] != tokenizer.eos_token_id:
         full.append(tokenizer.eos_token_id)
     return full, [IGNORE] * len(prompt_ids) + full[len(prompt_ids) :]
+
+
+def encode_reference(
+    record: Mapping, tokenizer: PreTrainedTokenizerBase, args, rulebook=None
+) -> tuple[list[int], list[int]]:
+    """`encode_completion` of the record's prompt and its gold reference in `args.reasoning_format`."""
+    return encode_completion(
+        prompt_messages(record, args, rulebook),
+        reference_text(record, args.reasoning_format, rulebook),
+        tokenizer,
+    )
+
+
+def collate(
+    rows: Sequence[tuple[list[int], list[int]]], pad_id: int, device: torch.device
+) -> dict[str, torch.Tensor]:
+    """Right-padded tensors of encoded (ids, labels) rows: positions stay as in SFT."""
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (seq, lab) in enumerate(rows):
+        ids[i, : len(seq)], labels[i, : len(lab)], mask[i, : len(seq)] = (
+            torch.tensor(seq),
+            torch.tensor(lab),
+            1,
+        )
+    return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
 
 
 class PtxBatches:
@@ -55,17 +83,7 @@ class PtxBatches:
     def batch(self, index: int, device: torch.device) -> dict[str, torch.Tensor]:
         n = len(self.examples)
         rows = [self.examples[(index * self.batch_size + i) % n] for i in range(self.batch_size)]
-        width = max(len(ids) for ids, _ in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, (seq, lab) in enumerate(rows):  # right padding: positions stay as in SFT
-            ids[i, : len(seq)], labels[i, : len(lab)], mask[i, : len(seq)] = (
-                torch.tensor(seq),
-                torch.tensor(lab),
-                1,
-            )
-        return {"input_ids": ids.to(device), "labels": labels.to(device), "attention_mask": mask.to(device)}
+        return collate(rows, self.pad_id, device)
 
 
 def reference_nll(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
