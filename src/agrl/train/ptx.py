@@ -23,16 +23,16 @@ IGNORE = -100
 
 
 def encode_completion(
-    prompt: Sequence[Mapping], completion: str, tokenizer: PreTrainedTokenizerBase
+    prompt: Sequence[Mapping[str, str]], completion: str, tokenizer: PreTrainedTokenizerBase
 ) -> tuple[list[int], list[int]]:
     """(input ids, labels) of a chat prompt + its assistant answer; labels are IGNORE on the prompt,
     as in SFT's completion-only loss."""
-    prompt = list(prompt)
+    messages = [dict(m) for m in prompt]
     answer = [{"role": "assistant", "content": completion}]
     prompt_ids = list(
-        tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False)
+        tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
     )
-    full = list(tokenizer.apply_chat_template(prompt + answer, tokenize=True, return_dict=False))
+    full = list(tokenizer.apply_chat_template(messages + answer, tokenize=True, return_dict=False))
     if full[: len(prompt_ids)] != prompt_ids:  # a template that rewrites the prompt once answered
         raise ValueError("ptx: the chat template does not extend the generation prompt with the answer")
     if tokenizer.eos_token_id is not None and full[-1] != tokenizer.eos_token_id:
