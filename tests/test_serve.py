@@ -709,3 +709,33 @@ def test_rechecked_judging_takes_the_exact_judges_results_on_near_ties(trained):
     assert redo_all == list(range(len(records))) and every == exact
     none, redo_none = judge_rechecked(fast, model, tokenizer, records, margin=0.0, early_stop=True)
     assert redo_none == [] and none == quick
+
+
+def test_the_wait_for_company_counts_from_when_the_worker_is_free():
+    """Under load, requests that queued while a batch ran have waited longer than `max_wait_s`
+    already; the clients answered by that batch come back a moment after it ends. Taking only what
+    is queued at that instant splits the clients into two half-size batches for good, so the wait
+    for company starts when the worker is free, not when the oldest request arrived."""
+    sizes: list[int] = []
+    finished = threading.Event()
+
+    def run(records, options, abandoned):
+        sizes.append(len(records))
+        time.sleep(0.4)
+        finished.set()
+        return [{} for _ in records]
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(run, max_batch=8, max_wait_s=0.25, max_queue=8)
+        first = [batcher.submit([{"id": i}] * 4, None) for i in range(2)]  # full: runs at once
+        await asyncio.sleep(0.02)
+        queued = batcher.submit([{"id": 2}] * 4, None)  # waits while the first batch runs
+        while not finished.is_set():
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)  # a client answered by the first batch comes back
+        returning = batcher.submit([{"id": 3}] * 4, None)
+        await asyncio.gather(*first, queued, returning)
+        await batcher.close()
+
+    asyncio.run(scenario())
+    assert sizes == [8, 8]

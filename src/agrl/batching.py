@@ -1,9 +1,12 @@
 """Micro-batching across requests, with a bounded queue: what lets one model serve many clients.
 
-Requests wait in a FIFO queue; one worker takes the oldest and, for up to `max_wait_s`, every
-queued request with the same options (early stop, threshold) while the batch has room
-(`max_batch` products), runs the model once on all of them in a worker thread, and hands each
-request its own results. A full queue refuses new requests at once (`QueueFull`: the server
+Requests wait in a FIFO queue; one worker takes the oldest and, for up to `max_wait_s` after the
+later of its arrival and the end of the previous batch, every queued request with the same options
+(early stop, threshold) while the batch has room (`max_batch` products), runs the model once on all
+of them in a worker thread, and hands each request its own results. Counting the wait from when
+the worker is free matters under load: the clients a batch answers come back a few milliseconds
+after it ends, and a worker that took only what was queued at that instant would split them into
+two half-size batches for good. A full queue refuses new requests at once (`QueueFull`: the server
 answers 503 with Retry-After) instead of letting latency grow without bound; a request whose
 future was cancelled — its client went away or its timeout passed — is dropped before it is run,
 and a running batch all of whose requests are cancelled is stopped (`Run`'s `abandoned`).
@@ -76,6 +79,7 @@ class MicroBatcher:
         self.stats = BatchStats()
         self._wake = asyncio.Event()
         self._worker: asyncio.Task | None = None
+        self._free_at = 0.0  # when the last batch ended (monotonic): the wait for company starts there
 
     @property
     def depth(self) -> int:
@@ -122,7 +126,7 @@ class MicroBatcher:
                 self.stats.dropped += 1
                 continue
             # Wait (bounded) for company, unless the batch is already full or waiting is off.
-            deadline = first.queued_at + self.max_wait_s
+            deadline = max(first.queued_at, self._free_at) + self.max_wait_s
             while self.coalesce and self.max_wait_s and time.monotonic() < deadline and self._room(first) > 0:
                 self._wake.clear()
                 try:
@@ -150,7 +154,8 @@ class MicroBatcher:
                         p.future.set_exception(exc)
                 continue
             finally:
-                self.stats.last_batch_s = time.monotonic() - started
+                self._free_at = time.monotonic()
+                self.stats.last_batch_s = self._free_at - started
             self.stats.batches += 1
             self.stats.products += len(records)
             self.stats.sizes.append(len(records))

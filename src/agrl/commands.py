@@ -235,7 +235,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max_wait_ms",
         type=float,
         default=10.0,
-        help="how long a request waits for others to share its model batch",
+        help="how long a batch waits for more requests to share it, counted from when the model is free",
     )
     p.add_argument(
         "--max-queue",
