@@ -741,7 +741,7 @@ def test_stuck_prompts_gold_references_join_the_loss_once(tmp_path, sft_model, s
     assert trainer._stuck_refs == expected  # the prompts' own gold references, completion-only labels
     refs = list(trainer._stuck_refs)
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which this test skips
-    nll = reference_nll(trainer.model, collate(refs, tokenizer.pad_token_id, torch.device("cpu"))).item()
+    nll = reference_nll(trainer.model, collate(refs, tokenizer, torch.device("cpu"))).item()
     torch.manual_seed(0)
     total = trainer.compute_loss(trainer.model, out).item()
     assert not trainer._stuck_refs  # consumed by the step's first loss call

@@ -286,8 +286,8 @@ def create_app(
     `device` is set.
 
     Requests are judged in micro-batches across requests (`agrl.batching`): up to `max_batch`
-    products, waiting at most `max_wait_ms` for company (counted from when the worker is free); at most `max_queue` requests wait (then
-    503 with Retry-After); a request not answered within `request_timeout_s`, or whose client has
+    products, waiting at most `max_wait_ms` for company (counted from when the worker is free); at
+    most `max_queue` requests wait (then 503 with Retry-After); a request not answered within `request_timeout_s`, or whose client has
     gone, is dropped before it is judged. `batching=False` judges one request at a time.
     """
     from agrl.contract import PromptContract, load_contract

@@ -117,9 +117,8 @@ class AGRLTrainer(MergedRolloutsGRPOTrainer):
             self._metrics["train"]["ptx/nll"].append(nll.item())
             loss = loss + self.args.ptx_coef * nll
         if self._stuck_refs:
-            tokenizer = _text_tokenizer(self)
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-            nll = reference_nll(model, collate(self._stuck_refs, pad, self.accelerator.device))
+            batch = collate(self._stuck_refs, _text_tokenizer(self), self.accelerator.device)
+            nll = reference_nll(model, batch)
             self._metrics["train"]["stuck_sft/nll"].append(nll.item())
             self._metrics["train"]["stuck_sft/references"].append(float(len(self._stuck_refs)))
             self._stuck_refs = []

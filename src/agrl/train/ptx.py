@@ -52,9 +52,10 @@ def encode_reference(
 
 
 def collate(
-    rows: Sequence[tuple[list[int], list[int]]], pad_id: int, device: torch.device
+    rows: Sequence[tuple[list[int], list[int]]], tokenizer: PreTrainedTokenizerBase, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """Right-padded tensors of encoded (ids, labels) rows: positions stay as in SFT."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     width = max(len(ids) for ids, _ in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -77,13 +78,12 @@ class PtxBatches:
         rulebook = load_rulebook(args.rulebook)
         self.examples = [encode_reference(r, tokenizer, args, rulebook) for r in records]
         random.Random(f"agrl/ptx/{args.seed}").shuffle(self.examples)
-        self.batch_size = batch_size
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.batch_size, self.tokenizer = batch_size, tokenizer
 
     def batch(self, index: int, device: torch.device) -> dict[str, torch.Tensor]:
         n = len(self.examples)
         rows = [self.examples[(index * self.batch_size + i) % n] for i in range(self.batch_size)]
-        return collate(rows, self.pad_id, device)
+        return collate(rows, self.tokenizer, device)
 
 
 def reference_nll(model: torch.nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
