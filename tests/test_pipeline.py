@@ -267,3 +267,44 @@ def test_replay_summary_averages_each_counter_over_the_steps_that_log_it():
     assert set(out) == {"agrl"}
     assert out["agrl"]["replay/triggered_frac"]["per_seed"] == {"0": 0.25, "1": 0.25}
     assert out["agrl"]["replay/guided_success"] == {"per_seed": {"0": 1.0}, "mean": 1.0, "sd": 0.0, "n": 1}
+
+
+@pytest.mark.slow  # ~40 s: the same miniature comparison in this process and in two workers
+def test_arms_in_worker_processes_give_the_results_of_one_process(tmp_path):
+    import torch
+
+    from agrl.experiments.parallel import threads_per_job
+
+    budget = replace(SMALL, warm_starts=2, merge_alpha=0.5)
+    arms = ("agrl",)  # the control's SFT method runs in the workers too: the warm starts
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_per_job(2))  # the workers' thread count: a unit's result depends on it
+    try:
+        one = run_comparison(
+            tmp_path / "one", "mini", "test", [0, 1], "tiny", budget, arms, SMALL_RL, SMALL_SFT
+        )
+    finally:
+        torch.set_num_threads(threads)
+    two = run_comparison(
+        tmp_path / "two", "mini", "test", [0, 1], "tiny", replace(budget, jobs=2), arms, SMALL_RL, SMALL_SFT
+    )
+    assert set(two["methods"]) == {"sft", "agrl", "agrl@0.5"}
+    assert json.loads(json.dumps(two["methods"])) == json.loads(json.dumps(one["methods"]))
+    assert two["curves"] == one["curves"] and two["gate"] == one["gate"]
+    assert two["notes"]["budget"]["jobs"] == 2 and "seed 1 agrl_minutes" in two["notes"]
+    for model in ("sft", "agrl_s0"):  # the same weights, byte for byte
+        assert (tmp_path / "two" / "runs" / "models" / model / "model.safetensors").read_bytes() == (
+            tmp_path / "one" / "runs" / "models" / model / "model.safetensors"
+        ).read_bytes()
+
+
+def test_a_failing_unit_stops_the_run_with_its_error():
+    from agrl.experiments.parallel import map_jobs, worker_pool
+
+    assert list(map_jobs(abs, [-3, 2, -1], None)) == [(0, 3), (1, 2), (2, 1)]
+    with pytest.raises(ValueError, match="jobs: expected at least 1"), worker_pool(0):
+        pass
+    with worker_pool(2) as pool:
+        assert sorted(map_jobs(abs, [-3, 2, -1], pool)) == [(0, 3), (1, 2), (2, 1)]
+        with pytest.raises(TypeError, match="bad operand type"):
+            list(map_jobs(abs, [1, "x", 2], pool))

@@ -37,6 +37,7 @@ class ComparisonBudget:
     warm_starts: int = field(default=2, metadata={"help": "SFT warm starts (data seed and SFT seed w = 0, 1, ...); the seeds go to them in blocks (agrl demo: 1)"})
     rl_head_mix: str = field(default="rl", metadata={"help": "with rl_tail_share: head rehearsal in rl's head proportions (rl) or the natural mix's (natural: mostly exact matches)"})
     merge_alpha: float | None = field(default=None, metadata={"help": "also evaluate AGRL and the control merged with their SFT start, (1 - a) x SFT + a x arm (agrl.train.merge), as the rows agrl@a and sft_gold@a (default: off)"})
+    jobs: int = field(default=1, metadata={"help": "worker processes that train warm starts and arms side by side, the cores shared out between them (agrl.experiments.parallel; 1: one process with torch's default threads). Results depend on the threads per process, not on the order units run in"})
 
 
 DEMO_BUDGET = ComparisonBudget(rl_steps=60, eval_n=300, curve_every=15, curve_n=60, gate_prompts=60, warm_starts=1)

@@ -26,6 +26,7 @@ from agrl.data.io import read_records, write_json, write_jsonl
 from agrl.data.shoprules import HEAD, HEAD_RULES, NATURAL, SCENARIOS, generate, luck_proof_tail
 from agrl.evaluate import Evaluation, evaluate, luck_proof
 from agrl.experiments.budgets import DEMO_BUDGET, DEMO_MINUTES, ComparisonBudget
+from agrl.experiments.parallel import map_jobs, worker_pool
 from agrl.experiments.provenance import provenance
 from agrl.experiments.runner import (
     Arm,
@@ -425,6 +426,82 @@ def prepare_warm_start(
     return WarmStart(work, data, sft, sft_eval, gate)
 
 
+# prepare_warm_start's arguments before `read_back`
+WarmStartArgs = tuple[Path, int, str, ComparisonBudget, tuple[str, ...], Mapping[str, Any] | None, bool]
+
+
+def _prepare_warm_start(args: WarmStartArgs) -> tuple[WarmStart, list[str]]:
+    """`prepare_warm_start` as a unit of `map_jobs`: the warm start and what it read back."""
+    read_back: list[str] = []
+    return prepare_warm_start(*args, read_back), read_back
+
+
+def _evaluate_merged(args: tuple) -> dict[str, Evaluation]:
+    """`evaluate_merged` as a unit of `map_jobs`."""
+    return evaluate_merged(*args)
+
+
+@dataclass(frozen=True)
+class ArmJob:
+    """One arm at one seed: everything a worker process needs to train and evaluate it."""
+
+    seed: int
+    warm_start: int
+    name: str
+    arm: Arm
+    sft: Path
+    data: Path
+    prompts: Path
+    folder: Path  # its evaluation
+    cli: tuple[str, ...]  # the user's config flags (RL arms)
+    resume: bool
+    eval_n: int
+
+
+@dataclass(frozen=True)
+class ArmOutcome:
+    evaluation: dict[str, Evaluation]
+    history: list[dict]
+    read_back: bool  # finished by a previous run of the folder, not trained again
+    unrecorded: bool  # read back with no record of its config to compare
+    notes: dict[str, Any]
+
+
+def run_arm(job: ArmJob) -> ArmOutcome:
+    """Train and evaluate one arm, or read it back (`job.resume`) when a previous run finished it
+    with the same config (a changed config trains it again)."""
+    started = time.perf_counter()
+    seed, name = job.seed, job.name
+    record = arm_record(job.arm, job.cli)
+    done = finished(job.folder) if job.resume else None
+    recorded = job.folder / "arm.json"
+    unrecorded = False
+    if done is not None and recorded.is_file():
+        changed = changed_keys(json.loads(recorded.read_text("utf-8")), record)
+        if changed:
+            log.info("seed %d: %s changed since its run (%s): trained again", seed, name, ", ".join(changed))
+            done = None
+    elif done is not None:  # evaluated before arms kept their record: read back, and say so
+        unrecorded = True
+    if done is not None:
+        log.info("seed %d: %s (finished before: read back)", seed, name)
+        history = RunInfo.read(name, Path(job.arm.fields["output_dir"])).log_history
+        return ArmOutcome(done, history, True, unrecorded, {})
+    log.info("seed %d (warm start %d): %s", seed, job.warm_start, name)
+    arm = from_checkpoint(job.arm, job.resume)
+    notes: dict[str, Any] = {}
+    if name == "dpo":
+        info, notes[f"seed {seed} dpo_pairs"] = train_dpo(arm, job.sft, job.prompts)
+        if info is None:  # nothing to learn from: DPO leaves the SFT model as it is
+            notes[f"seed {seed} dpo_pairs"]["note"] = "no pairs: the DPO row is the SFT model"
+    else:
+        info = train_arm(arm, job.cli)
+    evaluation = evaluate_model(info.path if info else job.sft, job.data, job.folder, job.eval_n)
+    write_json(recorded, record)
+    notes[f"seed {seed} {name}_minutes"] = round((time.perf_counter() - started) / 60, 2)
+    return ArmOutcome(evaluation, info.log_history if info else [], False, False, notes)
+
+
 def combined_gate(gates: Mapping[int, dict]) -> dict:
     """One warm start: its gate. Several: each check's mean value, passed only where every warm start
     passes, and each warm start's gate under `per_warm_start`."""
@@ -474,77 +551,83 @@ def run_comparison(
     warm: dict[int, WarmStart] = {}
     read_back: list[str] = []
     unrecorded: list[str] = []  # read back with no record of their config to compare
-    for w in sorted(set(warm_of.values())):
-        warm[w] = prepare_warm_start(out, w, scale, budget, sft_cli, sft_fields, resume, read_back)
-    gate = combined_gate({w: ws.gate for w, ws in warm.items()})
-    results: Results = {"sft": {seed: warm[warm_of[seed]].sft_eval for seed in seeds}}
-    histories: dict[str, dict[int, list[dict]]] = {}
-    notes: dict[str, Any] = {
-        "budget": asdict(budget),
-        "warm_start_of_seed": {str(s): w for s, w in warm_of.items()},
-    }
-    for seed in seeds:
-        ws = warm[warm_of[seed]]
-        work, data, sft = ws.work, ws.data, ws.sft
-        prompts = rl_prompts(data, seed, budget)
-        seed_arms = comparison_arms(sft, data, prompts, work, seed, budget)
-        for name, arm in seed_arms.items():
-            if name not in arms:
-                continue
-            arm_started = time.perf_counter()
-            folder = work / "eval" / f"{name}_s{seed}"
-            record = arm_record(arm, rl_cli if name in RL_CONFIGS else ())
-            done = finished(folder) if resume else None
-            recorded = folder / "arm.json"
-            if done is not None and recorded.is_file():
-                changed = changed_keys(json.loads(recorded.read_text("utf-8")), record)
-                if changed:
-                    log.info(
-                        "seed %d: %s changed since its run (%s): trained again",
-                        seed,
-                        name,
-                        ", ".join(changed),
-                    )
-                    done = None
-            elif done is not None:  # evaluated before arms kept their record: read back, and say so
-                unrecorded.append(f"{name}_s{seed}")
-            if done is not None:
-                log.info("seed %d: %s (finished before: read back)", seed, name)
-                read_back.append(f"{name}_s{seed}")
-                results.setdefault(name, {})[seed] = done
-                histories.setdefault(name, {})[seed] = RunInfo.read(
-                    name, Path(arm.fields["output_dir"])
-                ).log_history
-                continue
-            log.info("seed %d (warm start %d): %s", seed, warm_of[seed], name)
-            arm = from_checkpoint(arm, resume)
-            if name == "dpo":
-                info, notes[f"seed {seed} dpo_pairs"] = train_dpo(arm, sft, prompts)
-                if info is None:  # nothing to learn from: DPO leaves the SFT model as it is
-                    notes[f"seed {seed} dpo_pairs"]["note"] = "no pairs: the DPO row is the SFT model"
-            else:
-                info = train_arm(arm, rl_cli if name in RL_CONFIGS else ())
-            histories.setdefault(name, {})[seed] = info.log_history if info else []
-            path = info.path if info else sft
-            results.setdefault(name, {})[seed] = evaluate_model(path, data, folder, budget.eval_n)
-            write_json(recorded, record)
-            notes[f"seed {seed} {name}_minutes"] = round((time.perf_counter() - arm_started) / 60, 2)
+    with worker_pool(budget.jobs) as pool:  # one pool for every phase: workers start once
+        starts: list[WarmStartArgs] = [
+            (out, w, scale, budget, tuple(sft_cli), sft_fields, resume) for w in sorted(set(warm_of.values()))
+        ]
+        prepared = dict(map_jobs(_prepare_warm_start, starts, pool, desc="warm starts"))
+        for index, (_, w, *_rest) in enumerate(starts):  # in the order of the warm starts
+            warm[w], finished_before = prepared[index]
+            read_back += finished_before
+        gate = combined_gate({w: ws.gate for w, ws in warm.items()})
+        results: Results = {"sft": {seed: warm[warm_of[seed]].sft_eval for seed in seeds}}
+        histories: dict[str, dict[int, list[dict]]] = {}
+        notes: dict[str, Any] = {
+            "budget": asdict(budget),
+            "warm_start_of_seed": {str(s): w for s, w in warm_of.items()},
+        }
+        seed_arms: dict[int, dict[str, Arm]] = {}
+        arm_jobs: list[ArmJob] = []
+        for seed in seeds:
+            ws = warm[warm_of[seed]]
+            # here, not in a worker: every arm of the seed reads this file
+            prompts = rl_prompts(ws.data, seed, budget)
+            seed_arms[seed] = comparison_arms(ws.sft, ws.data, prompts, ws.work, seed, budget)
+            arm_jobs += [
+                ArmJob(
+                    seed,
+                    warm_of[seed],
+                    name,
+                    arm,
+                    ws.sft,
+                    ws.data,
+                    prompts,
+                    ws.work / "eval" / f"{name}_s{seed}",
+                    tuple(rl_cli) if name in RL_CONFIGS else (),
+                    resume,
+                    budget.eval_n,
+                )
+                for name, arm in seed_arms[seed].items()
+                if name in arms
+            ]
+        outcomes: dict[int, ArmOutcome] = {}
+        for index, outcome in map_jobs(run_arm, arm_jobs, pool, desc="arms"):
+            outcomes[index] = outcome
+            partial: Results = {"sft": results["sft"]}
+            for i in sorted(outcomes):
+                partial.setdefault(arm_jobs[i].name, {})[arm_jobs[i].seed] = outcomes[i].evaluation
+            write_json(out / "partial_results.json",
+                       {a: {str(s): {k: e.to_json() for k, e in by.items()} for s, by in r.items()} for a, r in partial.items()})  # fmt: skip
+        for job, outcome in ((arm_jobs[i], outcomes[i]) for i in range(len(arm_jobs))):  # in the jobs' order
+            results.setdefault(job.name, {})[job.seed] = outcome.evaluation
+            histories.setdefault(job.name, {})[job.seed] = outcome.history
+            notes.update(outcome.notes)
+            if outcome.read_back:
+                read_back.append(f"{job.name}_s{job.seed}")
+            if outcome.unrecorded:
+                unrecorded.append(f"{job.name}_s{job.seed}")
         if budget.merge_alpha is not None:
-            for name in (n for n in MERGED_ARMS if n in arms and seed in results.get(n, {})):
-                merged = f"{name}@{budget.merge_alpha:g}"
-                results.setdefault(merged, {})[seed] = evaluate_merged(
-                    sft,
-                    Path(seed_arms[name].fields["output_dir"]),
+            merges = [
+                (
+                    warm[warm_of[seed]].sft,
+                    Path(seed_arms[seed][name].fields["output_dir"]),
                     budget.merge_alpha,
                     budget.eval_n,
-                    work,
-                    data,
-                    merged,
+                    warm[warm_of[seed]].work,
+                    warm[warm_of[seed]].data,
+                    f"{name}@{budget.merge_alpha:g}",
                     seed,
                     resume and f"{name}_s{seed}" in read_back,
                 )
-        write_json(out / "partial_results.json",
-                   {a: {str(s): {k: e.to_json() for k, e in by.items()} for s, by in r.items()} for a, r in results.items()})  # fmt: skip
+                for seed in seeds
+                for name in MERGED_ARMS
+                if name in arms and seed in results.get(name, {})
+            ]
+            merged: dict[int, dict[str, Evaluation]] = dict(
+                map_jobs(_evaluate_merged, merges, pool, "merged rows")
+            )
+            for index, (*_, name, seed, _reuse) in enumerate(merges):
+                results.setdefault(name, {})[seed] = merged[index]
     notes["SFT"] = (
         f"{len(warm)} warm start(s) (warm start w: data seed w, SFT seed w); each seed's SFT row is its "
         "warm start's, so that differences pair up"
