@@ -308,3 +308,14 @@ def test_a_failing_unit_stops_the_run_with_its_error():
         assert sorted(map_jobs(abs, [-3, 2, -1], pool)) == [(0, 3), (1, 2), (2, 1)]
         with pytest.raises(TypeError, match="bad operand type"):
             list(map_jobs(abs, [1, "x", 2], pool))
+
+
+def test_a_clean_tree_ignores_what_runs_write_under_results():
+    from agrl.experiments.provenance import _code_changes
+
+    status = " M results/reproduce/runs/eval/agrl_s0/tail.metrics.json\n D results/esci/report.md\n"
+    assert _code_changes(status) == []
+    assert _code_changes(status + " M src/agrl/rewards.py\nR  a.py -> src/b.py\n") == [
+        "src/agrl/rewards.py",
+        "src/b.py",
+    ]
