@@ -1,6 +1,9 @@
 """Miniature `agrl demo` and `agrl reproduce`: tiny data, a 1-layer model, a few steps, the full report."""
 
 import json
+import subprocess
+import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -319,3 +322,36 @@ def test_a_clean_tree_ignores_what_runs_write_under_results():
         "src/agrl/rewards.py",
         "src/b.py",
     ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_end_when_the_run_that_started_them_is_killed(tmp_path):
+    def running(pid: int) -> bool:  # a zombie has ended: only its parent has not collected it yet
+        try:
+            return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, time\n"
+        "from agrl.experiments.parallel import worker_pool\n"
+        "if __name__ == '__main__':\n"
+        "    with worker_pool(2) as pool:\n"
+        "        pool.submit(time.sleep, 600)\n"
+        "        pool.submit(time.sleep, 600)\n"
+        "        time.sleep(8)\n"
+        "        print(' '.join(str(p) for p in pool._processes), flush=True)\n"
+        "        os._exit(9)  # killed: no shutdown, no cleanup\n"
+    )
+    log = tmp_path / "run.log"  # not a pipe: live workers would hold it open
+    with log.open("w") as handle:
+        done = subprocess.run(
+            [sys.executable, str(script)], stdout=handle, stderr=subprocess.DEVNULL, timeout=120
+        )
+    workers = [int(p) for p in log.read_text().split()]
+    assert done.returncode == 9 and len(workers) == 2
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(running(p) for p in workers):
+        time.sleep(0.5)
+    assert [p for p in workers if running(p)] == []

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -34,11 +36,20 @@ def threads_per_job(jobs: int) -> int:
     return max(1, torch.get_num_threads() // jobs)
 
 
-def _init_worker(threads: int) -> None:
+def _exit_with(parent: int) -> None:
+    """End this worker when the process that started it is gone: a killed run leaves no worker
+    training on into the folders a rerun writes."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _init_worker(threads: int, parent: int) -> None:
     import torch
 
     from agrl.cli import configure_logging
 
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     # One bar per worker would interleave on the same terminal: the parent shows one over the units.
     os.environ["TQDM_DISABLE"] = "1"
@@ -60,7 +71,9 @@ def worker_pool(jobs: int) -> Iterator[ProcessPoolExecutor | None]:
     threads = threads_per_job(jobs)
     log.info("%d worker processes, %d torch thread(s) each", jobs, threads)
     context = multiprocessing.get_context("spawn")  # fork after torch has started its threads can hang
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_init_worker, initargs=(threads, os.getpid())
+    ) as pool:
         yield pool
 
 
