@@ -275,3 +275,29 @@ def test_pre_encoded_prompts_generate_what_the_records_do(model_dir):
     assert given == plain and len(plain) == len(RECORDS) and all(len(t) == 1 for t in plain)
     with pytest.raises(ValueError, match="2 encoded prompts for 3 records"):
         generate_completions(model, tokenizer, RECORDS, progress=False, prompts=prompts[:2])
+
+
+def test_seeded_sampling_does_not_depend_on_what_ran_before(model_dir):
+    # DPO's pass@8 pairs and the gate's stuck rate sample; unseeded, they depended on the arm run
+    # before them in the same process.
+    import torch
+
+    from agrl.models import load_model
+    from agrl.models.generate import generate_completions
+
+    model, tokenizer = load_model(str(model_dir))
+
+    def sample(seed: int) -> list[list[str]]:
+        return generate_completions(model, tokenizer, RECORDS, max_new_tokens=8, do_sample=True,
+                                    num_return_sequences=4, progress=False, seed=seed)  # fmt: skip
+
+    torch.manual_seed(1)
+    first = sample(0)
+    after_sampling = torch.rand(1)
+    torch.manual_seed(1)
+    torch.rand(5)  # another history of the global RNG
+    assert sample(0) == first
+    assert sample(1) != first  # the seed matters, so the test can fail
+    torch.manual_seed(1)
+    sample(0)
+    assert torch.equal(torch.rand(1), after_sampling)  # the caller's RNG is left as it was

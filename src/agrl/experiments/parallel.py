@@ -1,11 +1,14 @@
 """Independent units of an experiment (warm starts, arms) side by side in worker processes.
 
 The tiny model is too small to keep two cores busy: its matmuls are small and much of a step is
-Python. Two single-threaded processes then do more work per second than one process with two
-threads (`bench/parallel_arms.py` measures it). `jobs=1` runs every unit in this process with
+Python. Two single-threaded processes then get through more units per hour than one process with
+two threads, though each unit runs slower (`bench/parallel_arms.py` measures it; in the 5-seed
+reproduce an RL arm took about 6 min on 1 thread against 3.6 on 2, a warm start 16.4 min per seed
+against 20). `jobs=1` runs every unit in this process with
 torch's default threads, exactly as a plain loop would; `jobs=N` starts N spawned workers with
 `threads_per_job(N)` torch threads each. A unit's result depends on its thread count (floating-point
-reduction order), never on which worker ran it or when: every unit seeds what it samples.
+reduction order), never on which worker ran it or when: every unit seeds what it samples (trainers through their
+seed, `generate_completions(seed=...)` for DPO's pairs and the gate).
 """
 
 from __future__ import annotations

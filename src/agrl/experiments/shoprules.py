@@ -281,11 +281,13 @@ def gate_prompts(data: Path, budget: ComparisonBudget) -> list[dict]:
     return tail[: budget.gate_prompts]
 
 
-def stuck_rates(model_dir: Path, records: Sequence[Mapping], samples_per_prompt: int) -> dict[str, float]:
-    """Share of `records` on which no sample of `samples_per_prompt` gets the label right: overall
-    (key "all") and per deciding rule."""
+def stuck_rates(
+    model_dir: Path, records: Sequence[Mapping], samples_per_prompt: int, seed: int = 0
+) -> dict[str, float]:
+    """Share of `records` on which no sample of `samples_per_prompt` (drawn with `seed`) gets the
+    label right: overall (key "all") and per deciding rule."""
     model, tokenizer = load_model(str(model_dir))
-    samples = generate_completions(model, tokenizer, records, do_sample=True,
+    samples = generate_completions(model, tokenizer, records, do_sample=True, seed=seed,
                                    num_return_sequences=samples_per_prompt, desc="gate: tail pass@8")  # fmt: skip
     stuck = [not any(label_correct(texts, [r["label"]] * len(texts))) for r, texts in zip(records, samples)]
     by_rule: dict[str, list[bool]] = {}
@@ -417,7 +419,7 @@ def prepare_warm_start(
     if resume and gate_file.exists():
         gate = json.loads(gate_file.read_text())
     else:
-        gate = check_gate(sft_eval, stuck_rates(sft, gate_prompts(data, budget), budget.gate_samples))
+        gate = check_gate(sft_eval, stuck_rates(sft, gate_prompts(data, budget), budget.gate_samples, seed=w))
         write_json(gate_file, gate)
     for c in gate["checks"]:
         log.info("warm start %d gate: %s = %.1f %% (needs %s %.0f %%): %s", w, c["name"], 100 * c["value"],

@@ -175,11 +175,23 @@ def generate_completions(
     rulebook: Rulebook | None = None,
     stop_after_answer: bool = False,
     prompts: Sequence[Sequence[int]] | None = None,
+    seed: int | None = None,
 ) -> list[list[str]]:
     """For each record, `num_return_sequences` completions (decoded text, special tokens dropped).
 
     `prompts`: the records' prompts already encoded (`encode_prompts` with the same system prompt
-    and rulebook), for a caller that needed their lengths first; encoded here when None."""
+    and rulebook), for a caller that needed their lengths first; encoded here when None.
+    `seed`: sample from torch's RNG seeded with it, for this call only (the caller's RNG state is
+    restored), so what is sampled does not depend on what ran before in the process."""
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return generate_completions(
+                model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                system_prompt=system_prompt, do_sample=do_sample, temperature=temperature,
+                num_return_sequences=num_return_sequences, progress=progress, desc=desc,
+                rulebook=rulebook, stop_after_answer=stop_after_answer, prompts=prompts,
+            )  # fmt: skip
     was_training = model.training
     model.eval()
     if prompts is None:

@@ -72,6 +72,7 @@ def build_pairs(
         temperature=temperature,
         num_return_sequences=n,
         desc="pass@N sampling",
+        seed=seed,
     )
     return pairs_from_samples(records, samples, seed)
 
