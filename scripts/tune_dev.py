@@ -15,6 +15,10 @@ checkpoint) and `--base NAME` adds the paired comparison: each point's mean and 
 its difference from the base point paired by seed with the seed-level 95 % t-interval
 (`paired_rows`; `.md` beside `--out`).
 
+`--jobs 2` trains the points side by side in two worker processes with the cores shared out
+(`agrl.experiments.parallel`, as `agrl reproduce --jobs`); a point's numbers depend on its torch
+thread count, not on which worker ran it.
+
 `--merge 0.8 0.9` also scores every trained point merged with the SFT start
 (`(1 - alpha) * SFT + alpha * point`, `agrl.train.merge`; rows `NAME@0.8`), with no further training.
 
@@ -30,12 +34,14 @@ import shlex
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from agrl.data.io import atomic_write_text, read_records, write_json
 from agrl.data.shoprules import HEAD_RULES, NATURAL, SCENARIOS
 from agrl.evaluate import evaluate
 from agrl.experiments.budgets import ComparisonBudget
+from agrl.experiments.parallel import map_jobs, worker_pool
 from agrl.experiments.provenance import provenance
 from agrl.experiments.runner import train_arm
 from agrl.experiments.shoprules import comparison_arms, rl_prompts, train_dpo
@@ -260,6 +266,56 @@ def render(out: Path, table: dict) -> None:
     plt.close(fig)
 
 
+@dataclass(frozen=True)
+class PointJob:
+    """One grid point at one seed: train it (unless `train` is False: trained by an earlier sweep)
+    and score it, and its merges with the SFT start, on dev."""
+
+    name: str
+    flags: str
+    seed: int
+    train: bool
+    merges: tuple[float, ...]
+    method: str
+    sft: Path
+    data: Path
+    out: Path
+    work: Path
+    steps: int
+    commit: str | None
+    clean: bool | None
+
+
+def run_point(job: PointJob) -> list[dict]:
+    """The rows of `job`: the trained point's (if it trained) and one per merge weight. A
+    module-level function of its argument, so `--jobs N` can run it in a worker process."""
+    dev = read_records(job.data / "dev.jsonl")
+    stamp = {
+        "seed": job.seed,
+        "method": job.method,
+        "flags": job.flags,
+        "commit": job.commit,
+        "clean": job.clean,
+    }
+    rows = []
+    if job.train:
+        started = time.perf_counter()
+        budget, flags = split_budget(shlex.split(job.flags), job.steps)
+        prompts = rl_prompts(job.data, job.seed, budget)
+        arm = comparison_arms(job.sft, job.data, prompts, job.work, job.seed, budget)[job.method]
+        arm = arm.with_fields(output_dir=str(job.out), disable_tqdm=True)
+        if job.method == "dpo":
+            train_dpo(arm, job.sft, prompts, flags)
+        else:
+            train_arm(arm, flags)
+        minutes = round((time.perf_counter() - started) / 60, 1)
+        rows.append({"setting": job.name, **stamp, "minutes": minutes, **score(job.out, dev)})
+    for alpha in job.merges:  # the trained point merged with its SFT start (agrl.train.merge)
+        merged = {"setting": f"{job.name}@{alpha:g}", **stamp, "merge_alpha": alpha}
+        rows.append(merged | score_merged(job.sft, job.out, alpha, dev))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -281,6 +337,9 @@ def main() -> None:
                         help="also score every point merged with the SFT start at these weights "
                         "((1 - alpha) * SFT + alpha * point; rows NAME@ALPHA)")  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("runs/tuning"))
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="grid points trained side by side in this many worker processes, the cores "
+                        "shared out (agrl.experiments.parallel); 1: one after another in this process")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--render", action="store_true", help="only write --out's table and plot again")
     parser.add_argument("--choose", action="store_true",
@@ -294,6 +353,8 @@ def main() -> None:
         return
     if args.sft is None or args.data is None:
         parser.error("--sft and --data are required to train grid points")
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: expected at least 1")
     if set(args.seeds) & set(range(5)):
         parser.error(f"--seeds {args.seeds}: 0-4 are the reported seeds of agrl reproduce; tune at others")
     dev = read_records(args.data / "dev.jsonl")
@@ -309,42 +370,29 @@ def main() -> None:
     # the file's method is its first run's; a point trained by another arm carries its own (`method`)
     table = {"method": previous.get("method", args.method), "steps": args.steps, "seed": args.seeds[0], "split": "dev",
              "base": args.base or previous.get("base"), "rows": list(rows.values())}  # fmt: skip
+    units, order = [], list(rows)
     for seed in args.seeds:
         for point in args.point:
             name, _, text = point.partition("=")
             out = args.work / f"{args.method}_{name}_s{seed}"
-            done = []
-            if (name, seed) not in rows:
-                started = time.perf_counter()
-                budget, flags = split_budget(shlex.split(text), args.steps)
-                prompts = rl_prompts(args.data, seed, budget)
-                arm = comparison_arms(args.sft, args.data, prompts, args.work, seed, budget)[args.method]
-                arm = arm.with_fields(output_dir=str(out), disable_tqdm=True)
-                if args.method == "dpo":
-                    train_dpo(arm, args.sft, prompts, flags)
-                else:
-                    train_arm(arm, flags)
-                rows[name, seed] = {"setting": name, "seed": seed, "method": args.method, "flags": text,
-                                    "minutes": round((time.perf_counter() - started) / 60, 1),
-                                    "commit": origin["commit"], "clean": origin["clean"], **score(out, dev)}  # fmt: skip
-                done.append(rows[name, seed])
-            for alpha in args.merge:  # the trained point merged with its SFT start (agrl.train.merge)
-                merged = f"{name}@{alpha:g}"
-                if (merged, seed) in rows:
-                    continue
-                if not (out / "config.json").is_file():
-                    parser.error(f"--merge: {out} holds no model to merge (trained elsewhere or removed)")
-                rows[merged, seed] = {"setting": merged, "seed": seed, "method": args.method, "flags": text,
-                                      "merge_alpha": alpha,
-                                      "commit": origin["commit"], "clean": origin["clean"],
-                                      **score_merged(args.sft, out, alpha, dev)}  # fmt: skip
-                done.append(rows[merged, seed])
+            train = (name, seed) not in rows
+            merges = tuple(a for a in args.merge if (f"{name}@{a:g}", seed) not in rows)
+            if not train and merges and not (out / "config.json").is_file():
+                parser.error(f"--merge: {out} holds no model to merge (trained elsewhere or removed)")
+            if train or merges:
+                order += [(name, seed)] * train + [(f"{name}@{a:g}", seed) for a in merges]
+                units.append(PointJob(name, text, seed, train, merges, args.method, args.sft, args.data,
+                                      out, args.work, args.steps, origin["commit"], origin["clean"]))  # fmt: skip
+    position = {key: i for i, key in enumerate(order)}
+    # the file keeps the points' declared order whichever worker finishes first
+    with worker_pool(args.jobs) as pool:
+        for _, done in map_jobs(run_point, units, pool, desc="grid points"):
             for row in done:
+                rows[row["setting"], row["seed"]] = row
                 print(row, flush=True)
-            if done:
-                table["rows"] = list(rows.values())
-                write_json(args.out, table)
-                render(args.out, table)
+            table["rows"] = [rows[key] for key in sorted(rows, key=lambda k: position.get(k, len(position)))]
+            write_json(args.out, table)
+            render(args.out, table)
     if table.get("base"):  # points read back from --out: the paired table is written even if none ran
         render(args.out, table)
 

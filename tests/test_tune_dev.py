@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ SCRIPT = ROOT / "scripts/tune_dev.py"
 spec = importlib.util.spec_from_file_location("tune_dev", SCRIPT)
 assert spec is not None and spec.loader is not None
 tune_dev = importlib.util.module_from_spec(spec)
+sys.modules["tune_dev"] = tune_dev  # dataclasses look their module up there
 spec.loader.exec_module(tune_dev)
 
 
@@ -77,3 +80,35 @@ def test_reported_seeds_are_refused(tmp_path):
     )  # fmt: skip
     assert done.returncode == 2 and "0-4 are the reported seeds" in done.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.slow  # ~1 min: two grid points (2 RL steps each) trained in this process and in two workers
+def test_points_in_worker_processes_give_the_rows_of_one_process(tmp_path, shoprules_dir):
+    from agrl.experiments.runner import train_arm
+    from agrl.experiments.shoprules import sft_arm
+    from tests.test_pipeline import SMALL_RL, SMALL_SFT
+
+    sft = tmp_path / "sft"
+    train_arm(sft_arm(shoprules_dir, sft, seed=0), SMALL_SFT)
+    rl = shlex.join([*SMALL_RL, "--max_steps", "2"])
+    flags = ["--sft", str(sft), "--data", str(shoprules_dir), "--steps", "2", "--method", "agrl", "--merge", "0.5",
+             "--point", f"a={rl}", "--point", f"b={rl} --learning_rate 1e-3"]  # fmt: skip
+    tables = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"grid{jobs}.json"
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), *flags, "--jobs", str(jobs), "--work", str(tmp_path / f"w{jobs}"),
+             "--out", str(out)],
+            # one thread in one process, or two shared out over two workers: one thread per point
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": str(jobs)},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        tables[jobs] = json.loads(out.read_text())
+
+    def timeless(table: dict) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "minutes"} for r in table["rows"]]
+
+    assert [r["setting"] for r in tables[2]["rows"]] == ["sft", "a", "a@0.5", "b", "b@0.5"]
+    assert timeless(tables[2]) == timeless(tables[1])
+    assert tables[2]["rows"][1] != tables[2]["rows"][3]  # the points differ, so the test can fail
+    assert tables[2]["rows"][1]["format_valid"] is not None
