@@ -3,7 +3,7 @@
 Peer in the same run: the outcome-only reward (label correct or not), which parses the same text;
 the ratio shows what the dense components cost on top of parsing.
 
-    .venv/bin/python bench/reward_throughput.py [--n 20000]
+    .venv/bin/python bench/reward_throughput.py [--n 20000]   (writes results/bench/reward_throughput.json)
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from agrl.data.io import read_records
+from agrl.data.io import read_records, write_json
 from agrl.data.shoprules import generate
+from agrl.experiments.provenance import provenance
 from agrl.rewards import _parse, make_reward_functions
 
 
@@ -36,6 +37,7 @@ def corrupt(text: str, rng: random.Random) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--out", type=Path, default=Path("results/bench/reward_throughput.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp), seed=0, scale="tiny", progress=False)
@@ -63,7 +65,10 @@ def main() -> None:
             f"{name:>10}: {args.n} completions x {len(funcs)} components in {seconds:.2f} s "
             f"-> {results[name]:,.0f} completions/s"
         )
-    print(f"ratio rule_aware / outcome throughput: {results['rule_aware'] / results['outcome']:.2f}")
+    ratio = results["rule_aware"] / results["outcome"]
+    print(f"ratio rule_aware / outcome throughput: {ratio:.2f}")
+    write_json(args.out, {"completions_per_s": results, "rule_aware_over_outcome": ratio, "n": args.n,
+                          "provenance": provenance()})  # fmt: skip
 
 
 if __name__ == "__main__":

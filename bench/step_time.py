@@ -9,6 +9,7 @@ The trigger rate is whatever the model produces on the `rl` split (reported): an
 has rarely seen the tail rules gets many all-wrong groups there, as in real training.
 
     .venv/bin/python bench/step_time.py --model runs/demo/models/sft --data runs/demo/data [--steps 10]
+        (writes results/bench/step_time.json)
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from agrl.data.io import write_json
+from agrl.experiments.provenance import provenance
 from agrl.train.config import AGRLConfig, load_config
 from agrl.train.grpo import build_grpo_trainer
 
@@ -76,6 +79,7 @@ def main() -> None:
     parser.add_argument("--data", default="runs/demo/data")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each")
+    parser.add_argument("--out", type=Path, default=Path("results/bench/step_time.json"))
     args = parser.parse_args()
     runs: dict[str, list[dict]] = {"grpo_pr": [], "agrl": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,6 +97,10 @@ def main() -> None:
         f"GRPO-PR: {grpo:.2f} s/step   AGRL: {agrl:.2f} s/step (replay triggered on {100 * triggered:.0f}% of groups)"
     )
     print(f"ratio AGRL / GRPO-PR step time (replay overhead): {agrl / grpo:.2f}")
+    write_json(args.out, {"agrl_over_grpo_pr": agrl / grpo, "grpo_pr_s_per_step": grpo, "agrl_s_per_step": agrl,
+                          "replay_triggered_frac": triggered, "per_run_s_per_step": per_run, "model": args.model,
+                          "data": args.data, "steps": args.steps, "rounds": args.rounds,
+                          "provenance": provenance()})  # fmt: skip
 
 
 if __name__ == "__main__":

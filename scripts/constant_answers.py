@@ -1,9 +1,9 @@
 """What a constant answer scores on the reproduce report's metrics and rows (the floor a metric must beat).
 
-Two constant predictors per grade g: a bare `<answer> g </answer>` (malformed: every strict metric
-gives it 0; only `lenient_accuracy` reads it) and a well-formed reasoning that states the *gold*
-checks but always names the head rule of grade g and answers g (the strongest constant). Prints and
-writes, per metric, the best constant and its grade.
+The strongest constant predictor per grade g (`agrl.constant`): a well-formed reasoning that states
+the *gold* checks but always names the head rule of grade g and answers g (a bare `<answer> g
+</answer>` is malformed: every strict metric gives it 0). Prints and writes, per metric, the best
+constant and its grade.
 
     .venv/bin/python scripts/constant_answers.py --data results/reproduce/runs/data --n 500
 """
@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from agrl.constant import constant_completions, constant_rules
 from agrl.data.io import read_records, write_json
 from agrl.data.shoprules import HEAD_RULES
 from agrl.evaluate import evaluate
-from agrl.reasoning import render_reasoning
 from agrl.report import COLUMNS
 from agrl.rules import default_rulebook
 
@@ -30,21 +30,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/reproduce/constant_answers.json"))
     args = parser.parse_args()
     book = default_rulebook()
-    head_rule = {g: next(r for r in book.rules if r.grade == g and r.id in HEAD_RULES) for g in (1, 2, 3, 4)}
+    head_rule = constant_rules(book, HEAD_RULES)
     best: dict = {}
     for split in sorted({s for s, _, _ in COLUMNS}):
         records = read_records(args.data / f"{split}.jsonl")[: args.n]
-        for grade, rule in head_rule.items():
-            stated = {
-                r["id"]: render_reasoning(
-                    r["annotations"]["query"],
-                    r["annotations"]["product"],
-                    r["annotations"]["checks"],
-                    rule.tag,
-                    grade,
-                )
-                for r in records
-            }
+        for grade, stated in constant_completions(records, book, HEAD_RULES).items():
+            rule = head_rule[grade]
             metrics = evaluate(records, stated, book, head_rules=HEAD_RULES)
             for s, metric, title in COLUMNS:
                 value = metrics.get(metric) if s == split else None

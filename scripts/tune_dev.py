@@ -34,9 +34,11 @@ import shlex
 import statistics
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agrl.constant import constant_completions
 from agrl.data.io import atomic_write_text, read_records, write_json
 from agrl.data.shoprules import HEAD_RULES, NATURAL, SCENARIOS
 from agrl.evaluate import evaluate
@@ -48,18 +50,19 @@ from agrl.experiments.shoprules import comparison_arms, rl_prompts, train_dpo
 from agrl.models import load_model
 from agrl.models.generate import generate_completions
 from agrl.render import markdown_table, pyplot
+from agrl.rules import default_rulebook
 from agrl.stats import sample_sd, seed_interval
 from agrl.train.merge import merge_models
 
 TUNING_SEED = 100  # not one of the reported seeds
+FLOORS = ("sft", "constant")  # rows that are not grid points: the SFT start and the best constant answer
 FIELDS = ("tail_solved", "head_accuracy", "accuracy", "format_valid", "grounded_solved_head",
           "grounded_solved_tail", "self_consistency_head", "self_consistency_tail")  # fmt: skip
 
 
-def score(model_dir: Path, records: list[dict]) -> dict:
-    model, tokenizer = load_model(str(model_dir))
-    texts = generate_completions(model, tokenizer, records, progress=False)
-    m = evaluate(records, {r["id"]: t[0] for r, t in zip(records, texts)}, head_rules=HEAD_RULES)
+def score_completions(records: list[dict], completions: Mapping[str, str]) -> dict:
+    """The grid's fields of `completions` ({id: text}) on `records`, with the natural-mix accuracy."""
+    m = evaluate(records, completions, head_rules=HEAD_RULES)
     weights = {SCENARIOS[s].rule: w for s, w in NATURAL.items()}
     natural = sum(weights[r] * row["accuracy"] for r, row in m.per_rule.items()) / sum(
         weights[r] for r in m.per_rule
@@ -69,6 +72,24 @@ def score(model_dir: Path, records: list[dict]) -> dict:
         | {"natural_accuracy": natural}
         | {f"accuracy_{rule}": round(row["accuracy"], 3) for rule, row in m.per_rule.items()}
     )
+
+
+def score(model_dir: Path, records: list[dict]) -> dict:
+    model, tokenizer = load_model(str(model_dir))
+    texts = generate_completions(model, tokenizer, records, progress=False)
+    return score_completions(records, {r["id"]: t[0] for r, t in zip(records, texts)})
+
+
+def constant_scores(records: list[dict]) -> dict:
+    """Each field at its best constant answer on `records` (the best grade per field, `agrl.constant`):
+    the floor beside the grid's points."""
+    by_grade = [score_completions(records, c)
+                for c in constant_completions(records, default_rulebook(), HEAD_RULES).values()]  # fmt: skip
+    best = {}
+    for key in by_grade[0]:
+        values = [row[key] for row in by_grade if row.get(key) is not None]
+        best[key] = max(values) if values else None
+    return best
 
 
 def score_merged(sft: Path, model_dir: Path, alpha: float, records: list[dict]) -> dict:
@@ -87,7 +108,7 @@ def choose(
     format validity >= `min_format` (and whose name contains `eligible`), those with tail solved >=
     `min_tail` if any (else all of them); the highest natural-mix accuracy, points within `tie` of it
     going to more tail solved."""  # fmt: skip
-    points = [r for r in rows if r["setting"] != "sft" and eligible in r["setting"]
+    points = [r for r in rows if r["setting"] not in FLOORS and eligible in r["setting"]
               and (r.get("format_valid") or 0) >= min_format]  # fmt: skip
     if not points:
         return None
@@ -115,7 +136,7 @@ def paired_rows(rows: list[dict], base: str, fields: tuple[str, ...] = PAIRED) -
     t-interval (None with fewer than two pairs). A field a row lacks (None) leaves that seed out."""
     by_point: dict[str, dict[int, dict]] = {}
     for r in rows:
-        if r["setting"] != "sft":
+        if r["setting"] not in FLOORS:
             by_point.setdefault(r["setting"], {})[row_seed(r)] = r
     if base not in by_point:
         raise ValueError(f"--base {base!r}: no such point (points: {', '.join(by_point) or 'none'})")
@@ -186,7 +207,8 @@ def summarize_grids(folder: Path) -> None:
             "Rule (declared before the grids ran): format valid >= 99 %; among points with tail solved "
             ">= 50 % if any, else all, the highest natural-mix accuracy, ties within 0.5 to more tail "
             "solved; the control chooses among its compute-matched points only. *minutes*: wall "
-            "time on the shared 2-core machine, not a timing.",
+            "time on the shared 2-core machine, not a timing. `constant`: what a constant answer scores on "
+            "the same rows, best grade per column.",
             "",
         ],  # fmt: skip
     )
@@ -196,12 +218,14 @@ def summarize_grids(folder: Path) -> None:
         pick = choose(table["rows"], eligible=ELIGIBLE.get(arm, ""))
         chosen[arm] = None if pick is None else {"setting": pick["setting"], "flags": pick.get("flags"),
                                                  "commit": pick.get("commit")}  # fmt: skip
-        lines += [f"## {arm} ({len(table['rows']) - 1} points): chosen **{pick['setting'] if pick else 'none'}**", "",
+        rows = sorted(table["rows"], key=lambda r: r["setting"] not in FLOORS)  # the floors first
+        points = sum(r["setting"] not in FLOORS for r in rows)
+        lines += [f"## {arm} ({points} points): chosen **{pick['setting'] if pick else 'none'}**", "",
                   markdown_table(["point", "tail solved", "head acc", "natural-mix acc", "format valid", "minutes"],
                                  [[r["setting"], *(f"{100 * r[k]:.1f}" if r.get(k) is not None else "n/a"
                                                    for k in ("tail_solved", "head_accuracy", "natural_accuracy",
                                                              "format_valid")), r.get("minutes", "")]
-                                  for r in table["rows"]]), ""]  # fmt: skip
+                                  for r in rows]), ""]  # fmt: skip
     write_json(folder / "grids.json", chosen)
     atomic_write_text(folder / "grids.md", "\n".join(lines))
 
@@ -230,27 +254,30 @@ def point_label(row: dict, method: str) -> str:
 
 
 def render(out: Path, table: dict) -> None:
-    """`out` with .md (the grid as a table) and .png (tail solved against natural-mix accuracy)."""
-    rows = table["rows"]
+    """`out` with .md (the grid as a table, the floors first) and .png (tail solved against
+    natural-mix accuracy; the constant answer, far below every point, is left off the plot)."""
+    rows = sorted(table["rows"], key=lambda r: r["setting"] not in FLOORS)
 
     def cell(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}"
 
-    seeds = sorted({row_seed(r) for r in rows if r["setting"] != "sft"}) or [table["seed"]]
+    seeds = sorted({row_seed(r) for r in rows if r["setting"] not in FLOORS}) or [table["seed"]]
     text = markdown_table(
         ["point", "seed", "flags", *(title for _, title in SHOWN)],
-        [[point_label(r, table["method"]), "" if r["setting"] == "sft" else row_seed(r), f"`{r.get('flags', '')}`",
+        [[point_label(r, table["method"]), "" if r["setting"] in FLOORS else row_seed(r), f"`{r.get('flags', '')}`",
           *(cell(r.get(k)) for k, _ in SHOWN)] for r in rows],
     )  # fmt: skip
     head = (f"# {table['method']} on dev ({table['steps']} steps, seed(s) {', '.join(map(str, seeds))}, one SFT checkpoint)\n\n"
-            "natural-mix acc = dev per-rule accuracy weighted by the natural scenario mix (the mix of w_eval).\n\n")  # fmt: skip
+            "natural-mix acc = dev per-rule accuracy weighted by the natural scenario mix (the mix of w_eval). "
+            "constant = what a constant answer scores on the same rows, best grade per column (`agrl.constant`).\n\n")  # fmt: skip
     paired = "\n" + paired_markdown(table, table["base"]) if table.get("base") else ""
     atomic_write_text(out.with_suffix(".md"), head + text + "\n" + paired)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5))
     points: dict[str, list[dict]] = {}
     for r in rows:  # one marker per point: its mean over seeds, the bars one sample SD
-        points.setdefault(r["setting"], []).append(r)
+        if r["setting"] != "constant":
+            points.setdefault(r["setting"], []).append(r)
     for name, runs in points.items():
         tail = [100 * (r["tail_solved"] or 0.0) for r in runs]
         natural = [100 * r["natural_accuracy"] for r in runs]
@@ -341,7 +368,9 @@ def main() -> None:
                         help="grid points trained side by side in this many worker processes, the cores "
                         "shared out (agrl.experiments.parallel); 1: one after another in this process")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--render", action="store_true", help="only write --out's table and plot again")
+    parser.add_argument("--render", action="store_true",
+                        help="only write --out's table and plot again (with --data: adding the constant "
+                        "answer's row where the file has none)")  # fmt: skip
     parser.add_argument("--choose", action="store_true",
                         help="only apply the selection rule to every grid_*.json beside --out (grids.md/.json)")  # fmt: skip
     args = parser.parse_args()
@@ -349,7 +378,13 @@ def main() -> None:
         summarize_grids(args.out.parent)
         return
     if args.render:
-        render(args.out, json.loads(args.out.read_text()))
+        table = json.loads(args.out.read_text())
+        if args.data is not None and not any(r["setting"] == "constant" for r in table["rows"]):
+            table["rows"].append(
+                {"setting": "constant", **constant_scores(read_records(args.data / "dev.jsonl"))}
+            )
+            write_json(args.out, table)
+        render(args.out, table)
         return
     if args.sft is None or args.data is None:
         parser.error("--sft and --data are required to train grid points")
@@ -366,6 +401,8 @@ def main() -> None:
     }
     if ("sft", TUNING_SEED) not in rows:
         rows["sft", TUNING_SEED] = {"setting": "sft", **score(args.sft, dev)}
+    if ("constant", TUNING_SEED) not in rows:
+        rows["constant", TUNING_SEED] = {"setting": "constant", **constant_scores(dev)}
     origin = provenance()
     # the file's method is its first run's; a point trained by another arm carries its own (`method`)
     table = {"method": previous.get("method", args.method), "steps": args.steps, "seed": args.seeds[0], "split": "dev",

@@ -112,3 +112,16 @@ def test_points_in_worker_processes_give_the_rows_of_one_process(tmp_path, shopr
     assert timeless(tables[2]) == timeless(tables[1])
     assert tables[2]["rows"][1] != tables[2]["rows"][3]  # the points differ, so the test can fail
     assert tables[2]["rows"][1]["format_valid"] is not None
+
+
+def test_the_constant_row_is_a_floor_not_a_point(shoprules_dir):
+    from agrl.data.io import read_records
+
+    dev = read_records(shoprules_dir / "dev.jsonl")
+    floor = tune_dev.constant_scores(dev)
+    assert floor["tail_solved"] == 0.0 and 0.2 < floor["natural_accuracy"] < 0.7
+    assert floor["format_valid"] == 1.0
+    # even a constant row that looked best would be neither chosen nor paired
+    rows = [*ROWS, {"setting": "constant", "tail_solved": 0.9, "natural_accuracy": 0.99, "format_valid": 1.0}]
+    assert tune_dev.choose(rows, min_tail=0.0, min_format=0.0)["setting"] != "constant"
+    assert "constant" not in {r["setting"] for r in tune_dev.paired_rows(rows, "default")}
