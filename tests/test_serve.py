@@ -739,3 +739,51 @@ def test_the_wait_for_company_counts_from_when_the_worker_is_free():
 
     asyncio.run(scenario())
     assert sizes == [8, 8]
+
+
+def test_a_lone_client_does_not_wait_for_company_that_never_comes():
+    """The worker waits for as many new requests as its last batch answered (those clients coming
+    back), so a lone client's next request, its own return, runs at once instead of waiting
+    `max_wait_s` for nobody every time."""
+    sizes: list[int] = []
+
+    def run(records, options, abandoned):
+        sizes.append(len(records))
+        return [{} for _ in records]
+
+    async def scenario() -> float:
+        batcher = MicroBatcher(run, max_batch=64, max_wait_s=0.5, max_queue=8)
+        await batcher.submit([{"id": 0}], None)  # the first waits: nothing is known yet
+        started = time.monotonic()
+        for i in range(1, 4):  # one client: each request after the answer to the one before
+            await batcher.submit([{"id": i}], None)
+        elapsed = time.monotonic() - started
+        await batcher.close()
+        return elapsed
+
+    elapsed = asyncio.run(scenario())
+    assert sizes == [1, 1, 1, 1]
+    assert elapsed < 0.5  # waiting for company each time would take 3 x 0.5 s
+
+
+def test_the_clients_a_batch_answered_join_the_next_one():
+    """Three clients answered by one batch come back one by one, 30 ms apart: the next batch waits
+    for all three (within `max_wait_s`), not only for the first."""
+    sizes: list[int] = []
+
+    def run(records, options, abandoned):
+        sizes.append(len(records))
+        return [{} for _ in records]
+
+    async def client(batcher: MicroBatcher, i: int, delay: float) -> None:
+        await batcher.submit([{"id": i}], None)
+        await asyncio.sleep(delay)  # the client reads its answer, then sends the next request
+        await batcher.submit([{"id": i}], None)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(run, max_batch=64, max_wait_s=0.3, max_queue=8)
+        await asyncio.gather(*(client(batcher, i, 0.03 * (i + 1)) for i in range(3)))
+        await batcher.close()
+
+    asyncio.run(scenario())
+    assert sizes[-1] == 3 and sum(sizes) == 6

@@ -1,12 +1,14 @@
 """Micro-batching across requests, with a bounded queue: what lets one model serve many clients.
 
-Requests wait in a FIFO queue; one worker takes the oldest and, for up to `max_wait_s` after the
-later of its arrival and the end of the previous batch, every queued request with the same options
-(early stop, threshold) while the batch has room (`max_batch` products), runs the model once on all
-of them in a worker thread, and hands each request its own results. Counting the wait from when
-the worker is free matters under load: the clients a batch answers come back a few milliseconds
-after it ends, and a worker that took only what was queued at that instant would split them into
-two half-size batches for good. A full queue refuses new requests at once (`QueueFull`: the server
+Requests wait in a FIFO queue; one worker takes the oldest and every queued request with the same
+options (early stop, threshold) while the batch has room (`max_batch` products), runs the model once
+on all of them in a worker thread, and hands each request its own results. Before it runs, it waits
+for company, at most `max_wait_s` after the later of the oldest request's arrival and the end of
+the previous batch, and only while fewer requests have arrived since that batch ended than it
+answered (before the first batch, for as long as allowed). The clients a batch answers come back a
+few milliseconds after it ends: a worker that took only what was queued at that instant would split
+them into two half-size batches for good, so it waits for them; and a lone client, whose next
+request is its own return, does not wait for company that never comes. A full queue refuses new requests at once (`QueueFull`: the server
 answers 503 with Retry-After) instead of letting latency grow without bound; a request whose
 future was cancelled — its client went away or its timeout passed — is dropped before it is run,
 and a running batch all of whose requests are cancelled is stopped (`Run`'s `abandoned`).
@@ -80,6 +82,9 @@ class MicroBatcher:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self._free_at = 0.0  # when the last batch ended (monotonic): the wait for company starts there
+        # requests the last batch answered: the company the next one waits for (None before the
+        # first batch, or after one stopped for nobody: nothing known, so wait as long as allowed)
+        self._answered: int | None = None
 
     @property
     def depth(self) -> int:
@@ -127,7 +132,13 @@ class MicroBatcher:
                 continue
             # Wait (bounded) for company, unless the batch is already full or waiting is off.
             deadline = max(first.queued_at, self._free_at) + self.max_wait_s
-            while self.coalesce and self.max_wait_s and time.monotonic() < deadline and self._room(first) > 0:
+            while (
+                self.coalesce
+                and self.max_wait_s
+                and time.monotonic() < deadline
+                and self._room(first) > 0
+                and (self._answered is None or self._returned(first) < self._answered)
+            ):
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, deadline - time.monotonic()))
@@ -148,10 +159,12 @@ class MicroBatcher:
                 if abandoned():  # stopped for nobody: nothing was delivered, nothing was judged in full
                     self.stats.stopped += 1
                     self.stats.dropped += len(batch)
+                    self._answered = None
                     continue
                 for p in batch:
                     if not p.future.done():
                         p.future.set_exception(exc)
+                self._answered = len(batch)
                 continue
             finally:
                 self._free_at = time.monotonic()
@@ -166,6 +179,15 @@ class MicroBatcher:
                 if not p.future.done():
                     p.future.set_result(results[start : start + len(p.records)])
                 start += len(p.records)
+            self._answered = len(batch)
+
+    def _returned(self, first: Pending) -> int:
+        """Requests with `first`'s options (itself included) that arrived since the last batch ended."""
+        return sum(
+            p.queued_at >= self._free_at and not p.future.done()
+            for p in (first, *self.queue)
+            if p.options == first.options
+        )
 
     def _room(self, first: Pending) -> int:
         queued = sum(len(p.records) for p in self.queue if p.options == first.options and not p.future.done())
