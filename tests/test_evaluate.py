@@ -94,19 +94,10 @@ def test_constant_label_4_predictor(b_eval):
 def test_a_constant_answer_cannot_score_tail_solved(shoprules, grade):
     # A well-formed reasoning that states the gold checks but always answers one grade with the
     # head rule of that grade: the label is right by luck on some tail records, tail solved stays 0.
-    rulebook = default_rulebook()
+    from agrl.constant import constant_completions
+
     tail = shoprules["tail"]
-    head_rule = next(r for r in rulebook.rules if r.grade == grade and r.id in HEAD_RULES)
-    predictions = {
-        r["id"]: render_reasoning(
-            r["annotations"]["query"],
-            r["annotations"]["product"],
-            r["annotations"]["checks"],
-            head_rule.tag,
-            grade,
-        )
-        for r in tail
-    }
+    predictions = constant_completions(tail, default_rulebook(), HEAD_RULES)[grade]
     metrics = evaluate(tail, predictions)
     assert metrics.tail_n == len(tail)
     assert metrics.tail_solved == 0.0
