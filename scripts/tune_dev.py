@@ -408,18 +408,32 @@ def main() -> None:
     table = {"method": previous.get("method", args.method), "steps": args.steps, "seed": args.seeds[0], "split": "dev",
              "base": args.base or previous.get("base"), "rows": list(rows.values())}  # fmt: skip
     units, order = [], list(rows)
+    named: set[tuple[str, int]] = set()
+    mixes: dict[int, dict[str, ComparisonBudget | None]] = {}
     for seed in args.seeds:
         for point in args.point:
             name, _, text = point.partition("=")
             out = args.work / f"{args.method}_{name}_s{seed}"
+            if (name, seed) in named:  # two units would train into one folder
+                parser.error(f"--point {name}: named twice")
+            named.add((name, seed))
             train = (name, seed) not in rows
-            merges = tuple(a for a in args.merge if (f"{name}@{a:g}", seed) not in rows)
+            merges = tuple(dict.fromkeys(a for a in args.merge if (f"{name}@{a:g}", seed) not in rows))
             if not train and merges and not (out / "config.json").is_file():
                 parser.error(f"--merge: {out} holds no model to merge (trained elsewhere or removed)")
             if train or merges:
                 order += [(name, seed)] * train + [(f"{name}@{a:g}", seed) for a in merges]
+                mixes.setdefault(seed, {})[name] = (
+                    split_budget(shlex.split(text), args.steps)[0] if train else None
+                )
                 units.append(PointJob(name, text, seed, train, merges, args.method, args.sft, args.data,
                                       out, args.work, args.steps, origin["commit"], origin["clean"]))  # fmt: skip
+    for seed, by_name in mixes.items():  # the seed's prompts are one file: data/rl_s{seed}.jsonl
+        budgets = {name: b for name, b in by_name.items() if b is not None}
+        if args.jobs > 1 and len({repr(b) for b in budgets.values()}) > 1:
+            parser.error(f"--jobs {args.jobs}: the points at seed {seed} set different prompt mixes "
+                         f"({', '.join(budgets)}), which share one prompts file; run them with --jobs 1 "
+                         "or in separate sweeps")  # fmt: skip
     position = {key: i for i, key in enumerate(order)}
     # the file keeps the points' declared order whichever worker finishes first
     with worker_pool(args.jobs) as pool:

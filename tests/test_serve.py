@@ -787,3 +787,51 @@ def test_the_clients_a_batch_answered_join_the_next_one():
 
     asyncio.run(scenario())
     assert sizes[-1] == 3 and sum(sizes) == 6
+
+
+def test_the_company_awaited_is_counted_per_request_options():
+    """A lone client with its own options (another threshold) between full batches of three others:
+    its batch waits for its own returns, not for the three that the other options' batch answered."""
+
+    def run(records, options, abandoned):
+        return [{} for _ in records]
+
+    async def scenario() -> list[float]:
+        batcher = MicroBatcher(run, max_batch=3, max_wait_s=0.4, max_queue=8)
+        await batcher.submit([{"id": "b"}], "B")  # B's first request waits: nothing known of B yet
+        times = []
+        for _ in range(2):
+            await asyncio.gather(*(batcher.submit([{"id": i}], "A") for i in range(3)))  # a full batch
+            started = time.monotonic()
+            await batcher.submit([{"id": "b"}], "B")
+            times.append(time.monotonic() - started)
+        await batcher.close()
+        return times
+
+    assert max(asyncio.run(scenario())) < 0.2  # waiting for A's three would take 0.4 s each time
+
+
+def test_requests_cancelled_while_their_batch_ran_are_not_awaited():
+    """Two of three requests are cancelled while their batch runs: the next batch waits for the one
+    client that was answered, not for three."""
+    release = threading.Event()
+
+    def run(records, options, abandoned):
+        release.wait(2.0)
+        return [{} for _ in records]
+
+    async def scenario() -> float:
+        batcher = MicroBatcher(run, max_batch=3, max_wait_s=0.4, max_queue=8)
+        futures = [batcher.submit([{"id": i}], None) for i in range(3)]  # full: runs at once
+        await asyncio.sleep(0.05)
+        futures[1].cancel()
+        futures[2].cancel()
+        release.set()
+        await futures[0]
+        started = time.monotonic()
+        await batcher.submit([{"id": 0}], None)  # the answered client comes back
+        elapsed = time.monotonic() - started
+        await batcher.close()
+        return elapsed
+
+    assert asyncio.run(scenario()) < 0.2

@@ -108,10 +108,10 @@ def test_points_in_worker_processes_give_the_rows_of_one_process(tmp_path, shopr
     def timeless(table: dict) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "minutes"} for r in table["rows"]]
 
-    assert [r["setting"] for r in tables[2]["rows"]] == ["sft", "a", "a@0.5", "b", "b@0.5"]
+    assert [r["setting"] for r in tables[2]["rows"]] == ["sft", "constant", "a", "a@0.5", "b", "b@0.5"]
     assert timeless(tables[2]) == timeless(tables[1])
-    assert tables[2]["rows"][1] != tables[2]["rows"][3]  # the points differ, so the test can fail
-    assert tables[2]["rows"][1]["format_valid"] is not None
+    assert tables[2]["rows"][2] != tables[2]["rows"][4]  # the points differ, so the test can fail
+    assert tables[2]["rows"][2]["format_valid"] is not None
 
 
 def test_the_constant_row_is_a_floor_not_a_point(shoprules_dir):
@@ -125,3 +125,19 @@ def test_the_constant_row_is_a_floor_not_a_point(shoprules_dir):
     rows = [*ROWS, {"setting": "constant", "tail_solved": 0.9, "natural_accuracy": 0.99, "format_valid": 1.0}]
     assert tune_dev.choose(rows, min_tail=0.0, min_format=0.0)["setting"] != "constant"
     assert "constant" not in {r["setting"] for r in tune_dev.paired_rows(rows, "default")}
+
+
+def test_points_that_would_share_a_folder_or_a_prompts_file_are_refused(tmp_path):
+    def run(*points: str, jobs: str = "2") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(SCRIPT), "--out", str(tmp_path / "x.json"), "--sft", "s", "--data", str(tmp_path),
+             "--jobs", jobs, *(f for p in points for f in ("--point", p))],
+            capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+
+    (tmp_path / "x.json").write_text(json.dumps({"rows": [{"setting": "sft"}, {"setting": "constant"}]}))
+    (tmp_path / "dev.jsonl").write_text("")
+    twice = run("a=", "a=--beta 0.1")
+    assert twice.returncode == 2 and "--point a: named twice" in twice.stderr
+    mixes = run("a=", "b=--rl_tail_share 0.3")
+    assert mixes.returncode == 2 and "different prompt mixes (a, b)" in mixes.stderr

@@ -82,9 +82,10 @@ class MicroBatcher:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task | None = None
         self._free_at = 0.0  # when the last batch ended (monotonic): the wait for company starts there
-        # requests the last batch answered: the company the next one waits for (None before the
-        # first batch, or after one stopped for nobody: nothing known, so wait as long as allowed)
-        self._answered: int | None = None
+        # per options: when their last batch ended and how many live requests it answered, the
+        # company the next batch of those options waits for (none known before their first batch, or
+        # after one stopped for nobody: then it waits as long as allowed)
+        self._answered: dict[Hashable, tuple[float, int]] = {}
 
     @property
     def depth(self) -> int:
@@ -137,12 +138,12 @@ class MicroBatcher:
                 and self.max_wait_s
                 and time.monotonic() < deadline
                 and self._room(first) > 0
-                and (self._answered is None or self._returned(first) < self._answered)
+                and self._awaited(first)
             ):
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, deadline - time.monotonic()))
-                except TimeoutError:
+                except asyncio.TimeoutError:  # an alias of TimeoutError from 3.11 on, not in 3.10
                     break
             batch = self._live(self._take(first))
             if not batch:
@@ -159,12 +160,12 @@ class MicroBatcher:
                 if abandoned():  # stopped for nobody: nothing was delivered, nothing was judged in full
                     self.stats.stopped += 1
                     self.stats.dropped += len(batch)
-                    self._answered = None
+                    self._answered.pop(first.options, None)
                     continue
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                self._answered = len(batch)
+                live = [p for p in batch if not p.future.done()]
+                for p in live:
+                    p.future.set_exception(exc)
+                self._answered[first.options] = (time.monotonic(), len(live))
                 continue
             finally:
                 self._free_at = time.monotonic()
@@ -174,20 +175,26 @@ class MicroBatcher:
             self.stats.sizes.append(len(records))
             if self.on_batch is not None:
                 self.on_batch(len(records))
-            start = 0
+            start, answered = 0, 0
             for p in batch:
-                if not p.future.done():
+                if not p.future.done():  # a request cancelled while its batch ran will not come back
                     p.future.set_result(results[start : start + len(p.records)])
+                    answered += 1
                 start += len(p.records)
-            self._answered = len(batch)
+            self._answered[first.options] = (self._free_at, answered)
 
-    def _returned(self, first: Pending) -> int:
-        """Requests with `first`'s options (itself included) that arrived since the last batch ended."""
-        return sum(
-            p.queued_at >= self._free_at and not p.future.done()
+    def _awaited(self, first: Pending) -> bool:
+        """Whether fewer live requests with `first`'s options (itself included) have arrived since the
+        last batch of those options ended than it answered; True when none is known."""
+        if first.options not in self._answered:
+            return True
+        ended, answered = self._answered[first.options]
+        returned = sum(
+            p.queued_at >= ended and not p.future.done()
             for p in (first, *self.queue)
             if p.options == first.options
         )
+        return returned < answered
 
     def _room(self, first: Pending) -> int:
         queued = sum(len(p.records) for p in self.queue if p.options == first.options and not p.future.done())
