@@ -311,6 +311,10 @@ def test_a_failing_unit_stops_the_run_with_its_error():
         assert sorted(map_jobs(abs, [-3, 2, -1], pool)) == [(0, 3), (1, 2), (2, 1)]
         with pytest.raises(TypeError, match="bad operand type"):
             list(map_jobs(abs, [1, "x", 2], pool))
+        # a unit is yielded when it finishes, not when the slowest one does (the workers are up by now)
+        arrived = [(index, time.perf_counter()) for index, _ in map_jobs(time.sleep, [2.0, 0.0], pool)]
+        assert [index for index, _ in arrived] == [1, 0]
+        assert arrived[1][1] - arrived[0][1] > 1.0
 
 
 def test_a_clean_tree_ignores_what_runs_write_under_results():

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -93,7 +93,9 @@ def map_jobs(
     with tqdm(total=len(units), desc=desc, unit="unit") as bar:
         pending = {pool.submit(fn, unit): index for index, unit in enumerate(units)}
         while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            # FIRST_COMPLETED, not FIRST_EXCEPTION: that one returns only once every unit is done when
+            # none fails, so no result (nor the partial files written from them) came before the last
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 index = pending.pop(future)
                 error = future.exception()
