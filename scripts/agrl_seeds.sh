@@ -46,3 +46,9 @@ $PY scripts/tune_dev.py --sft "$SFT" --data "$DATA" --method agrl --work "$WORK/
   --point "tau1=--replay_tau 0.125" \
   --point "tau2=--replay_tau 0.25" \
   --point "k6=--replay_k 6"
+# Full gold references for the broader stuck set (2026-12-07, after the levers above): replay at <= 1
+# right of 8 with the stuck prompts' gold references in the loss (tau1 + stuck_sft1), each merged at
+# 0.9. Same adoption rule.
+$PY scripts/tune_dev.py --sft "$SFT" --data "$DATA" --method agrl --work "$WORK/tuning" --out "$OUT" \
+  --seeds 100 101 102 103 --base shipped --jobs 2 --merge 0.9 \
+  --point "tau1_stuck_sft1=--replay_tau 0.125 --stuck_sft_coef 1.0"
