@@ -181,10 +181,13 @@ def generate_completions(
 
     `prompts`: the records' prompts already encoded (`encode_prompts` with the same system prompt
     and rulebook), for a caller that needed their lengths first; encoded here when None.
-    `seed`: sample from torch's RNG seeded with it, for this call only (the caller's RNG state is
-    restored), so what is sampled does not depend on what ran before in the process."""
+    `seed`: sample from torch's RNG seeded with it, for this call only (the caller's state of the CPU
+    RNG and, for a model on an accelerator, of its device's RNG is restored), so what is sampled does
+    not depend on what ran before in the process."""
     if seed is not None:
-        with torch.random.fork_rng(devices=[]):
+        device = model.device
+        forked = [] if device.type == "cpu" else [device]
+        with torch.random.fork_rng(devices=forked, device_type=device.type if forked else "cuda"):
             torch.manual_seed(seed)
             return generate_completions(
                 model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
