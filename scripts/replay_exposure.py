@@ -4,13 +4,14 @@ Reads the trainer logs of `scripts/tune_dev.py`'s runs (`WORK/agrl_<point>_s<see
 and the rows of its `--out` file, and writes, per point (mean ± SD over seeds): the share of prompt
 groups replayed (`replay/triggered_frac`), the guided rollouts a run generated (triggered groups x k:
 the gold-bearing sequences it trained on), the guided success, and dev tail solved and head
-accuracy. Across every run (point x seed) it gives the Spearman correlation of guided rollouts with
-tail solved and with head accuracy (`scipy.stats.spearmanr`): whether more gold per run goes with
+accuracy. Across every run (point x seed), and within seed (each run less its seed's mean), it gives
+the Spearman correlation of guided rollouts with tail solved, head and natural-mix accuracy
+(`scipy.stats.spearmanr`): whether more gold per run goes with
 more tail learnt, which is the diagnosis behind the gold-exposure levers (the control sees every
 prompt's gold reference).
 
     .venv/bin/python scripts/replay_exposure.py --work runs/agrl_seeds/tuning \\
-        --rows results/tuning/current/agrl_seeds.json --points shipped tau1 tau2 k6 \\
+        --rows results/tuning/current/agrl_seeds.json --points shipped_recheck2 tau1 tau2 k6 \\
         --out results/tuning/current/agrl_exposure
 """
 
@@ -49,7 +50,7 @@ def exposure(work: Path, rows: list[dict], points: list[str]) -> tuple[list[dict
     """Per-run rows (point, seed, triggered share, guided rollouts, tail, head) and the correlations."""
     shipped = yaml.safe_load(config_path("agrl_tiny.yaml").read_text())
     groups_per_step = shipped["per_device_train_batch_size"] // shipped["num_generations"]
-    scored = {(r["setting"], int(r.get("seed", 100))): r for r in rows}
+    scored = {(r["setting"], int(r.get("seed", 100))): r for r in rows}  # no seed: tune_dev's TUNING_SEED
     runs = []
     for (name, seed), row in sorted(scored.items()):
         if name not in points:

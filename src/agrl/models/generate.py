@@ -185,9 +185,8 @@ def generate_completions(
     RNG and, for a model on an accelerator, of its device's RNG is restored), so what is sampled does
     not depend on what ran before in the process."""
     if seed is not None:
-        device = model.device
-        forked = [] if device.type == "cpu" else [device]
-        with torch.random.fork_rng(devices=forked, device_type=device.type if forked else "cuda"):
+        device = model.device  # the CPU RNG is always forked; an accelerator's only when the model is on it
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device], device_type=device.type):
             torch.manual_seed(seed)
             return generate_completions(
                 model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
